@@ -1,0 +1,65 @@
+// swift-tools-version: 6.1
+//
+// vsnfs: an NFS server that shares host directories into virtual machines
+// over AF_VSOCK. One target per layer; dependencies point downward only:
+//
+//   XDR -> ONCRPC -> Transport -> Exports -> HostFS -> NFSProtocols -> Server -> CLIs
+//
+import PackageDescription
+
+let nio: [Target.Dependency] = [
+    .product(name: "NIOCore", package: "swift-nio"),
+    .product(name: "NIOPosix", package: "swift-nio"),
+]
+let log: Target.Dependency = .product(name: "Logging", package: "swift-log")
+
+let package = Package(
+    name: "vsnfs",
+    platforms: [.macOS(.v13)],
+    products: [
+        .executable(name: "vsnfs", targets: ["vsnfs"]),
+        .executable(name: "vsnfs-mount", targets: ["vsnfs-mount"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+        .package(url: "https://github.com/apple/swift-collections", from: "1.6.0"),
+        .package(url: "https://github.com/apple/swift-atomics", from: "1.3.0"),
+    ],
+    targets: [
+        // Layer 1: XDR (RFC 4506) over NIO ByteBuffer.
+        .target(name: "XDR", dependencies: [.product(name: "NIOCore", package: "swift-nio")]),
+        // Layer 2: ONC RPC v2 (RFC 5531): record marking, messages, auth, dispatch, backchannel calls.
+        .target(name: "ONCRPC", dependencies: ["XDR", log] + nio),
+        // Layer 3: listeners (vsock, TCP, Unix) and kernel-derived peer identities.
+        .target(name: "Transport", dependencies: ["ONCRPC", "CSupport", log] + nio),
+        // Layer 4: exports file grammar and the (transport, peer) -> access table.
+        .target(name: "Exports", dependencies: ["Transport"]),
+        // Layer 5: file handles and host filesystem calls, off the event loops.
+        .target(name: "HostFS", dependencies: ["Exports", "CSupport", log,
+                                               .product(name: "Collections", package: "swift-collections"),
+                                               .product(name: "Atomics", package: "swift-atomics")] + nio),
+        // Layer 6: MOUNT v3, NFSv3, NFS_LOCALIO (declined).
+        .target(name: "NFSProtocols", dependencies: ["XDR", "ONCRPC", "Transport", "Exports", "HostFS", log] + nio),
+        // Layer 7: server assembly (config, lifecycle, reload).
+        .target(name: "Server", dependencies: ["NFSProtocols", "Transport", "Exports", "HostFS", "ONCRPC", log] + nio),
+        // C shims for syscalls Swift's Glibc module does not expose cleanly.
+        .target(name: "CSupport"),
+        .executableTarget(name: "vsnfs", dependencies: [
+            "Server", "Exports", "Transport", log,
+            .product(name: "ArgumentParser", package: "swift-argument-parser"),
+        ]),
+        .executableTarget(name: "vsnfs-mount", dependencies: [
+            "CSupport", log,
+            .product(name: "ArgumentParser", package: "swift-argument-parser"),
+        ] + nio),
+        .testTarget(name: "XDRTests", dependencies: ["XDR"] + nio),
+        .testTarget(name: "ONCRPCTests", dependencies: ["ONCRPC", "XDR"] + nio
+                        + [.product(name: "NIOEmbedded", package: "swift-nio")]),
+        .testTarget(name: "ExportsTests", dependencies: ["Exports", "Transport"]),
+        .testTarget(name: "HostFSTests", dependencies: ["HostFS", "Exports"] + nio),
+        .testTarget(name: "IntegrationTests", dependencies: ["Server", "ONCRPC", "XDR", "Transport", "Exports", "NFSProtocols"] + nio),
+    ],
+    swiftLanguageModes: [.v5]
+)

@@ -1,0 +1,5 @@
+#ifndef VSNFS_CSUPPORT_H
+#define VSNFS_CSUPPORT_H
+// Umbrella header: each layer keeps its shims in its own header.
+#include "transport_shims.h"
+#endif
