@@ -3,7 +3,10 @@
 // vsnfs: an NFS server that shares host directories into virtual machines
 // over AF_VSOCK. One target per layer; dependencies point downward only:
 //
-//   XDR -> ONCRPC -> Transport -> Exports -> HostFS -> NFSProtocols -> Server -> CLIs
+//   XDR, Transport (sockets, kernel peer identity) -> ONCRPC -> Exports -> HostFS
+//   -> NFSProtocols -> Server -> CLIs
+// Transport sits beside XDR at the bottom so the RPC layer can hand every
+// call the PeerIdentity of its connection.
 //
 import PackageDescription
 
@@ -31,9 +34,9 @@ let package = Package(
         // Layer 1: XDR (RFC 4506) over NIO ByteBuffer.
         .target(name: "XDR", dependencies: [.product(name: "NIOCore", package: "swift-nio")]),
         // Layer 2: ONC RPC v2 (RFC 5531): record marking, messages, auth, dispatch, backchannel calls.
-        .target(name: "ONCRPC", dependencies: ["XDR", log] + nio),
+        .target(name: "ONCRPC", dependencies: ["XDR", "Transport", log] + nio),
         // Layer 3: listeners (vsock, TCP, Unix) and kernel-derived peer identities.
-        .target(name: "Transport", dependencies: ["ONCRPC", "CSupport", log] + nio),
+        .target(name: "Transport", dependencies: ["CSupport", log] + nio),
         // Layer 4: exports file grammar and the (transport, peer) -> access table.
         .target(name: "Exports", dependencies: ["Transport"]),
         // Layer 5: file handles and host filesystem calls, off the event loops.

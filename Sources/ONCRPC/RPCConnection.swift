@@ -1,0 +1,234 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import Logging
+import NIOCore
+import Transport
+
+/// A handle on one RPC connection, for calls from the server to the client
+/// on the same connection (the NFSv4.1 backchannel rides the fore channel's
+/// connection, RFC 8881 §2.10.3.1). Safe to keep and use from any thread.
+public final class RPCConnection: Sendable {
+    public let peer: PeerIdentity
+    public let channel: Channel
+    private let handler: NIOLoopBound<RPCConnectionHandler>
+
+    init(peer: PeerIdentity, channel: Channel, handler: RPCConnectionHandler) {
+        self.peer = peer
+        self.channel = channel
+        self.handler = NIOLoopBound(handler, eventLoop: channel.eventLoop)
+    }
+
+    /// Sends a call to the peer and completes with its reply. Fails with
+    /// `RPCConnectionError.closed` if the connection closes first.
+    public func call(program: UInt32, version: UInt32, procedure: UInt32,
+                     credential: RPCOpaqueAuth = .none, arguments: ByteBuffer) -> EventLoopFuture<RPCReplyBody> {
+        let loop = self.channel.eventLoop
+        if loop.inEventLoop {
+            return self.handler.value.sendCall(program: program, version: version, procedure: procedure,
+                                               credential: credential, arguments: arguments)
+        }
+        return loop.flatSubmit {
+            self.handler.value.sendCall(program: program, version: version, procedure: procedure,
+                                        credential: credential, arguments: arguments)
+        }
+    }
+
+    public func close() {
+        self.channel.close(promise: nil)
+    }
+}
+
+public enum RPCConnectionError: Error, Hashable, Sendable {
+    case closed
+}
+
+/// Serves RPC calls on one connection and carries the server's own calls
+/// to the client. Inbound: whole records (after `RecordMarkingDecoder`).
+///
+/// Calls are dispatched as they arrive and replies go out as each finishes,
+/// in any order (the XID matches them). At most `maximumCallsInFlight`
+/// calls run at once: past that, the handler stops asking the socket for
+/// more data, so a fast client meets TCP back-pressure instead of growing
+/// the server's memory.
+public final class RPCConnectionHandler: ChannelDuplexHandler {
+    public typealias InboundIn = ByteBuffer
+    public typealias OutboundIn = Never
+    public typealias OutboundOut = ByteBuffer
+
+    public static let defaultMaximumCallsInFlight = 128
+
+    private let peer: PeerIdentity
+    private let dispatcher: RPCDispatcher
+    private let maximumCallsInFlight: Int
+    private var logger: Logger
+
+    private var context: ChannelHandlerContext?
+    private var connection: RPCConnection?
+    private var callsInFlight = 0
+    private var readPending = false
+    private var closed = false
+
+    /// The server's outstanding calls to the client, by XID.
+    private var outstandingCalls: [UInt32: EventLoopPromise<RPCReplyBody>] = [:]
+    private var nextXID: UInt32
+
+    public init(peer: PeerIdentity, dispatcher: RPCDispatcher,
+                maximumCallsInFlight: Int = RPCConnectionHandler.defaultMaximumCallsInFlight,
+                logger: Logger) {
+        self.peer = peer
+        self.dispatcher = dispatcher
+        self.maximumCallsInFlight = max(1, maximumCallsInFlight)
+        self.logger = logger
+        self.logger[metadataKey: "peer"] = "\(peer)"
+        self.nextXID = UInt32.random(in: 1...UInt32.max)
+    }
+
+    public func handlerAdded(context: ChannelHandlerContext) {
+        self.context = context
+        self.connection = RPCConnection(peer: self.peer, channel: context.channel, handler: self)
+    }
+
+    public func handlerRemoved(context: ChannelHandlerContext) {
+        self.failOutstandingCalls()
+        self.context = nil
+    }
+
+    public func channelInactive(context: ChannelHandlerContext) {
+        self.closed = true
+        self.failOutstandingCalls()
+        context.fireChannelInactive()
+    }
+
+    public func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        let record = self.unwrapInboundIn(data)
+        let message: RPCMessage
+        do {
+            message = try RPCMessage(record: record)
+        } catch {
+            self.logger.warning("closing connection: record is not an RPC message (\(error))")
+            self.closeConnection(context: context)
+            return
+        }
+        switch message {
+        case .call(let xid, let rpcVersion, let program, let version, let procedure, let credential, let verifier, let arguments):
+            self.callsInFlight += 1
+            let callContext = RPCCallContext(peer: self.peer, eventLoop: context.eventLoop,
+                                             allocator: context.channel.allocator, connection: self.connection!)
+            let reply = self.dispatcher.dispatch(xid: xid, rpcVersion: rpcVersion, program: program, version: version,
+                                                 procedure: procedure, credential: credential, verifier: verifier,
+                                                 arguments: arguments, context: callContext)
+            reply.hop(to: context.eventLoop).whenComplete { result in
+                self.callFinished(xid: xid, result: result, program: program, procedure: procedure)
+            }
+        case .reply(let xid, let body, _):
+            if let promise = self.outstandingCalls.removeValue(forKey: xid) {
+                promise.succeed(body)
+            } else {
+                self.logger.debug("dropping reply with unknown xid \(xid)")
+            }
+        }
+    }
+
+    private func callFinished(xid: UInt32, result: Result<RPCReplyBody, Error>, program: UInt32, procedure: UInt32) {
+        self.callsInFlight -= 1
+        guard let context = self.context, !self.closed else { return }
+        let body: RPCReplyBody
+        switch result {
+        case .success(let b): body = b
+        case .failure(let error):
+            self.logger.error("program \(program) procedure \(procedure) failed: \(error)")
+            body = .systemError
+        }
+        self.writeRecord(context: context) { buffer in
+            RPCMessage.encodeReplyHeader(xid: xid, body: body, into: &buffer)
+        } payload: {
+            if case .success(let results) = body { return results }
+            return nil
+        }
+        if self.readPending && self.callsInFlight < self.maximumCallsInFlight {
+            self.readPending = false
+            context.read()
+        }
+    }
+
+    /// Writes one record: a header built in a fresh buffer, then an optional
+    /// payload. Small payloads are copied in (one write); large ones (READ
+    /// data) go out as a second buffer without a copy.
+    private func writeRecord(context: ChannelHandlerContext, header: (inout ByteBuffer) -> Void,
+                             payload: () -> ByteBuffer?) {
+        var buffer = context.channel.allocator.buffer(capacity: 256)
+        buffer.writeInteger(UInt32(0), endianness: .big)  // record mark, filled in below
+        header(&buffer)
+        var body = payload()
+        let copyLimit = 4096
+        if var small = body, small.readableBytes <= copyLimit {
+            buffer.writeBuffer(&small)
+            body = nil
+        }
+        let length = buffer.readableBytes - 4 + (body?.readableBytes ?? 0)
+        guard length <= Int(~RecordMarking.lastFragmentBit) else {
+            self.logger.error("reply of \(length) bytes is too large for one record; closing")
+            self.closeConnection(context: context)
+            return
+        }
+        buffer.setInteger(RecordMarking.lastFragmentBit | UInt32(length), at: buffer.readerIndex, endianness: .big)
+        if let body {
+            context.write(self.wrapOutboundOut(buffer), promise: nil)
+            context.writeAndFlush(self.wrapOutboundOut(body), promise: nil)
+        } else {
+            context.writeAndFlush(self.wrapOutboundOut(buffer), promise: nil)
+        }
+    }
+
+    public func read(context: ChannelHandlerContext) {
+        if self.callsInFlight >= self.maximumCallsInFlight {
+            self.readPending = true
+        } else {
+            context.read()
+        }
+    }
+
+    public func errorCaught(context: ChannelHandlerContext, error: Error) {
+        // One log line per bad connection; other connections are untouched.
+        if let error = error as? RecordMarkingError {
+            self.logger.warning("closing connection: \(error)")
+        } else if let error = error as? IOError, [ECONNRESET, EPIPE].contains(error.errnoCode) {
+            self.logger.debug("connection reset: \(error)")
+        } else {
+            self.logger.warning("closing connection: \(error)")
+        }
+        self.closeConnection(context: context)
+    }
+
+    private func closeConnection(context: ChannelHandlerContext) {
+        guard !self.closed else { return }
+        self.closed = true
+        self.failOutstandingCalls()
+        context.close(promise: nil)
+    }
+
+    private func failOutstandingCalls() {
+        let calls = self.outstandingCalls
+        self.outstandingCalls = [:]
+        for promise in calls.values { promise.fail(RPCConnectionError.closed) }
+    }
+
+    func sendCall(program: UInt32, version: UInt32, procedure: UInt32, credential: RPCOpaqueAuth,
+                  arguments: ByteBuffer) -> EventLoopFuture<RPCReplyBody> {
+        guard let context = self.context, !self.closed else {
+            return self.connection!.channel.eventLoop.makeFailedFuture(RPCConnectionError.closed)
+        }
+        var xid = self.nextXID
+        while self.outstandingCalls[xid] != nil || xid == 0 { xid &+= 1 }
+        self.nextXID = xid &+ 1
+        let promise = context.eventLoop.makePromise(of: RPCReplyBody.self)
+        self.outstandingCalls[xid] = promise
+        self.writeRecord(context: context) { buffer in
+            RPCMessage.call(xid: xid, rpcVersion: RPCDispatcher.rpcVersion, program: program, version: version,
+                            procedure: procedure, credential: credential, verifier: .none,
+                            arguments: ByteBuffer()).encode(xdr: &buffer)
+        } payload: { arguments }
+        return promise.futureResult
+    }
+}
