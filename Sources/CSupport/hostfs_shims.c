@@ -1,0 +1,129 @@
+#define _GNU_SOURCE
+#include "hostfs_shims.h"
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <sys/ioctl.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/sysmacros.h>
+#include <linux/fs.h>
+
+#define ROTL(x, b) (uint64_t)(((x) << (b)) | ((x) >> (64 - (b))))
+#define SIPROUND do { \
+    v0 += v1; v1 = ROTL(v1, 13); v1 ^= v0; v0 = ROTL(v0, 32); \
+    v2 += v3; v3 = ROTL(v3, 16); v3 ^= v2; \
+    v0 += v3; v3 = ROTL(v3, 21); v3 ^= v0; \
+    v2 += v1; v1 = ROTL(v1, 17); v1 ^= v2; v2 = ROTL(v2, 32); } while (0)
+
+static uint64_t load64le(const uint8_t *p) {
+    uint64_t v = 0;
+    for (int i = 7; i >= 0; i--) v = (v << 8) | p[i];
+    return v;
+}
+
+uint64_t hostfs_siphash24(const uint8_t key[16], const uint8_t *data, size_t len) {
+    uint64_t k0 = load64le(key), k1 = load64le(key + 8);
+    uint64_t v0 = 0x736f6d6570736575ULL ^ k0, v1 = 0x646f72616e646f6dULL ^ k1;
+    uint64_t v2 = 0x6c7967656e657261ULL ^ k0, v3 = 0x7465646279746573ULL ^ k1;
+    size_t full = len & ~(size_t)7;
+    for (size_t i = 0; i < full; i += 8) {
+        uint64_t m = load64le(data + i);
+        v3 ^= m; SIPROUND; SIPROUND; v0 ^= m;
+    }
+    uint64_t b = ((uint64_t)len) << 56;
+    for (size_t i = 0; i < (len & 7); i++) b |= ((uint64_t)data[full + i]) << (8 * i);
+    v3 ^= b; SIPROUND; SIPROUND; v0 ^= b;
+    v2 ^= 0xff; SIPROUND; SIPROUND; SIPROUND; SIPROUND;
+    return v0 ^ v1 ^ v2 ^ v3;
+}
+
+int hostfs_set_thread_identity(uint32_t uid, uint32_t gid, const uint32_t *groups, size_t ngroups) {
+    if (syscall(SYS_setgroups, ngroups, groups) != 0) return -errno;
+    syscall(SYS_setfsgid, gid);
+    if ((uint32_t)syscall(SYS_setfsgid, (gid_t)-1) != gid) return -EPERM;
+    syscall(SYS_setfsuid, uid);
+    if ((uint32_t)syscall(SYS_setfsuid, (uid_t)-1) != uid) return -EPERM;
+    return 0;
+}
+
+uint32_t hostfs_thread_fsuid(void) { return (uint32_t)syscall(SYS_setfsuid, (uid_t)-1); }
+uint32_t hostfs_thread_fsgid(void) { return (uint32_t)syscall(SYS_setfsgid, (gid_t)-1); }
+
+int hostfs_thread_groups(uint32_t *groups, int capacity) {
+    long n = syscall(SYS_getgroups, capacity, groups);
+    return n < 0 ? -errno : (int)n;
+}
+
+int hostfs_name_to_handle(int dirfd, const char *name, int flags, uint8_t *out, uint32_t *len,
+                          int32_t *type, int32_t *mount_id) {
+    struct file_handle *fh = malloc(sizeof(*fh) + MAX_HANDLE_SZ);
+    if (!fh) return -ENOMEM;
+    fh->handle_bytes = MAX_HANDLE_SZ;
+    int mnt = 0;
+    if (name_to_handle_at(dirfd, name, fh, &mnt, flags) != 0) { int e = errno; free(fh); return -e; }
+    if (fh->handle_bytes > *len) { free(fh); return -EOVERFLOW; }
+    memcpy(out, fh->f_handle, fh->handle_bytes);
+    *len = fh->handle_bytes; *type = fh->handle_type; *mount_id = mnt;
+    free(fh);
+    return 0;
+}
+
+int hostfs_open_by_handle(int mount_fd, const uint8_t *handle, uint32_t len, int32_t type, int flags) {
+    if (len > MAX_HANDLE_SZ) return -EINVAL;
+    struct file_handle *fh = malloc(sizeof(*fh) + MAX_HANDLE_SZ);
+    if (!fh) return -ENOMEM;
+    fh->handle_bytes = len; fh->handle_type = type;
+    memcpy(fh->f_handle, handle, len);
+    int fd = open_by_handle_at(mount_fd, fh, flags);
+    int e = errno;
+    free(fh);
+    return fd < 0 ? -e : fd;
+}
+
+int hostfs_get_generation(int fd, uint32_t *generation) {
+    int g = 0;
+    if (ioctl(fd, FS_IOC_GETVERSION, &g) != 0) return -errno;
+    *generation = (uint32_t)g;
+    return 0;
+}
+
+int hostfs_birth_time(int fd, int64_t *sec, uint32_t *nsec) {
+    struct statx stx;
+    if (statx(fd, "", AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW, STATX_BTIME, &stx) != 0) return -errno;
+    if (!(stx.stx_mask & STATX_BTIME)) return -ENODATA;
+    *sec = stx.stx_btime.tv_sec; *nsec = stx.stx_btime.tv_nsec;
+    return 0;
+}
+
+long hostfs_getdents64(int fd, void *buf, size_t len) {
+    long n = syscall(SYS_getdents64, fd, buf, len);
+    return n < 0 ? -errno : n;
+}
+
+int hostfs_access_fd(int fd, int mode) {
+#ifdef SYS_faccessat2
+    if (syscall(SYS_faccessat2, fd, "", mode, AT_EACCESS | AT_EMPTY_PATH) == 0) return 0;
+    if (errno != ENOSYS) return -errno;
+#endif
+    char path[64];
+    snprintf(path, sizeof(path), "/proc/self/fd/%d", fd);
+    if (faccessat(AT_FDCWD, path, mode, AT_EACCESS) == 0) return 0;
+    return -errno;
+}
+
+int hostfs_mknodat(int dirfd, const char *name, uint32_t mode, uint32_t major, uint32_t minor) {
+    if (mknodat(dirfd, name, (mode_t)mode, makedev(major, minor)) != 0) return -errno;
+    return 0;
+}
+
+uint32_t hostfs_major(uint64_t dev) { return major(dev); }
+uint32_t hostfs_minor(uint64_t dev) { return minor(dev); }
+
+int hostfs_renameat2(int olddir, const char *oldname, int newdir, const char *newname, unsigned flags) {
+    if (syscall(SYS_renameat2, olddir, oldname, newdir, newname, flags) != 0) return -errno;
+    return 0;
+}

@@ -1,0 +1,46 @@
+#ifndef VSNFS_HOSTFS_SHIMS_H
+#define VSNFS_HOSTFS_SHIMS_H
+// Shims for the HostFS layer: syscalls that Swift's Glibc module does not
+// expose (variadic syscall(2), struct file_handle, getdents64, statx, ...).
+// Every function returns 0 (or a non-negative result) on success, -errno on failure.
+#include <stdint.h>
+#include <stddef.h>
+#include <sys/types.h>
+
+/// SipHash-2-4 of data under a 128-bit key (64-bit tag).
+uint64_t hostfs_siphash24(const uint8_t key[16], const uint8_t *data, size_t len);
+
+/// Switch the *calling thread's* fs identity: supplementary groups, fsgid, fsuid
+/// (raw syscalls; glibc's setgroups would change every thread). Verifies the result.
+int hostfs_set_thread_identity(uint32_t uid, uint32_t gid, const uint32_t *groups, size_t ngroups);
+/// Current thread's fsuid / fsgid.
+uint32_t hostfs_thread_fsuid(void);
+uint32_t hostfs_thread_fsgid(void);
+/// Current thread's supplementary groups (returns count, or -errno).
+int hostfs_thread_groups(uint32_t *groups, int capacity);
+
+/// name_to_handle_at. On input *len is the capacity of out; on output the handle size.
+int hostfs_name_to_handle(int dirfd, const char *name, int flags, uint8_t *out, uint32_t *len,
+                          int32_t *type, int32_t *mount_id);
+/// open_by_handle_at. Returns the fd or -errno.
+int hostfs_open_by_handle(int mount_fd, const uint8_t *handle, uint32_t len, int32_t type, int flags);
+
+/// FS_IOC_GETVERSION (inode generation). -ENOTTY / -EOPNOTSUPP where unsupported.
+int hostfs_get_generation(int fd, uint32_t *generation);
+/// Birth time via statx on an fd (O_PATH fds work). -ENODATA if the fs has none.
+int hostfs_birth_time(int fd, int64_t *sec, uint32_t *nsec);
+
+/// getdents64 on a directory fd. Returns bytes read, 0 at end, or -errno.
+long hostfs_getdents64(int fd, void *buf, size_t len);
+
+/// faccessat2(fd, "", mode, AT_EACCESS|AT_EMPTY_PATH): the thread's fs identity decides.
+int hostfs_access_fd(int fd, int mode);
+
+/// mknodat with a device number built from major/minor.
+int hostfs_mknodat(int dirfd, const char *name, uint32_t mode, uint32_t major, uint32_t minor);
+uint32_t hostfs_major(uint64_t dev);
+uint32_t hostfs_minor(uint64_t dev);
+
+/// renameat2 with flags (RENAME_NOREPLACE = 1).
+int hostfs_renameat2(int olddir, const char *oldname, int newdir, const char *newname, unsigned flags);
+#endif

@@ -1,0 +1,475 @@
+import CSupport
+import Glibc
+import Logging
+import NIOCore
+
+public struct HostFSOptions: Sendable {
+    /// Directory for the handle key and the inode indexes (created 0700 if missing).
+    public var stateDirectory: String
+    /// nil = choose per export: kernel handles if `open_by_handle_at` works, else inode handles.
+    public var handleMode: HandleMode?
+    /// Most fds the open-file cache keeps; nil = half of RLIMIT_NOFILE, at most 8192.
+    public var openFileLimit: Int?
+    /// nil = switch to each caller's fsuid/fsgid/groups when running as root.
+    public var switchIdentity: Bool?
+    /// Most directory entries one search of an export tree visits (stale index / disconnected file).
+    public var searchLimit: Int
+    public init(stateDirectory: String, handleMode: HandleMode? = nil, openFileLimit: Int? = nil,
+                switchIdentity: Bool? = nil, searchLimit: Int = 200_000) {
+        self.stateDirectory = stateDirectory
+        self.handleMode = handleMode
+        self.openFileLimit = openFileLimit
+        self.switchIdentity = switchIdentity
+        self.searchLimit = searchLimit
+    }
+}
+
+/// One open export.
+final class Export: @unchecked Sendable {
+    let root: ExportRoot
+    let rootFD: Int32
+    let realPath: [UInt8]
+    let dev: UInt64
+    let ino: UInt64
+    let mountID: Int32
+    let mode: HandleMode
+    let index: InodeIndex?
+    var rootHandle: ObjectHandle!
+
+    init(root: ExportRoot, rootFD: Int32, realPath: [UInt8], st: stat, mountID: Int32, mode: HandleMode, index: InodeIndex?) {
+        self.root = root
+        self.rootFD = rootFD
+        self.realPath = realPath
+        self.dev = UInt64(st.st_dev)
+        self.ino = UInt64(st.st_ino)
+        self.mountID = mountID
+        self.mode = mode
+        self.index = index
+    }
+    deinit { close(rootFD) }
+
+    var rootInode: InodeKey { InodeKey(dev: dev, ino: ino) }
+
+    /// Is this fd's path (as the kernel reports it) the root or below it?
+    func contains(fd: Int32) -> Bool {
+        guard let p = procPath(fd) else { return false }
+        if p == realPath { return true }
+        if realPath == [0x2F] { return p.first == 0x2F }
+        return p.count > realPath.count && p.starts(with: realPath) && p[realPath.count] == 0x2F
+    }
+}
+
+/// The host filesystem behind the NFS server: file handles, and one synchronous,
+/// thread-safe method per NFSv3 procedure. Call from thread-pool threads (methods block).
+public final class HostFileSystem: @unchecked Sendable {
+    public let options: HostFSOptions
+    /// Changes on every start; WRITE and COMMIT return it.
+    public let writeVerifier: UInt64
+    let codec: HandleCodec
+    let ident: IdentitySwitcher
+    let cache: OpenFileCache
+    let logger: Logger
+    private let exportsLock = Lock()
+    private var exports: [UInt32: Export] = [:]
+
+    public init(exports roots: [ExportRoot], options: HostFSOptions, logger: Logger = Logger(label: "vsnfs.hostfs")) throws {
+        self.options = options
+        self.logger = logger
+        var rng = SystemRandomNumberGenerator()
+        self.writeVerifier = rng.next()
+        self.ident = IdentitySwitcher(enabled: options.switchIdentity ?? (geteuid() == 0))
+        self.codec = HandleCodec(key: try HostFileSystem.loadKey(stateDirectory: options.stateDirectory))
+        var lim = Glibc.rlimit()
+        getrlimit(Int32(RLIMIT_NOFILE.rawValue), &lim)
+        let soft = lim.rlim_cur == rlim_t.max ? 65536 : Int(clamping: lim.rlim_cur)
+        self.cache = OpenFileCache(limit: options.openFileLimit ?? min(8192, max(16, soft / 2)))
+        try setExports(roots)
+    }
+
+    /// Replace the set of exports (on reload). Unchanged exports keep their state.
+    public func setExports(_ roots: [ExportRoot]) throws {
+        var next: [UInt32: Export] = [:]
+        let current = exportsLock.withLock { exports }
+        for r in roots {
+            guard next[r.id] == nil else { throw FSError.serverFault("export id \(r.id) used twice") }
+            if let e = current[r.id], e.root == r {
+                next[r.id] = e
+            } else {
+                next[r.id] = try openExport(r)
+            }
+        }
+        exportsLock.withLock { exports = next }
+    }
+
+    /// The handle mode an export uses.
+    public func handleMode(exportID: UInt32) -> HandleMode? { export(exportID)?.mode }
+
+    /// Number of fds the open-file cache holds now (for metrics and tests).
+    public var cachedFileDescriptorCount: Int { cache.fileDescriptorCount }
+    public var openFileLimit: Int { cache.limit }
+
+    func export(_ id: UInt32) -> Export? { exportsLock.withLock { exports[id] } }
+
+    // MARK: handles
+
+    /// Check a handle from the wire: structure and MAC, no syscalls. Throws `.badHandle`
+    /// (also for an export that does not exist). `exportID` then says which export it names.
+    public func decodeHandle<C: Collection>(_ bytes: C) throws -> ObjectHandle where C.Element == UInt8 {
+        let h = try codec.open(bytes)
+        guard export(h.exportID) != nil else { throw FSError.badHandle }
+        return h
+    }
+
+    /// The handle of an export's root directory.
+    public func rootHandle(exportID: UInt32) throws -> ObjectHandle {
+        guard let e = export(exportID) else { throw FSError.badHandle }
+        return e.rootHandle
+    }
+
+    /// For MOUNT: the handle of a directory below an export's root, given relative to it
+    /// ("a/b"; empty, "/" and "." components are ignored, ".." is refused). Symlinks are not followed.
+    public func directoryHandle(exportID: UInt32, relativePath: String, as cred: Credentials) throws -> ObjectHandle {
+        guard let ex = export(exportID) else { throw FSError.badHandle }
+        let parts = relativePath.utf8.split(separator: 0x2F).map(Array.init).filter { $0 != [0x2E] }
+        var h = ex.rootHandle!
+        for p in parts {
+            if p == [0x2E, 0x2E] { throw FSError.invalidName }
+            let r = try lookup(h, p, as: cred)
+            guard r.attributes.type == .directory else { throw FSError.errno(ENOTDIR) }
+            h = r.handle
+        }
+        return h
+    }
+
+    func makeHandle(_ ex: Export, fd: Int32, st: stat, parentFD: Int32?, parentIno: UInt64?, name: [UInt8]?) throws -> ObjectHandle {
+        guard UInt64(st.st_dev) == ex.dev else { throw FSError.otherFilesystem }
+        let isDir = (st.st_mode & S_IFMT) == S_IFDIR
+        switch ex.mode {
+        case .kernel:
+            let (h, type, mnt) = try kernelHandle(fd)
+            guard mnt == ex.mountID else { throw FSError.otherFilesystem }
+            guard type >= 0 && type <= 255 else { throw FSError.notSupported }
+            var parent: [UInt8] = []
+            var ptype: Int32 = 0
+            if !isDir, let pfd = parentFD, let (ph, pt, pm) = try? kernelHandle(pfd), pm == ex.mountID, pt >= 0 && pt <= 255 {
+                parent = ph
+                ptype = pt
+            }
+            return try codec.seal(.kernel(type: UInt8(type), handle: h, parentType: UInt8(ptype), parent: parent), exportID: ex.root.id)
+        case .inode:
+            let ino = UInt64(st.st_ino)
+            if ino != ex.ino, let p = parentIno, let n = name, n != [0x2E], n != [0x2E, 0x2E] {
+                ex.index?.record(ino: ino, parent: p, name: n)
+            }
+            return try codec.seal(.inode(ino: ino, generation: generation(fd, st), birth: birthTag(fd)), exportID: ex.root.id)
+        }
+    }
+
+    /// Find the object a handle names and return it referenced from the open-file cache.
+    func acquire(_ h: ObjectHandle) throws -> (Export, CachedObject) {
+        guard let ex = export(h.exportID) else { throw FSError.badHandle }
+        if let obj = cache.acquire(h.bytes) {
+            var st = Glibc.stat()
+            if fstat(obj.pathFD, &st) != 0 || st.st_nlink == 0 {
+                cache.release(obj)
+                cache.invalidate(obj.inode)
+                throw FSError.stale
+            }
+            return (ex, obj)
+        }
+        let fd = try resolve(ex, h)
+        var st = Glibc.stat()
+        guard fstat(fd, &st) == 0 else { close(fd); throw FSError.current }
+        let obj = CachedObject(key: h.bytes, exportID: ex.root.id, pathFD: fd,
+                               inode: InodeKey(dev: UInt64(st.st_dev), ino: UInt64(st.st_ino)),
+                               isDirectory: (st.st_mode & S_IFMT) == S_IFDIR)
+        return (ex, cache.insert(obj))
+    }
+
+    func withObject<T>(_ h: ObjectHandle, _ body: (Export, CachedObject) throws -> T) throws -> T {
+        let (ex, obj) = try acquire(h)
+        defer { cache.release(obj) }
+        return try body(ex, obj)
+    }
+
+    /// Give a freshly opened O_PATH fd to the cache under its handle.
+    func register(_ ex: Export, _ h: ObjectHandle, fd: Int32, st: stat) {
+        let obj = CachedObject(key: h.bytes, exportID: ex.root.id, pathFD: fd,
+                               inode: InodeKey(dev: UInt64(st.st_dev), ino: UInt64(st.st_ino)),
+                               isDirectory: (st.st_mode & S_IFMT) == S_IFDIR)
+        cache.release(cache.insert(obj))
+    }
+
+    /// An O_PATH fd of the handle's object, verified to lie inside the export.
+    private func resolve(_ ex: Export, _ h: ObjectHandle) throws -> Int32 {
+        switch h.body {
+        case let .kernel(type, handle, ptype, parent):
+            guard ex.mode == .kernel else { throw FSError.stale }
+            let fd = try openByHandle(ex, handle, Int32(type))
+            var st = Glibc.stat()
+            guard fstat(fd, &st) == 0, st.st_nlink > 0, UInt64(st.st_dev) == ex.dev else { close(fd); throw FSError.stale }
+            if ex.contains(fd: fd) { return fd }
+            if (st.st_mode & S_IFMT) == S_IFDIR { close(fd); throw FSError.stale }
+            // A non-directory whose dentry is not connected to the tree (cold dcache after a
+            // restart): find it again through its parent hint, else by searching the export.
+            let ino = UInt64(st.st_ino)
+            close(fd)
+            if !parent.isEmpty, let pfd = try? openByHandle(ex, parent, Int32(ptype)) {
+                defer { close(pfd) }
+                if ex.contains(fd: pfd), let f = findChild(ex, dirFD: pfd, ino: ino) { return f }
+            }
+            var budget = options.searchLimit
+            if let f = search(ex, dirFD: ex.rootFD, dirIno: ex.ino, target: ino, budget: &budget, depth: 0) { return f }
+            throw FSError.stale
+        case let .inode(ino, gen, birth):
+            guard ex.mode == .inode else { throw FSError.stale }
+            if ino == ex.ino { return try sys { openat(ex.rootFD, ".", O_PATH | O_DIRECTORY | O_CLOEXEC) } }
+            var candidate: Int32 = -1
+            if let chain = ex.index?.chain(to: ino) { candidate = walk(ex, chain) }
+            if candidate < 0 {
+                var budget = options.searchLimit
+                candidate = search(ex, dirFD: ex.rootFD, dirIno: ex.ino, target: ino, budget: &budget, depth: 0) ?? -1
+            }
+            guard candidate >= 0 else { throw FSError.stale }
+            var st = Glibc.stat()
+            guard fstat(candidate, &st) == 0, st.st_nlink > 0 else { close(candidate); throw FSError.stale }
+            let g = generation(candidate, st), b = birthTag(candidate)
+            if (gen != 0 && g != 0 && g != gen) || (birth != 0 && b != 0 && b != birth) {
+                close(candidate)
+                throw FSError.stale
+            }
+            return candidate
+        }
+    }
+
+    private func openByHandle(_ ex: Export, _ handle: [UInt8], _ type: Int32) throws -> Int32 {
+        let r = handle.withUnsafeBufferPointer {
+            hostfs_open_by_handle(ex.rootFD, $0.baseAddress, UInt32($0.count), type, O_PATH | O_CLOEXEC)
+        }
+        if r >= 0 { return r }
+        switch -r {
+        case EMFILE, ENFILE, ENOMEM: throw FSError.errno(-r)
+        default: throw FSError.stale
+        }
+    }
+
+    /// Walk an index chain from the root by names (no symlinks), checking each inode.
+    private func walk(_ ex: Export, _ chain: [(ino: UInt64, name: [UInt8])]) -> Int32 {
+        var cur = ex.rootFD
+        for (i, step) in chain.enumerated() {
+            let last = i == chain.count - 1
+            let next = withName(step.name) { openat(cur, $0, O_PATH | O_NOFOLLOW | O_CLOEXEC | (last ? 0 : O_DIRECTORY)) }
+            if cur != ex.rootFD { close(cur) }
+            guard next >= 0 else { return -1 }
+            var st = Glibc.stat()
+            guard fstat(next, &st) == 0, UInt64(st.st_ino) == step.ino, UInt64(st.st_dev) == ex.dev else {
+                close(next)
+                return -1
+            }
+            cur = next
+        }
+        return cur == ex.rootFD ? -1 : cur
+    }
+
+    /// Find an entry of `dirFD` with inode `ino`; returns an O_PATH fd of it.
+    private func findChild(_ ex: Export, dirFD: Int32, ino: UInt64) -> Int32? {
+        guard let entries = try? readAllEntries(dirFD) else { return nil }
+        for e in entries where e.ino == ino && e.name != [0x2E] && e.name != [0x2E, 0x2E] {
+            let fd = withName(e.name) { openat(dirFD, $0, O_PATH | O_NOFOLLOW | O_CLOEXEC) }
+            guard fd >= 0 else { continue }
+            var st = Glibc.stat()
+            if fstat(fd, &st) == 0, UInt64(st.st_ino) == ino, UInt64(st.st_dev) == ex.dev { return fd }
+            close(fd)
+        }
+        return nil
+    }
+
+    /// Bounded depth-first search of the export for an inode; records what it finds in the
+    /// inode index. Never leaves the export's filesystem, never follows symlinks.
+    private func search(_ ex: Export, dirFD: Int32, dirIno: UInt64, target: UInt64, budget: inout Int, depth: Int) -> Int32? {
+        guard depth < 256, budget > 0, let entries = try? readAllEntries(dirFD) else { return nil }
+        budget -= entries.count
+        for e in entries where e.ino == target && e.name != [0x2E] && e.name != [0x2E, 0x2E] {
+            let fd = withName(e.name) { openat(dirFD, $0, O_PATH | O_NOFOLLOW | O_CLOEXEC) }
+            guard fd >= 0 else { continue }
+            var st = Glibc.stat()
+            if fstat(fd, &st) == 0, UInt64(st.st_ino) == target, UInt64(st.st_dev) == ex.dev {
+                ex.index?.record(ino: target, parent: dirIno, name: e.name)
+                return fd
+            }
+            close(fd)
+        }
+        for e in entries where (e.type == UInt8(DT_DIR) || e.type == UInt8(DT_UNKNOWN)) && e.name != [0x2E] && e.name != [0x2E, 0x2E] {
+            guard budget > 0 else { return nil }
+            let sub = withName(e.name) { openat(dirFD, $0, O_PATH | O_NOFOLLOW | O_DIRECTORY | O_CLOEXEC) }
+            guard sub >= 0 else { continue }
+            defer { close(sub) }
+            var st = Glibc.stat()
+            guard fstat(sub, &st) == 0, UInt64(st.st_dev) == ex.dev else { continue }
+            if let found = search(ex, dirFD: sub, dirIno: UInt64(st.st_ino), target: target, budget: &budget, depth: depth + 1) {
+                ex.index?.record(ino: UInt64(st.st_ino), parent: dirIno, name: e.name)
+                return found
+            }
+        }
+        return nil
+    }
+
+    // MARK: setup
+
+    private func openExport(_ r: ExportRoot) throws -> Export {
+        let fd = open(r.hostPath, O_PATH | O_DIRECTORY | O_CLOEXEC)
+        guard fd >= 0 else { throw FSError.serverFault("export \(r.id): cannot open \(r.hostPath): \(FSError.current)") }
+        var st = Glibc.stat()
+        guard fstat(fd, &st) == 0 else { close(fd); throw FSError.serverFault("export \(r.id): stat \(r.hostPath): \(FSError.current)") }
+        guard let real = procPath(fd) else { close(fd); throw FSError.serverFault("export \(r.id): cannot read /proc/self/fd") }
+        var mode = options.handleMode
+        var mountID: Int32 = -1
+        if let (h, type, mnt) = try? kernelHandle(fd) {
+            mountID = mnt
+            if mode == nil {
+                let probe = h.withUnsafeBufferPointer {
+                    hostfs_open_by_handle(fd, $0.baseAddress, UInt32($0.count), type, O_PATH | O_CLOEXEC)
+                }
+                if probe >= 0 { close(probe) }
+                mode = probe >= 0 && type >= 0 && type <= 255 && h.count <= ObjectHandle.maxKernelPayload ? .kernel : .inode
+            }
+        } else if mode == .kernel {
+            close(fd)
+            throw FSError.serverFault("export \(r.id): \(r.hostPath) does not support kernel file handles")
+        }
+        let m = mode ?? .inode
+        var index: InodeIndex?
+        if m == .inode {
+            do {
+                index = try InodeIndex(path: options.stateDirectory + "/index-\(r.id)", rootDev: UInt64(st.st_dev), rootIno: UInt64(st.st_ino))
+            } catch {
+                close(fd)
+                throw error
+            }
+        }
+        let ex = Export(root: r, rootFD: fd, realPath: real, st: st, mountID: mountID, mode: m, index: index)
+        ex.rootHandle = try makeHandle(ex, fd: fd, st: st, parentFD: nil, parentIno: nil, name: nil)
+        logger.info("export \(r.id) at \(r.hostPath): \(m) handles")
+        return ex
+    }
+
+    private static func loadKey(stateDirectory dir: String) throws -> [UInt8] {
+        if Glibc.mkdir(dir, 0o700) != 0 && errno != EEXIST {
+            throw FSError.serverFault("cannot create state directory \(dir): \(FSError.current)")
+        }
+        let path = dir + "/handle-key"
+        if let k = try? InodeIndex.readAll(path) {
+            guard k.count == 16 else { throw FSError.serverFault("\(path): expected 16 bytes, found \(k.count)") }
+            chmod(path, 0o600)
+            return k
+        }
+        var rng = SystemRandomNumberGenerator()
+        var key: [UInt8] = []
+        key.appendBE(rng.next() as UInt64)
+        key.appendBE(rng.next() as UInt64)
+        let tmp = path + ".tmp.\(getpid())"
+        let fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o600)
+        guard fd >= 0 else { throw FSError.serverFault("cannot write \(tmp): \(FSError.current)") }
+        defer { close(fd) }
+        try InodeIndex.writeAll(fd, key)
+        fsync(fd)
+        // link() fails if another instance created the key first: then use theirs.
+        if Glibc.link(tmp, path) != 0 {
+            unlink(tmp)
+            if errno == EEXIST, let k = try? InodeIndex.readAll(path), k.count == 16 { return k }
+            throw FSError.serverFault("cannot create \(path): \(FSError.current)")
+        }
+        unlink(tmp)
+        return key
+    }
+}
+
+// MARK: helpers
+
+@inline(__always)
+func withName<T>(_ name: [UInt8], _ body: (UnsafePointer<CChar>) throws -> T) rethrows -> T {
+    var z = name
+    z.append(0)
+    return try z.withUnsafeBufferPointer { b in
+        try b.withMemoryRebound(to: CChar.self) { try body($0.baseAddress!) }
+    }
+}
+
+/// The path the kernel reports for an fd (readlink /proc/self/fd/N).
+func procPath(_ fd: Int32) -> [UInt8]? {
+    var buf = [UInt8](repeating: 0, count: 4097)
+    let n = buf.withUnsafeMutableBufferPointer { b in
+        b.withMemoryRebound(to: CChar.self) { readlink("/proc/self/fd/\(fd)", $0.baseAddress!, 4096) }
+    }
+    guard n > 0 else { return nil }
+    return Array(buf[0..<n])
+}
+
+func kernelHandle(_ fd: Int32) throws -> ([UInt8], Int32, Int32) {
+    var buf = [UInt8](repeating: 0, count: 128)
+    var len: UInt32 = 128
+    var type: Int32 = 0
+    var mnt: Int32 = 0
+    _ = try shim { hostfs_name_to_handle(fd, "", AT_EMPTY_PATH, &buf, &len, &type, &mnt) }
+    return (Array(buf[0..<Int(len)]), type, mnt)
+}
+
+/// FS_IOC_GETVERSION for regular files and directories (needs a real fd); 0 if unknown.
+func generation(_ fd: Int32, _ st: stat) -> UInt32 {
+    let t = st.st_mode & S_IFMT
+    guard t == S_IFREG || t == S_IFDIR else { return 0 }
+    let f = open("/proc/self/fd/\(fd)", O_RDONLY | O_NONBLOCK | O_NOCTTY | O_CLOEXEC | (t == S_IFDIR ? O_DIRECTORY : 0))
+    guard f >= 0 else { return 0 }
+    defer { close(f) }
+    var g: UInt32 = 0
+    return hostfs_get_generation(f, &g) == 0 ? g : 0
+}
+
+/// A 32-bit tag of the birth time (0 = unknown): a reused inode number gets a new one.
+func birthTag(_ fd: Int32) -> UInt32 {
+    var sec: Int64 = 0
+    var nsec: UInt32 = 0
+    guard hostfs_birth_time(fd, &sec, &nsec) == 0 else { return 0 }
+    let mixed = (UInt64(bitPattern: sec) &* 0x9E37_79B9_7F4A_7C15) ^ UInt64(nsec)
+    let t = UInt32(truncatingIfNeeded: mixed ^ (mixed >> 32))
+    return t == 0 ? 1 : t
+}
+
+struct RawDirEntry {
+    var ino: UInt64
+    var off: Int64
+    var type: UInt8
+    var name: [UInt8]
+}
+
+/// Reads getdents64 records from `fd` (a readable directory fd) until `limit` returns false.
+func readEntries(_ fd: Int32, bufferSize: Int = 32768, _ each: (RawDirEntry) throws -> Bool) throws {
+    var buf = [UInt8](repeating: 0, count: bufferSize)
+    while true {
+        let n = try buf.withUnsafeMutableBytes { p in try shim { hostfs_getdents64(fd, p.baseAddress, p.count) } }
+        if n == 0 { return }
+        var i = 0
+        while i < n {
+            let reclen = Int(UInt16(buf[i + 16]) | UInt16(buf[i + 17]) << 8)
+            var ino: UInt64 = 0, off: UInt64 = 0
+            for k in 0..<8 {
+                ino |= UInt64(buf[i + k]) << (8 * UInt64(k))
+                off |= UInt64(buf[i + 8 + k]) << (8 * UInt64(k))
+            }
+            var end = i + 19
+            while end < i + reclen && buf[end] != 0 { end += 1 }
+            let e = RawDirEntry(ino: ino, off: Int64(bitPattern: off), type: buf[i + 18], name: Array(buf[(i + 19)..<end]))
+            i += reclen
+            if try !each(e) { return }
+        }
+    }
+}
+
+/// All entries of a directory given by any fd (O_PATH is fine).
+func readAllEntries(_ dirFD: Int32) throws -> [RawDirEntry] {
+    let fd = try sys { openat(dirFD, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC) }
+    defer { close(fd) }
+    var out: [RawDirEntry] = []
+    try readEntries(fd) { out.append($0); return true }
+    return out
+}

@@ -1,0 +1,133 @@
+import Glibc
+
+/// Unprivileged mode: a persisted map inode -> (parent inode, name) for one export, so
+/// an inode handle can be found again by walking names down from the export root.
+///
+/// File `<state>/index-<exportID>`: a header (magic, root dev, root inode) then
+/// append-only records `op(1) ino(8) parent(8) nameLen(2) name`; op 1 = set, 2 = delete.
+/// Loaded and compacted at start; a header for another root discards the file. Losing
+/// records (crash, host-side renames) only costs a bounded search of the export tree.
+final class InodeIndex: @unchecked Sendable {
+    struct Link: Equatable {
+        var parent: UInt64
+        var name: [UInt8]
+    }
+    private static let magic: [UInt8] = Array("VSNFSIX1".utf8)
+    private let lock = Lock()
+    private var map: [UInt64: Link] = [:]
+    private var fd: Int32 = -1
+    private var appended = 0
+    let path: String
+    let rootIno: UInt64
+
+    init(path: String, rootDev: UInt64, rootIno: UInt64) throws {
+        self.path = path
+        self.rootIno = rootIno
+        var header = InodeIndex.magic
+        header.appendBE(rootDev)
+        header.appendBE(rootIno)
+        if let data = try? InodeIndex.readAll(path), data.count >= header.count,
+           Array(data[0..<header.count]) == header {
+            var i = header.count
+            while i + 19 <= data.count {
+                let op = data[i]
+                let ino = data.readBE(i + 1, as: UInt64.self)
+                let parent = data.readBE(i + 9, as: UInt64.self)
+                let n = Int(data.readBE(i + 17, as: UInt16.self))
+                guard i + 19 + n <= data.count else { break }
+                if op == 1 {
+                    map[ino] = Link(parent: parent, name: Array(data[i + 19..<i + 19 + n]))
+                } else {
+                    map[ino] = nil
+                }
+                i += 19 + n
+            }
+        }
+        // Compact: write the live map to a temporary file, rename it into place.
+        var out = header
+        for (ino, link) in map { InodeIndex.encode(op: 1, ino: ino, link: link, into: &out) }
+        let tmp = path + ".tmp"
+        let t = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o600)
+        guard t >= 0 else { throw FSError.serverFault("cannot write \(tmp): \(FSError.current)") }
+        defer { close(t) }
+        try InodeIndex.writeAll(t, out)
+        fsync(t)
+        guard rename(tmp, path) == 0 else { throw FSError.serverFault("cannot rename \(tmp): \(FSError.current)") }
+        fd = open(path, O_WRONLY | O_APPEND | O_CLOEXEC)
+        guard fd >= 0 else { throw FSError.serverFault("cannot open \(path): \(FSError.current)") }
+    }
+
+    deinit { if fd >= 0 { close(fd) } }
+
+    var count: Int { lock.withLock { map.count } }
+
+    func record(ino: UInt64, parent: UInt64, name: [UInt8]) {
+        guard ino != rootIno, name.count <= 255 else { return }
+        let link = Link(parent: parent, name: name)
+        lock.withLock {
+            if map[ino] == link { return }
+            map[ino] = link
+            var rec: [UInt8] = []
+            InodeIndex.encode(op: 1, ino: ino, link: link, into: &rec)
+            _ = try? InodeIndex.writeAll(fd, rec)
+        }
+    }
+
+    /// Forget `ino` if its recorded link is (parent, name) (or any link when parent is nil).
+    func remove(ino: UInt64, parent: UInt64? = nil, name: [UInt8]? = nil) {
+        lock.withLock {
+            guard let l = map[ino] else { return }
+            if let parent, let name, l != Link(parent: parent, name: name) { return }
+            map[ino] = nil
+            var rec: [UInt8] = []
+            InodeIndex.encode(op: 2, ino: ino, link: Link(parent: 0, name: []), into: &rec)
+            _ = try? InodeIndex.writeAll(fd, rec)
+        }
+    }
+
+    /// The chain of (inode, name) from just below the root down to `ino`, or nil.
+    func chain(to ino: UInt64) -> [(ino: UInt64, name: [UInt8])]? {
+        lock.withLock {
+            var out: [(ino: UInt64, name: [UInt8])] = []
+            var cur = ino
+            while cur != rootIno {
+                guard let l = map[cur], out.count < 4096 else { return nil }
+                out.append((cur, l.name))
+                cur = l.parent
+            }
+            return out.reversed()
+        }
+    }
+
+    private static func encode(op: UInt8, ino: UInt64, link: Link, into out: inout [UInt8]) {
+        out.append(op)
+        out.appendBE(ino)
+        out.appendBE(link.parent)
+        out.appendBE(UInt16(link.name.count))
+        out += link.name
+    }
+
+    static func readAll(_ path: String) throws -> [UInt8] {
+        let f = open(path, O_RDONLY | O_CLOEXEC)
+        guard f >= 0 else { throw FSError.current }
+        defer { close(f) }
+        var out: [UInt8] = []
+        var buf = [UInt8](repeating: 0, count: 65536)
+        while true {
+            let n = try sys { read(f, &buf, buf.count) }
+            if n == 0 { break }
+            out += buf[0..<n]
+        }
+        return out
+    }
+
+    static func writeAll(_ f: Int32, _ data: [UInt8]) throws {
+        var off = 0
+        while off < data.count {
+            let n = try data.withUnsafeBytes { p in
+                try sys { write(f, p.baseAddress! + off, data.count - off) }
+            }
+            off += n
+        }
+    }
+}

@@ -1,0 +1,108 @@
+import CSupport
+import Glibc
+
+public struct DirectoryEntry: Sendable, Hashable {
+    public var fileid: UInt64
+    public var name: [UInt8]
+    /// Where the next READDIR continues after this entry (the getdents64 d_off).
+    public var cookie: UInt64
+    /// READDIRPLUS only (nil when it could not be taken).
+    public var attributes: FileAttributes?
+    /// READDIRPLUS only (nil for objects that get no handle, e.g. mount points).
+    public var handle: ObjectHandle?
+}
+
+public struct DirectoryListing: Sendable {
+    public var entries: [DirectoryEntry]
+    public var eof: Bool
+    public var cookieVerifier: UInt64
+    public var directoryAttributes: FileAttributes
+}
+
+extension HostFileSystem {
+    /// XDR bytes of one READDIR entry3: value_follows + fileid + name + cookie.
+    public static func readdirEntrySize(nameLength n: Int) -> Int { 4 + 8 + 4 + ((n + 3) & ~3) + 8 }
+
+    /// XDR bytes of one READDIRPLUS entryplus3: entry3 + post_op_attr (fattr3 is 84 bytes) + post_op_fh3.
+    public static func readdirplusEntrySize(nameLength n: Int, handleLength: Int?) -> Int {
+        readdirEntrySize(nameLength: n) + 4 + 84 + (handleLength.map { 4 + 4 + (($0 + 3) & ~3) } ?? 4)
+    }
+
+    /// The cookie verifier of a directory: fixed for the directory (cookies are getdents64
+    /// offsets, which stay valid while entries come and go), different between directories.
+    func cookieVerifier(_ ex: Export, _ dir: CachedObject) -> UInt64 {
+        var b: [UInt8] = Array("cookieverf".utf8)
+        b.appendBE(ex.root.id)
+        b.appendBE(dir.inode.dev)
+        b.appendBE(dir.inode.ino)
+        let v = codec.mac(b[...])
+        return v == 0 ? 1 : v
+    }
+
+    /// READDIR / READDIRPLUS from `cookie` (0 = start).
+    ///
+    /// Entries are added while the sum of their XDR sizes (`readdirEntrySize` or
+    /// `readdirplusEntrySize`) stays within `maxBytes`, and for `plus` the sum of their
+    /// READDIR sizes within `dirBytes` (dircount). The caller subtracts its fixed reply
+    /// overhead from maxcount before calling. "." and ".." are listed as the kernel returns
+    /// them ("..": the root itself at the export root). A cookie verifier that is neither 0 nor
+    /// this directory's throws `.badCookie`; a budget too small for one entry `.tooSmall`.
+    public func readdir(_ dirHandle: ObjectHandle, cookie: UInt64, cookieVerifier verifier: UInt64, maxBytes: Int,
+                        dirBytes: Int? = nil, plus: Bool, as cred: Credentials) throws -> DirectoryListing {
+        try withObject(dirHandle) { ex, dir in
+            try requireDirectory(dir)
+            let expected = cookieVerifier(ex, dir)
+            if cookie != 0 && verifier != 0 && verifier != expected { throw FSError.badCookie }
+            let atRoot = dir.inode == ex.rootInode
+            let dirAttrs = try attributes(ex, fd: dir.pathFD)
+            var entries: [DirectoryEntry] = []
+            var eof = true
+            try ident.run(cred) {
+                let fd = try sys { openat(dir.pathFD, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC) }
+                defer { close(fd) }
+                if cookie != 0 {
+                    guard lseek(fd, off_t(Int64(bitPattern: cookie)), SEEK_SET) >= 0 else { throw FSError.badCookie }
+                }
+                var used = 0, dirUsed = 0
+                try readEntries(fd) { e in
+                    let isDot = e.name == [0x2E], isDotDot = e.name == [0x2E, 0x2E]
+                    var entry = DirectoryEntry(fileid: e.ino, name: e.name, cookie: UInt64(bitPattern: e.off))
+                    if isDotDot && atRoot { entry.fileid = ex.ino }
+                    var size = Self.readdirEntrySize(nameLength: e.name.count)
+                    let dsize = size
+                    if plus {
+                        if isDot || (isDotDot && atRoot) {
+                            entry.attributes = dirAttrs
+                            entry.handle = atRoot ? ex.rootHandle : dirHandle
+                            if isDot { entry.handle = dirHandle }
+                        } else {
+                            let f = withName(e.name) { openat(dir.pathFD, $0, O_PATH | O_NOFOLLOW | O_CLOEXEC) }
+                            if f >= 0 {
+                                defer { close(f) }
+                                var st = Glibc.stat()
+                                if fstat(f, &st) == 0 {
+                                    entry.attributes = FileAttributes(st, exportID: ex.root.id)
+                                    entry.fileid = UInt64(st.st_ino)
+                                    entry.handle = isDotDot
+                                        ? try? makeHandle(ex, fd: f, st: st, parentFD: nil, parentIno: nil, name: nil)
+                                        : try? makeHandle(ex, fd: f, st: st, parentFD: dir.pathFD, parentIno: dir.inode.ino, name: e.name)
+                                }
+                            }
+                        }
+                        size = Self.readdirplusEntrySize(nameLength: e.name.count, handleLength: entry.handle?.bytes.count)
+                    }
+                    if used + size > maxBytes || (dirBytes.map { dirUsed + dsize > $0 } ?? false) {
+                        eof = false
+                        return false
+                    }
+                    used += size
+                    dirUsed += dsize
+                    entries.append(entry)
+                    return true
+                }
+            }
+            if entries.isEmpty && !eof { throw FSError.tooSmall }
+            return DirectoryListing(entries: entries, eof: eof, cookieVerifier: expected, directoryAttributes: dirAttrs)
+        }
+    }
+}
