@@ -1,0 +1,321 @@
+import Exports
+import HostFS
+import NIOCore
+import ONCRPC
+import Transport
+import XDR
+
+/// NFS (program 100003): version 3 in full (RFC 1813) over HostFS; version 4
+/// answers NULL only (COMPOUND is PROC_UNAVAIL until NFSv4.1 lands).
+///
+/// Every NFSv3 call: decode the arguments (failure: GARBAGE_ARGS), then on
+/// the thread pool, as one closure: check the handle (BADHANDLE), find its
+/// export, look up the peer's access in the *current* auth table (none:
+/// NFS3ERR_ACCES), refuse changes on read-only exports (NFS3ERR_ROFS),
+/// squash the credential, run the procedure, encode the result.
+public struct NFSProgram: RPCProgram {
+    public let program: UInt32 = NFSProgramNumber.nfs
+    public let versions: ClosedRange<UInt32> = 3...4
+    public let server: NFSServerContext
+
+    public init(server: NFSServerContext) {
+        self.server = server
+    }
+
+    public func handle(_ call: RPCCall, context: RPCCallContext) -> EventLoopFuture<RPCReplyBody> {
+        let loop = context.eventLoop
+        if call.version == 4 {
+            return loop.makeSucceededFuture(call.procedure == 0 ? .success(results: ByteBuffer()) : .procedureUnavailable)
+        }
+        guard call.version == 3, let procedure = NFS3Procedure(rawValue: call.procedure) else {
+            return loop.makeSucceededFuture(.procedureUnavailable)
+        }
+        switch procedure {
+        case .null:
+            return loop.makeSucceededFuture(.success(results: ByteBuffer()))
+        case .getattr:
+            return serve(call, context, NFS3GetAttrArgs.self, handle: \.object) { args, h, env -> NFS3GetAttrResult in
+                .ok(NFS3Attributes(try env.fs.getattr(h, as: env.cred)))
+            }
+        case .setattr:
+            return serve(call, context, NFS3SetAttrArgs.self, handle: \.object, modifies: true) { args, h, env -> NFS3SetAttrResult in
+                let wcc = try env.fs.setattr(h, SetAttributes(args.newAttributes),
+                                             guardCtime: args.guardCtime.map(FSTime.init), as: env.cred)
+                return .ok(env.wcc(wcc))
+            }
+        case .lookup:
+            return serve(call, context, NFS3LookupArgs.self, handle: \.directory) { args, h, env -> NFS3LookupResult in
+                let node = try env.fs.lookup(h, args.name.bytes, as: env.cred)
+                return .ok(NFS3LookupOK(object: NFS3FileHandle(node.handle.bytes),
+                                        objectAttributes: NFS3PostOpAttributes(node.attributes),
+                                        directoryAttributes: NFS3PostOpAttributes(node.directory.after)))
+            }
+        case .access:
+            return serve(call, context, NFS3AccessArgs.self, handle: \.object) { args, h, env -> NFS3AccessResult in
+                let (granted, attributes) = try env.fs.access(h, requested: AccessMask(rawValue: args.access & AccessMask.all.rawValue),
+                                                              as: env.cred)
+                var bits = granted
+                if env.access.readOnly { bits.subtract([.modify, .extend, .delete]) }
+                return .ok(NFS3AccessOK(objectAttributes: NFS3PostOpAttributes(attributes), access: bits.rawValue))
+            }
+        case .readlink:
+            return serve(call, context, NFS3ReadlinkArgs.self, handle: \.object) { args, h, env -> NFS3ReadlinkResult in
+                let (target, attributes) = try env.fs.readlink(h, as: env.cred)
+                return .ok(NFS3ReadlinkOK(symlinkAttributes: NFS3PostOpAttributes(attributes), data: NFS3Name(target)))
+            }
+        case .read:
+            return read(call, context)
+        case .write:
+            return serve(call, context, NFS3WriteArgs.self, handle: \.file, modifies: true) { args, h, env -> NFS3WriteResult in
+                guard args.data.readableBytes >= Int(args.count) else { throw NFS3Status.inval }
+                let data = args.data.getSlice(at: args.data.readerIndex, length: Int(args.count))!
+                // `async` exports answer as asked without syncing (as knfsd does).
+                let stability: WriteStability = env.access.sync ? WriteStability(args.stable) : .unstable
+                let result = try env.fs.write(h, offset: args.offset, data: data, stability: stability, as: env.cred)
+                let committed = env.access.sync ? NFS3StableHow(result.committed) : args.stable
+                return .ok(NFS3WriteOK(fileWcc: env.wcc(result.wcc), count: result.count, committed: committed,
+                                       verifier: NFS3Verifier(result.verifier)))
+            }
+        case .create:
+            return serve(call, context, NFS3CreateArgs.self, handle: \.whereTo.directory, modifies: true) { args, h, env -> NFS3CreateResult in
+                let how: CreateHow
+                switch args.how {
+                case .unchecked(let a): how = .unchecked(SetAttributes(a))
+                case .guarded(let a): how = .guarded(SetAttributes(a))
+                case .exclusive(let v): how = .exclusive(verifier: v.value)
+                }
+                return .ok(env.newObject(try env.fs.create(h, args.whereTo.name.bytes, how: how, as: env.cred)))
+            }
+        case .mkdir:
+            return serve(call, context, NFS3MkdirArgs.self, handle: \.whereTo.directory, modifies: true) { args, h, env -> NFS3MkdirResult in
+                .ok(env.newObject(try env.fs.mkdir(h, args.whereTo.name.bytes, attributes: SetAttributes(args.attributes), as: env.cred)))
+            }
+        case .symlink:
+            return serve(call, context, NFS3SymlinkArgs.self, handle: \.whereTo.directory, modifies: true) { args, h, env -> NFS3SymlinkResult in
+                .ok(env.newObject(try env.fs.symlink(h, args.whereTo.name.bytes, target: args.target.bytes,
+                                                     attributes: SetAttributes(args.attributes), as: env.cred)))
+            }
+        case .mknod:
+            return serve(call, context, NFS3MknodArgs.self, handle: \.whereTo.directory, modifies: true) { args, h, env -> NFS3MknodResult in
+                let kind: SpecialNode
+                let attributes: NFS3SetAttributes
+                switch args.what {
+                case .fifo(let a): (kind, attributes) = (.fifo, a)
+                case .socket(let a): (kind, attributes) = (.socket, a)
+                case .characterDevice(let a, let spec): (kind, attributes) = (.characterDevice(major: spec.major, minor: spec.minor), a)
+                case .blockDevice(let a, let spec): (kind, attributes) = (.blockDevice(major: spec.major, minor: spec.minor), a)
+                case .other: throw NFS3Status.badtype
+                }
+                // Device nodes only for root on an export that lets root in.
+                let allowDevices = env.access.squash == .noRootSquash && env.cred.uid == 0
+                return .ok(env.newObject(try env.fs.mknod(h, args.whereTo.name.bytes, kind: kind, attributes: SetAttributes(attributes),
+                                                          allowDevices: allowDevices, as: env.cred)))
+            }
+        case .remove:
+            return serve(call, context, NFS3RemoveArgs.self, handle: \.directory, modifies: true) { args, h, env -> NFS3RemoveResult in
+                .ok(env.wcc(try env.fs.remove(h, args.name.bytes, as: env.cred)))
+            }
+        case .rmdir:
+            return serve(call, context, NFS3RmdirArgs.self, handle: \.directory, modifies: true) { args, h, env -> NFS3RmdirResult in
+                .ok(env.wcc(try env.fs.rmdir(h, args.name.bytes, as: env.cred)))
+            }
+        case .rename:
+            return serve(call, context, NFS3RenameArgs.self, handle: \.from.directory, modifies: true) { args, h, env -> NFS3RenameResult in
+                let to = try env.sameExportHandle(args.to.directory, as: h)
+                let (from, toWcc) = try env.fs.rename(from: h, args.from.name.bytes, to: to, args.to.name.bytes, as: env.cred)
+                return .ok(NFS3RenameWcc(fromDirectoryWcc: env.wcc(from), toDirectoryWcc: env.wcc(toWcc)))
+            }
+        case .link:
+            return serve(call, context, NFS3LinkArgs.self, handle: \.file, modifies: true) { args, h, env -> NFS3LinkResult in
+                let dir = try env.sameExportHandle(args.link.directory, as: h)
+                let (attributes, wcc) = try env.fs.link(h, to: dir, args.link.name.bytes, as: env.cred)
+                return .ok(NFS3LinkWcc(fileAttributes: NFS3PostOpAttributes(attributes), linkDirectoryWcc: env.wcc(wcc)))
+            }
+        case .readdir:
+            return serve(call, context, NFS3ReaddirArgs.self, handle: \.directory) { args, h, env -> NFS3ReaddirResult in
+                let count = Int(min(args.count, NFS3Limits.maxReaddirSize))
+                guard count > Self.readdirReplyOverhead else { throw NFS3Status.toosmall }
+                let listing = try env.fs.readdir(h, cookie: args.cookie, cookieVerifier: args.cookieVerifier.value,
+                                                 maxBytes: count - Self.readdirReplyOverhead, plus: false, as: env.cred)
+                return .ok(NFS3ReaddirOK(
+                    directoryAttributes: NFS3PostOpAttributes(listing.directoryAttributes),
+                    cookieVerifier: NFS3Verifier(listing.cookieVerifier),
+                    entries: listing.entries.map { NFS3DirEntry(fileid: $0.fileid, name: NFS3Name($0.name), cookie: $0.cookie) },
+                    eof: listing.eof))
+            }
+        case .readdirplus:
+            return serve(call, context, NFS3ReaddirPlusArgs.self, handle: \.directory) { args, h, env -> NFS3ReaddirPlusResult in
+                let maxCount = Int(min(args.maxCount, NFS3Limits.maxReaddirSize))
+                guard maxCount > Self.readdirReplyOverhead else { throw NFS3Status.toosmall }
+                let listing = try env.fs.readdir(h, cookie: args.cookie, cookieVerifier: args.cookieVerifier.value,
+                                                 maxBytes: maxCount - Self.readdirReplyOverhead,
+                                                 dirBytes: args.dirCount == 0 ? nil : Int(args.dirCount),
+                                                 plus: true, as: env.cred)
+                return .ok(NFS3ReaddirPlusOK(
+                    directoryAttributes: NFS3PostOpAttributes(listing.directoryAttributes),
+                    cookieVerifier: NFS3Verifier(listing.cookieVerifier),
+                    entries: listing.entries.map {
+                        NFS3DirEntryPlus(fileid: $0.fileid, name: NFS3Name($0.name), cookie: $0.cookie,
+                                         attributes: NFS3PostOpAttributes($0.attributes),
+                                         handle: $0.handle.map { NFS3FileHandle($0.bytes) })
+                    },
+                    eof: listing.eof))
+            }
+        case .fsstat:
+            return serve(call, context, NFS3FSStatArgs.self, handle: \.object) { args, h, env -> NFS3FSStatResult in
+                let s = try env.fs.fsstat(h, as: env.cred)
+                return .ok(NFS3FSStatOK(objectAttributes: NFS3PostOpAttributes(s.attributes), totalBytes: s.totalBytes,
+                                        freeBytes: s.freeBytes, availableBytes: s.availableBytes, totalFiles: s.totalFiles,
+                                        freeFiles: s.freeFiles, availableFiles: s.availableFiles, invariantSeconds: 0))
+            }
+        case .fsinfo:
+            return serve(call, context, NFS3FSInfoArgs.self, handle: \.object) { args, h, env -> NFS3FSInfoResult in
+                let info = try env.fs.fsinfo(h, as: env.cred)
+                var properties: UInt32 = 0
+                if info.supportsLinks { properties |= NFS3FSInfoOK.propertyLink }
+                if info.supportsSymlinks { properties |= NFS3FSInfoOK.propertySymlink }
+                if info.homogeneous { properties |= NFS3FSInfoOK.propertyHomogeneous }
+                if info.canSetTime { properties |= NFS3FSInfoOK.propertyCanSetTime }
+                return .ok(NFS3FSInfoOK(objectAttributes: NFS3PostOpAttributes(info.attributes),
+                                        rtmax: NFS3Limits.maxReadSize, rtpref: NFS3Limits.maxReadSize, rtmult: 4096,
+                                        wtmax: NFS3Limits.maxWriteSize, wtpref: NFS3Limits.maxWriteSize, wtmult: 4096,
+                                        dtpref: NFS3Limits.preferredReaddirSize, maxFileSize: info.maxFileSize,
+                                        timeDelta: NFS3Time(info.timeGranularity), properties: properties))
+            }
+        case .pathconf:
+            return serve(call, context, NFS3PathConfArgs.self, handle: \.object) { args, h, env -> NFS3PathConfResult in
+                let p = try env.fs.pathconf(h, as: env.cred)
+                return .ok(NFS3PathConfOK(objectAttributes: NFS3PostOpAttributes(p.attributes), linkMax: p.linkMax,
+                                          nameMax: p.nameMax, noTrunc: p.noTrunc, chownRestricted: p.chownRestricted,
+                                          caseInsensitive: p.caseInsensitive, casePreserving: p.casePreserving))
+            }
+        case .commit:
+            return serve(call, context, NFS3CommitArgs.self, handle: \.file) { args, h, env -> NFS3CommitResult in
+                let (verifier, wcc) = try env.fs.commit(h, offset: args.offset, count: args.count, as: env.cred)
+                return .ok(NFS3CommitOK(fileWcc: env.wcc(wcc), verifier: NFS3Verifier(verifier)))
+            }
+        }
+    }
+
+    /// READDIR3resok / READDIRPLUS3resok bytes besides the entries: status,
+    /// post_op_attr with attributes, cookie verifier, list end, eof.
+    static let readdirReplyOverhead = 4 + 4 + NFS3Attributes.xdrSize + 8 + 4 + 4
+
+    // MARK: - The one path every procedure takes
+
+    /// Decodes `Args`, then on the thread pool authorizes the call and runs `body`;
+    /// errors become the failure arm with the mapped status.
+    private func serve<Args: XDRDecodable & Sendable, OK, Fail: NFS3FailureArm>(
+        _ call: RPCCall, _ context: RPCCallContext, _ type: Args.Type,
+        handle: KeyPath<Args, NFS3FileHandle> & Sendable, modifies: Bool = false,
+        _ body: @escaping @Sendable (Args, ObjectHandle, NFS3CallEnvironment) throws -> NFS3Result<OK, Fail>
+    ) -> EventLoopFuture<RPCReplyBody> {
+        var arguments = call.arguments
+        guard let args = try? Args(xdr: &arguments) else {
+            return context.eventLoop.makeSucceededFuture(.garbageArguments)
+        }
+        let server = self.server
+        let peer = context.peer
+        let credential = call.credential
+        let allocator = context.allocator
+        let procedure = call.procedure
+        return server.threadPool.runIfActive(eventLoop: context.eventLoop) {
+            let result: NFS3Result<OK, Fail>
+            do {
+                let (h, env) = try NFS3CallEnvironment.authorize(args[keyPath: handle], modifies: modifies, server: server,
+                                                                  peer: peer, credential: credential)
+                result = try body(args, h, env)
+            } catch {
+                let status = NFS3ErrorMapping.status(for: error)
+                if status == .serverfault || status == .io {
+                    server.logger.warning("NFSv3 procedure \(procedure) from \(peer): \(error)")
+                }
+                result = .fail(status, .empty)
+            }
+            var out = allocator.buffer(capacity: 512)
+            result.encode(xdr: &out)
+            return .success(results: out)
+        }
+    }
+
+    /// READ writes the reply header, then has HostFS append the file data
+    /// straight into the reply buffer (no second copy of up to 1 MiB).
+    private func read(_ call: RPCCall, _ context: RPCCallContext) -> EventLoopFuture<RPCReplyBody> {
+        var arguments = call.arguments
+        guard let args = try? NFS3ReadArgs(xdr: &arguments) else {
+            return context.eventLoop.makeSucceededFuture(.garbageArguments)
+        }
+        let server = self.server
+        let peer = context.peer
+        let credential = call.credential
+        let allocator = context.allocator
+        return server.threadPool.runIfActive(eventLoop: context.eventLoop) {
+            let count = min(args.count, NFS3Limits.maxReadSize)
+            // status, post_op_attr (present), count, eof, data length
+            let headerSize = 4 + 4 + NFS3Attributes.xdrSize + 4 + 4 + 4
+            var out = allocator.buffer(capacity: headerSize + Int(count) + 4)
+            do {
+                let (h, env) = try NFS3CallEnvironment.authorize(args.file, modifies: false, server: server,
+                                                                  peer: peer, credential: credential)
+                out.moveWriterIndex(forwardBy: headerSize)
+                let (n, eof, attributes) = try env.fs.read(h, offset: args.offset, count: count, appendingTo: &out, as: env.cred)
+                out.writeRepeatingByte(0, count: xdrPadding(n))
+                let end = out.writerIndex
+                out.moveWriterIndex(to: out.readerIndex)
+                out.writeXDREnum(NFS3Status.ok)
+                NFS3PostOpAttributes(NFS3Attributes(attributes)).encode(xdr: &out)
+                out.writeXDRUInt32(UInt32(n))
+                out.writeXDRBool(eof)
+                out.writeXDRUInt32(UInt32(n))
+                out.moveWriterIndex(to: end)
+            } catch {
+                out.moveWriterIndex(to: out.readerIndex)
+                NFS3ReadResult.fail(NFS3ErrorMapping.status(for: error), .none).encode(xdr: &out)
+            }
+            return .success(results: out)
+        }
+    }
+}
+
+/// Who is calling, with what rights, on which export: settled once per call.
+struct NFS3CallEnvironment {
+    let fs: HostFileSystem
+    let access: ExportAccess
+    let cred: Credentials
+
+    /// Checks the handle, finds its export in the current auth table and
+    /// the peer's access to it, refuses changes on read-only exports, and
+    /// squashes the credential. The one permission check of NFSv3.
+    static func authorize(_ fh: NFS3FileHandle, modifies: Bool, server: NFSServerContext, peer: PeerIdentity,
+                          credential: RPCCredential) throws -> (ObjectHandle, NFS3CallEnvironment) {
+        let h = try server.hostFS.decodeHandle(fh.bytes.readableBytesView)
+        let snapshot = server.snapshot
+        guard let index = snapshot.indexByID[h.exportID] else { throw NFS3Status.stale }
+        guard let access = snapshot.table.access(for: peer, exportAt: index) else { throw NFS3Status.acces }
+        if modifies && access.readOnly { throw NFS3Status.rofs }
+        let mapped: MappedIdentity
+        switch credential {
+        case .sys(let p): mapped = access.map(uid: p.uid, gid: p.gid, gids: p.gids)
+        case .none: mapped = MappedIdentity(uid: access.anonUID, gid: access.anonGID, gids: [])
+        }
+        return (h, NFS3CallEnvironment(fs: server.hostFS, access: access,
+                                       cred: Credentials(uid: mapped.uid, gid: mapped.gid, groups: mapped.gids)))
+    }
+
+    /// A second handle of the same call (RENAME's target directory, LINK's
+    /// directory): it must name the same export (else NFS3ERR_XDEV).
+    func sameExportHandle(_ fh: NFS3FileHandle, as first: ObjectHandle) throws -> ObjectHandle {
+        let h = try fs.decodeHandle(fh.bytes.readableBytesView)
+        guard h.exportID == first.exportID else { throw NFS3Status.xdev }
+        return h
+    }
+
+    func wcc(_ w: WccData) -> NFS3WccData {
+        NFS3WccData(w, enabled: !access.noWCC)
+    }
+
+    func newObject(_ node: NodeResult) -> NFS3NewObjectOK {
+        NFS3NewObjectOK(object: NFS3FileHandle(node.handle.bytes), objectAttributes: NFS3PostOpAttributes(node.attributes),
+                        directoryWcc: wcc(node.directory))
+    }
+}
