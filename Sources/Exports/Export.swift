@@ -38,10 +38,15 @@ public enum ClientSpec: Hashable, Sendable, CustomStringConvertible {
         case (.vsockAny, .vsock): return true
         case (.vsockCID(let c), .vsock(let cid, _)): return c == cid
         case (.vsockRange(let low, let high), .vsock(let cid, _)): return low <= cid && cid <= high
-        case (.address(let a), .inet(let address, _)): return a == address.unmapped
-        case (.network(let n, let prefix), .inet(let address, _)):
+        case (.address(let a), .inet(let address, _)): return a.unmapped == address.unmapped
+        case (.network(let n, let p), .inet(let address, _)):
             let a = address.unmapped
-            return a.bitWidth == n.bitWidth && a.isIn(network: n, prefix: prefix)
+            switch ClientSpec.normalizedNetwork(n, prefix: p) {
+            case .address(let exact): return a == exact
+            case .network(let network, let prefix):
+                return a.bitWidth == network.bitWidth && a.isIn(network: network, prefix: prefix)
+            default: return false
+            }
         case (.unix, .unix): return true
         default: return false
         }

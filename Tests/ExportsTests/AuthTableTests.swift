@@ -158,7 +158,10 @@ private struct OneExport {
     @Test func clientSpecMatchesAgreesWithTheTableForOneRule() {
         let peers: [PeerIdentity] = [vsock(3), vsock(9), tcp("10.0.0.1"), tcp("::ffff:10.0.0.1"), tcp("fd00::1"), unixPeer]
         let specs: [ClientSpec] = [.vsockCID(3), .vsockRange(5, 10), .vsockAny, .address(IPAddress("10.0.0.1")!),
-                                   .network(IPAddress("fd00::")!, prefix: 8), .unix, .anyone]
+                                   .network(IPAddress("fd00::")!, prefix: 8), .unix, .anyone,
+                                   // Hand-made, not normalized: IPv4-mapped forms.
+                                   .address(IPAddress("::ffff:10.0.0.1")!),
+                                   .network(IPAddress("::ffff:10.0.0.0")!, prefix: 104)]
         for spec in specs {
             let table = AuthTable(exports: [Export(hostPath: "/srv", clients: [ClientRule(client: spec)])])
             for peer in peers {

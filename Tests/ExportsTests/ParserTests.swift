@@ -184,3 +184,55 @@ func parseOK(_ text: String, sourceLocation: SourceLocation = #_sourceLocation) 
         }
     }
 }
+
+/// The examples in docs/exports.md, kept here so the documentation stays true.
+@Suite struct DocumentationExampleTests {
+    @Test func examplesParse() {
+        let exports = parseOK("""
+            /srv/src  vsock:3(rw,no_root_squash) vsock:*(ro)
+            # CI guests get their workspace; the controller manages it.
+            /srv/ci -rw,async \\
+                    vsock:100-199 \\
+                    vsock:42(no_root_squash)
+            "/srv/data sets"  -ro,all_squash,anonuid=1000,anongid=1000,fsid=7  vsock:* 10.0.0.0/8 unix
+            /var/cache/build  vsock:*(rw) 192.168.122.0/24(rw) 192.168.122.1(ro)
+            """)
+        #expect(exports.map(\.hostPath) == ["/srv/src", "/srv/ci", "/srv/data sets", "/var/cache/build"])
+        let table = AuthTable(exports: exports)
+        let ci = table.access(for: .vsock(cid: 150, port: 1), mountPath: "/srv/ci")
+        #expect(ci?.readWrite == true && ci?.sync == false && ci?.squash == .rootSquash)
+        #expect(table.access(for: .vsock(cid: 42, port: 1), mountPath: "/srv/ci")?.squash == .noRootSquash)
+        #expect(table.access(for: .vsock(cid: 41, port: 1), mountPath: "/srv/ci") == nil)
+        #expect(exports[2].fsid == 7)
+        #expect(table.access(for: .inet(IPAddress("192.168.122.1")!, port: 1), mountPath: "/var/cache/build")?.readOnly == true)
+        #expect(table.access(for: .inet(IPAddress("192.168.122.9")!, port: 1), mountPath: "/var/cache/build")?.readOnly == false)
+        #expect(formatExportsTable([exports[0]]) == """
+            /srv/src (mounted as /srv/src)
+              vsock:3        rw,no_root_squash,anonuid=65534,anongid=65534,sync,no_subtree_check
+              vsock:*        ro,root_squash,anonuid=65534,anongid=65534,sync,no_subtree_check
+
+            """)
+    }
+
+    @Test func errorExample() {
+        let text = """
+            /srv/src vsock:3 (rw)
+            /srv/data vsock:4(rw,ro) build.example.com(ro)
+            srv/tmp *(ro)
+            /srv/src vsock:5(anonuid=nobody)
+            """
+        do {
+            _ = try ExportsFile.parse(text, fileName: "/etc/vsnfs/exports")
+            Issue.record("expected errors")
+        } catch {
+            #expect(error.description == """
+                /etc/vsnfs/exports:1:18: space between client 'vsock:3' and '(rw)': exports(5) reads this as 'vsock:3' with default options plus everyone ('*') with (rw); write 'vsock:3(rw)' with no space, or '*(rw)' if you mean everyone
+                /etc/vsnfs/exports:2:22: 'ro' contradicts 'rw' in the same option list
+                /etc/vsnfs/exports:2:26: host names ('build.example.com') are not supported: vsnfs never resolves names; use vsock:CID, vsock:LOW-HIGH, vsock:*, an IP address, ADDRESS/PREFIX, unix, or *
+                /etc/vsnfs/exports:3:1: export path must be absolute (start with '/'), got 'srv/tmp'
+                /etc/vsnfs/exports:4:1: '/srv/src' is already exported on line 1
+                /etc/vsnfs/exports:4:26: anonuid needs a number from 0 to 4294967295, got 'nobody'
+                """)
+        }
+    }
+}
