@@ -1,0 +1,57 @@
+#!/bin/sh
+# Assembles the test guest's initramfs from unpacked Debian packages and our
+# binaries, and writes it as a gzip'd newc cpio archive.
+#   build-initramfs.sh OUT.cpio.gz CACHE INIT MODULES BINS EXTRA_BINS
+# MODULES: module names; they and their dependencies are loaded at boot, in
+#          dependency order (the list goes to /etc/modules.load).
+# BINS:    our binaries (installed in /usr/bin, with the shared libraries ldd lists).
+# EXTRA_BINS: other host binaries (fio, ...), installed the same way.
+set -eu
+out=$1 cache=$2 init=$3 modules=$4 bins=$5 extra_bins=$6
+here=$(cd "$(dirname "$0")" && pwd)
+kpkg=$(cat "$cache/kernel-package")
+kver=${kpkg#linux-image-}
+moddir=$cache/$kpkg/lib/modules/$kver
+root=$(mktemp -d "${TMPDIR:-/tmp}/vsnfs-initramfs.XXXXXX")
+trap 'rm -rf "$root"' EXIT
+
+mkdir -p "$root"/bin "$root"/sbin "$root"/usr/bin "$root"/usr/sbin "$root"/etc \
+         "$root"/proc "$root"/sys "$root"/dev "$root"/tmp "$root"/run "$root"/mnt \
+         "$root"/lib/modules/"$kver" "$root"/root
+cp "$cache"/busybox-static/bin/busybox "$root"/bin/busybox
+cp "$init" "$root"/init
+chmod 755 "$root"/init
+
+# Kernel modules: only the ones needed, with a load list in dependency order.
+sh "$here"/modorder.sh "$moddir" $modules > "$root"/etc/modules.load
+while read -r ko; do
+    mkdir -p "$root/lib/modules/$kver/$(dirname "$ko")"
+    cp "$moddir/$ko" "$root/lib/modules/$kver/$ko"
+done < "$root"/etc/modules.load
+
+# Binaries and the shared libraries they need, at the paths ldd reports.
+install_bin() {
+    src=$1
+    [ -x "$src" ] || { echo "build-initramfs: $src is not an executable" >&2; exit 1; }
+    cp -L "$src" "$root"/usr/bin/
+    # Symbols are not needed in the test guest; stripping halves the initramfs.
+    strip --strip-unneeded "$root/usr/bin/$(basename "$src")" 2>/dev/null || true
+    ldd "$src" 2>/dev/null | awk '/=> \// { print $3 } /^[ \t]*\/[^ ]+ \(/ { print $1 }' |
+    while read -r lib; do
+        [ -e "$root$lib" ] && continue
+        mkdir -p "$root$(dirname "$lib")"
+        cp -L "$lib" "$root$lib"
+    done
+}
+for b in $bins $extra_bins; do install_bin "$b"; done
+# mount(8) finds filesystem helpers as /sbin/mount.TYPE.
+[ -e "$root"/usr/bin/vsnfs-mount ] && ln -s /usr/bin/vsnfs-mount "$root"/sbin/mount.vsnfs
+
+echo "root:x:0:0:root:/root:/bin/sh" > "$root"/etc/passwd
+echo "nobody:x:65534:65534:nobody:/nonexistent:/bin/false" >> "$root"/etc/passwd
+printf 'root:x:0:\nnogroup:x:65534:\n' > "$root"/etc/group
+echo "$kver" > "$root"/etc/kernel-release
+
+mkdir -p "$(dirname "$out")"
+(cd "$root" && find . | LC_ALL=C sort | cpio -o -H newc -R 0:0 --quiet) | gzip -1 > "$out.tmp"
+mv "$out.tmp" "$out"
