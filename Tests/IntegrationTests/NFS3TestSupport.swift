@@ -1,0 +1,254 @@
+import Exports
+import Foundation
+import HostFS
+import Logging
+import NFSProtocols
+import NIOCore
+import NIOPosix
+import ONCRPC
+import Transport
+import XDR
+
+// In-process NFSv3/MOUNT test harness: the real RPC stack (record marking,
+// RPCConnectionHandler, RPCDispatcher) on TCP loopback, with the peer
+// identity the handler reports chosen per listener (so CID rules can be
+// exercised without vsock), and a small blocking client.
+
+/// A temporary directory holding export directories and the HostFS state directory.
+final class NFS3Sandbox: @unchecked Sendable {
+    let dir: String
+    var statePath: String { dir + "/state" }
+
+    init() {
+        var template = Array("/tmp/nfs3-test-XXXXXX".utf8CString)
+        let p = template.withUnsafeMutableBufferPointer { mkdtemp($0.baseAddress!) }
+        dir = String(cString: p!)
+        chmod(dir, 0o755)
+    }
+
+    deinit { try? FileManager.default.removeItem(atPath: dir) }
+
+    /// A new export directory (mode 0777 so squashed callers may write).
+    func exportDirectory(_ name: String, mode: mode_t = 0o777) -> String {
+        let path = dir + "/" + name
+        mkdir(path, 0o755)
+        chmod(path, mode)
+        return path
+    }
+}
+
+/// Servers (one listener per peer identity) over one NFSServerContext.
+final class NFS3TestServer: @unchecked Sendable {
+    let group: MultiThreadedEventLoopGroup
+    let pool: NIOThreadPool
+    let context: NFSServerContext
+    let sandbox: NFS3Sandbox
+    private var listeners: [PeerIdentity: (channel: Channel, port: Int)] = [:]
+    private let lock = NSLock()
+
+    init(exports: [Export], sandbox: NFS3Sandbox) throws {
+        self.sandbox = sandbox
+        group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+        pool = NIOThreadPool(numberOfThreads: 4)
+        pool.start()
+        let fs = try HostFileSystem(exports: NFSServerContext.exportRoots(for: exports),
+                                    options: HostFSOptions(stateDirectory: sandbox.statePath))
+        context = NFSServerContext(exports: exports, hostFS: fs, threadPool: pool)
+    }
+
+    /// A convenience server with one export at `/export`, for `clients`.
+    convenience init(clients: [ClientRule], sandbox: NFS3Sandbox = NFS3Sandbox()) throws {
+        let path = sandbox.exportDirectory("export")
+        try self.init(exports: [Export(hostPath: path, mountPath: "/export", clients: clients)], sandbox: sandbox)
+    }
+
+    deinit {
+        for (_, l) in listeners { try? l.channel.close().wait() }
+        try? pool.syncShutdownGracefully()
+        try? group.syncShutdownGracefully()
+    }
+
+    var dispatcher: RPCDispatcher {
+        RPCDispatcher(programs: [MountProgram(server: context), NFSProgram(server: context)])
+    }
+
+    /// The port of a listener whose connections all present `peer`.
+    func port(for peer: PeerIdentity) throws -> Int {
+        lock.lock()
+        defer { lock.unlock() }
+        if let l = listeners[peer] { return l.port }
+        let dispatcher = self.dispatcher
+        let channel = try ServerBootstrap(group: group)
+            .serverChannelOption(ChannelOptions.socketOption(.so_reuseaddr), value: 1)
+            .childChannelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.addHandler(ByteToMessageHandler(RecordMarkingDecoder()))
+                    try channel.pipeline.syncOperations.addHandler(
+                        RPCConnectionHandler(peer: peer, dispatcher: dispatcher, logger: Logger(label: "nfs3-test")))
+                }
+            }
+            .bind(host: "127.0.0.1", port: 0).wait()
+        let port = channel.localAddress!.port!
+        listeners[peer] = (channel, port)
+        return port
+    }
+
+    func client(_ peer: PeerIdentity = .vsock(cid: 3, port: 1000), uid: UInt32 = 0, gid: UInt32 = 0,
+                gids: [UInt32] = []) throws -> NFS3TestClient {
+        let c = try NFS3TestClient(port: port(for: peer))
+        c.credential = AuthSysParameters(machineName: Array("test".utf8), uid: uid, gid: gid, gids: gids).opaqueAuth
+        return c
+    }
+}
+
+enum NFS3TestError: Error {
+    case connectionClosed
+    case unexpectedReply(RPCReplyBody)
+}
+
+/// A blocking RPC client over TCP loopback.
+final class NFS3TestClient {
+    let fd: Int32
+    private var nextXID: UInt32 = 1
+    var credential: RPCOpaqueAuth = .none
+
+    init(port: Int) throws {
+        fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        var addr = sockaddr_in()
+        addr.sin_family = sa_family_t(AF_INET)
+        addr.sin_port = in_port_t(UInt16(port).bigEndian)
+        addr.sin_addr.s_addr = inet_addr("127.0.0.1")
+        let rc = withUnsafePointer(to: &addr) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+        }
+        guard rc == 0 else { close(fd); throw POSIXError(POSIXErrorCode(rawValue: errno) ?? .EIO) }
+        var timeout = timeval(tv_sec: 60, tv_usec: 0)
+        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+    }
+
+    deinit { close(fd) }
+
+    private func sendAll(_ bytes: [UInt8]) throws {
+        var offset = 0
+        while offset < bytes.count {
+            let n = bytes[offset...].withUnsafeBytes { Foundation.send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
+            guard n > 0 else { throw POSIXError(POSIXErrorCode(rawValue: errno) ?? .EPIPE) }
+            offset += n
+        }
+    }
+
+    private func receiveExactly(_ count: Int) throws -> [UInt8] {
+        var out = [UInt8](repeating: 0, count: count)
+        var got = 0
+        while got < count {
+            let n = out[got...].withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
+            guard n > 0 else { throw NFS3TestError.connectionClosed }
+            got += n
+        }
+        return out
+    }
+
+    private func receiveRecord() throws -> ByteBuffer {
+        var record = ByteBuffer()
+        while true {
+            let header = try receiveExactly(4)
+            let word = header.reduce(UInt32(0)) { $0 << 8 | UInt32($1) }
+            record.writeBytes(try receiveExactly(Int(word & ~RecordMarking.lastFragmentBit)))
+            if word & RecordMarking.lastFragmentBit != 0 { return record }
+        }
+    }
+
+    /// One call; returns the reply body as the RPC layer decoded it.
+    func rawCall(program: UInt32, version: UInt32, procedure: UInt32, arguments: ByteBuffer) throws -> RPCReplyBody {
+        let xid = nextXID
+        nextXID += 1
+        var body = ByteBuffer()
+        RPCMessage.call(xid: xid, rpcVersion: 2, program: program, version: version, procedure: procedure,
+                        credential: credential, verifier: .none, arguments: arguments).encode(xdr: &body)
+        let header = RecordMarking.lastFragmentBit | UInt32(body.readableBytes)
+        try sendAll(withUnsafeBytes(of: header.bigEndian) { Array($0) } + Array(body.readableBytesView))
+        let record = try receiveRecord()
+        guard case .reply(let replyXID, let reply, _) = try RPCMessage(record: record), replyXID == xid else {
+            throw NFS3TestError.connectionClosed
+        }
+        return reply
+    }
+
+    /// A call whose reply must be accepted with SUCCESS; decodes the results as `R`.
+    func call<A: XDREncodable, R: XDRDecodable>(_ program: UInt32, version: UInt32 = 3, _ procedure: UInt32, _ args: A,
+                                                  as: R.Type = R.self) throws -> R {
+        var buffer = ByteBuffer()
+        args.encode(xdr: &buffer)
+        let reply = try rawCall(program: program, version: version, procedure: procedure, arguments: buffer)
+        guard case .success(var results) = reply else { throw NFS3TestError.unexpectedReply(reply) }
+        let value = try R(xdr: &results)
+        precondition(results.readableBytes == 0, "trailing bytes in results of procedure \(procedure)")
+        return value
+    }
+
+    func nfs<A: XDREncodable, R: XDRDecodable>(_ procedure: NFS3Procedure, _ args: A, as: R.Type = R.self) throws -> R {
+        try call(NFSProgramNumber.nfs, procedure.rawValue, args, as: R.self)
+    }
+
+    // MARK: conveniences
+
+    func mount(_ path: String) throws -> MountMntResult {
+        try call(NFSProgramNumber.mount, MountProcedure.mnt.rawValue, MountPathArgs(path: NFS3Name(path)))
+    }
+
+    func rootHandle(_ path: String = "/export") throws -> NFS3FileHandle {
+        guard case .ok(let handle, _) = try mount(path) else { throw NFS3TestError.connectionClosed }
+        return handle
+    }
+
+    func lookup(_ dir: NFS3FileHandle, _ name: String) throws -> NFS3LookupResult {
+        try nfs(.lookup, NFS3DirOpArgs(directory: dir, name: NFS3Name(name)))
+    }
+
+    func getattr(_ fh: NFS3FileHandle) throws -> NFS3GetAttrResult {
+        try nfs(.getattr, NFS3HandleArgs(object: fh))
+    }
+
+    func create(_ dir: NFS3FileHandle, _ name: String, mode: UInt32 = 0o644) throws -> NFS3CreateResult {
+        try nfs(.create, NFS3CreateArgs(whereTo: NFS3DirOpArgs(directory: dir, name: NFS3Name(name)),
+                                        how: .unchecked(NFS3SetAttributes(mode: mode))))
+    }
+
+    func mkdir(_ dir: NFS3FileHandle, _ name: String) throws -> NFS3MkdirResult {
+        try nfs(.mkdir, NFS3MkdirArgs(whereTo: NFS3DirOpArgs(directory: dir, name: NFS3Name(name)),
+                                      attributes: NFS3SetAttributes(mode: 0o755)))
+    }
+
+    func write(_ fh: NFS3FileHandle, offset: UInt64 = 0, _ data: [UInt8], stable: NFS3StableHow = .fileSync) throws -> NFS3WriteResult {
+        try nfs(.write, NFS3WriteArgs(file: fh, offset: offset, count: UInt32(data.count), stable: stable,
+                                      data: ByteBuffer(bytes: data)))
+    }
+
+    func read(_ fh: NFS3FileHandle, offset: UInt64 = 0, count: UInt32) throws -> NFS3ReadResult {
+        try nfs(.read, NFS3ReadArgs(file: fh, offset: offset, count: count))
+    }
+
+    /// The handle of a newly created object, or a failure.
+    func createdHandle(_ r: NFS3Result<NFS3NewObjectOK, NFS3WccData>) throws -> NFS3FileHandle {
+        guard case .ok(let ok) = r, let fh = ok.object else { throw NFS3TestError.connectionClosed }
+        return fh
+    }
+}
+
+extension NFS3Result {
+    var ok: OK? {
+        if case .ok(let v) = self { return v }
+        return nil
+    }
+}
+
+/// Export rules for tests.
+func rwRule(_ client: ClientSpec = .vsockCID(3), squash: SquashMode = .rootSquash, anon: UInt32 = 65534,
+            sync: Bool = true, noWCC: Bool = false) -> ClientRule {
+    ClientRule(client: client, options: ExportOptions(readOnly: false, squash: squash, anonUID: anon, anonGID: anon,
+                                                      sync: sync, noWCC: noWCC))
+}
+
+func roRule(_ client: ClientSpec = .vsockCID(3)) -> ClientRule {
+    ClientRule(client: client, options: ExportOptions(readOnly: true))
+}
