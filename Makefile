@@ -1,0 +1,31 @@
+# vsnfs: build, test, and the end-to-end test in a real guest kernel.
+#
+#   make            build (debug)
+#   make test       swift test
+#   make images     the test guest: Debian kernel + busybox initramfs + our binaries (vm-images/)
+#   make e2e        boot the test guest and run the NFS workload over vsock (E2E_VERS=3 or "3 4.1")
+#
+# The guest binaries are built in release mode with their own scratch path
+# (.build-guest) so they never disturb the default .build.
+
+SWIFT    ?= swift
+E2E_VERS ?= 3
+
+.PHONY: all build test images e2e clean
+all: build
+
+build:
+	$(SWIFT) build
+
+test:
+	$(SWIFT) test
+
+images:
+	$(MAKE) -C vm-images
+
+e2e: images
+	@rc=0; for v in $(E2E_VERS); do sh tests/e2e/run.sh $$v || rc=1; done; exit $$rc
+
+clean:
+	$(MAKE) -C vm-images clean
+	rm -rf .e2e

@@ -1,0 +1,50 @@
+#!/bin/sh
+# End-to-end test: boots the test guest (vm-images/) under qemu, runs
+# workload.sh inside it against `vsnfs serve` over vsock loopback with the
+# guest kernel's NFS client, and prints one line: "N passed, M failed".
+#   tests/e2e/run.sh [VERS]     VERS: 3 (default) or 4.1
+# The guest console is saved to .e2e/console-v$VERS.log.
+# Expects the images built (make images); the top-level `make e2e` does that.
+set -eu
+vers=${1:-3}
+top=$(cd "$(dirname "$0")/../.." && pwd)
+images=$top/vm-images/out
+work=$top/.e2e
+log=$work/console-v$vers.log
+timeout_s=${E2E_TIMEOUT:-780}
+mkdir -p "$work"
+
+# The workload goes into the guest as a second initramfs archive.
+stage=$(mktemp -d "${TMPDIR:-/tmp}/vsnfs-e2e.XXXXXX")
+trap 'rm -rf "$stage"' EXIT
+mkdir -p "$stage/workload"
+cp "$top/tests/e2e/workload.sh" "$stage/workload/run"
+echo "VERS=$vers" > "$stage/workload/env"
+if [ ! -x "$work/vsock-echo" ] || [ "$top/tests/e2e/vsock-echo.c" -nt "$work/vsock-echo" ]; then
+    cc -O2 -static -o "$work/vsock-echo" "$top/tests/e2e/vsock-echo.c"
+fi
+cp "$work/vsock-echo" "$stage/workload/"
+(cd "$stage" && find workload | cpio -o -H newc -R 0:0 --quiet | gzip -1) > "$work/workload-v$vers.cpio.gz"
+
+start=$(date +%s)
+set +e
+sh "$top/vm-images/scripts/boot.sh" "$log" "$timeout_s" "$images/vmlinuz" "$images/initramfs.cpio.gz" \
+    "$work/workload-v$vers.cpio.gz"
+qemu_rc=$?
+set -e
+secs=$(( $(date +%s) - start ))
+
+tr -d '\r' < "$log" > "$log.txt"
+passed=$(grep -c '^PASS ' "$log.txt" || true)
+failed=$(grep -c '^FAIL ' "$log.txt" || true)
+grep '^FAIL ' "$log.txt" >&2 || true
+if ! grep -q '^VSNFS-WORKLOAD-EXIT ' "$log.txt"; then
+    echo "e2e: the guest did not finish the workload (qemu exit $qemu_rc after ${secs}s; timeout ${timeout_s}s); see $log" >&2
+    failed=$((failed + 1))
+elif ! grep -q '^SUMMARY ' "$log.txt"; then
+    echo "e2e: the workload stopped early; see $log" >&2
+    failed=$((failed + 1))
+fi
+echo "e2e (NFSv$vers, ${secs}s, console: ${log#$top/}): " >&2
+echo "$passed passed, $failed failed"
+[ "$failed" = 0 ] && [ "$passed" -gt 0 ]
