@@ -28,6 +28,8 @@ public struct HostFSOptions: Sendable {
 final class Export: @unchecked Sendable {
     let root: ExportRoot
     let rootFD: Int32
+    /// A readable (non-O_PATH) fd of the root for open_by_handle_at, which refuses O_PATH mount fds; -1 if none.
+    let mountFD: Int32
     let realPath: [UInt8]
     let dev: UInt64
     let ino: UInt64
@@ -36,9 +38,10 @@ final class Export: @unchecked Sendable {
     let index: InodeIndex?
     var rootHandle: ObjectHandle!
 
-    init(root: ExportRoot, rootFD: Int32, realPath: [UInt8], st: stat, mountID: Int32, mode: HandleMode, index: InodeIndex?) {
+    init(root: ExportRoot, rootFD: Int32, mountFD: Int32, realPath: [UInt8], st: stat, mountID: Int32, mode: HandleMode, index: InodeIndex?) {
         self.root = root
         self.rootFD = rootFD
+        self.mountFD = mountFD
         self.realPath = realPath
         self.dev = UInt64(st.st_dev)
         self.ino = UInt64(st.st_ino)
@@ -46,7 +49,10 @@ final class Export: @unchecked Sendable {
         self.mode = mode
         self.index = index
     }
-    deinit { close(rootFD) }
+    deinit {
+        close(rootFD)
+        if mountFD >= 0 { close(mountFD) }
+    }
 
     var rootInode: InodeKey { InodeKey(dev: dev, ino: ino) }
 
@@ -244,7 +250,7 @@ public final class HostFileSystem: @unchecked Sendable {
 
     private func openByHandle(_ ex: Export, _ handle: [UInt8], _ type: Int32) throws -> Int32 {
         let r = handle.withUnsafeBufferPointer {
-            hostfs_open_by_handle(ex.rootFD, $0.baseAddress, UInt32($0.count), type, O_PATH | O_CLOEXEC)
+            hostfs_open_by_handle(ex.mountFD, $0.baseAddress, UInt32($0.count), type, O_PATH | O_CLOEXEC)
         }
         if r >= 0 { return r }
         switch -r {
@@ -324,17 +330,19 @@ public final class HostFileSystem: @unchecked Sendable {
         guard let real = procPath(fd) else { close(fd); throw FSError.serverFault("export \(r.id): cannot read /proc/self/fd") }
         var mode = options.handleMode
         var mountID: Int32 = -1
-        if let (h, type, mnt) = try? kernelHandle(fd) {
+        let mountFD = openat(fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+        if let (h, type, mnt) = try? kernelHandle(fd), mountFD >= 0 {
             mountID = mnt
             if mode == nil {
                 let probe = h.withUnsafeBufferPointer {
-                    hostfs_open_by_handle(fd, $0.baseAddress, UInt32($0.count), type, O_PATH | O_CLOEXEC)
+                    hostfs_open_by_handle(mountFD, $0.baseAddress, UInt32($0.count), type, O_PATH | O_CLOEXEC)
                 }
                 if probe >= 0 { close(probe) }
                 mode = probe >= 0 && type >= 0 && type <= 255 && h.count <= ObjectHandle.maxKernelPayload ? .kernel : .inode
             }
         } else if mode == .kernel {
             close(fd)
+            if mountFD >= 0 { close(mountFD) }
             throw FSError.serverFault("export \(r.id): \(r.hostPath) does not support kernel file handles")
         }
         let m = mode ?? .inode
@@ -344,10 +352,11 @@ public final class HostFileSystem: @unchecked Sendable {
                 index = try InodeIndex(path: options.stateDirectory + "/index-\(r.id)", rootDev: UInt64(st.st_dev), rootIno: UInt64(st.st_ino))
             } catch {
                 close(fd)
+                if mountFD >= 0 { close(mountFD) }
                 throw error
             }
         }
-        let ex = Export(root: r, rootFD: fd, realPath: real, st: st, mountID: mountID, mode: m, index: index)
+        let ex = Export(root: r, rootFD: fd, mountFD: mountFD, realPath: real, st: st, mountID: mountID, mode: m, index: index)
         ex.rootHandle = try makeHandle(ex, fd: fd, st: st, parentFD: nil, parentIno: nil, name: nil)
         logger.info("export \(r.id) at \(r.hostPath): \(m) handles")
         return ex

@@ -57,9 +57,15 @@ extension HostFileSystem {
             let dirAttrs = try attributes(ex, fd: dir.pathFD)
             var entries: [DirectoryEntry] = []
             var eof = true
-            try ident.run(cred) {
+            // The caller's identity opens the directory (read permission) and says whether it
+            // may search it (attributes and handles for READDIRPLUS); the rest runs as the server
+            // so that handles never depend on who asked.
+            let (fd, canSearch) = try ident.run(cred) { () throws -> (Int32, Bool) in
                 let fd = try sys { openat(dir.pathFD, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC) }
-                defer { close(fd) }
+                return (fd, plus && hostfs_access_fd(dir.pathFD, X_OK) == 0)
+            }
+            defer { close(fd) }
+            do {
                 if cookie != 0 {
                     guard lseek(fd, off_t(Int64(bitPattern: cookie)), SEEK_SET) >= 0 else { throw FSError.badCookie }
                 }
@@ -75,12 +81,13 @@ extension HostFileSystem {
                             entry.attributes = dirAttrs
                             entry.handle = atRoot ? ex.rootHandle : dirHandle
                             if isDot { entry.handle = dirHandle }
-                        } else {
+                        } else if canSearch {
                             let f = withName(e.name) { openat(dir.pathFD, $0, O_PATH | O_NOFOLLOW | O_CLOEXEC) }
                             if f >= 0 {
                                 defer { close(f) }
                                 var st = Glibc.stat()
-                                if fstat(f, &st) == 0 {
+                                // (A mount point inside the export gets neither: exports do not cross mounts.)
+                                if fstat(f, &st) == 0, UInt64(st.st_dev) == ex.dev {
                                     entry.attributes = FileAttributes(st, exportID: ex.root.id)
                                     entry.fileid = UInt64(st.st_ino)
                                     entry.handle = isDotDot

@@ -1,0 +1,150 @@
+import CSupport
+import Glibc
+import NIOCore
+import Testing
+@testable import HostFS
+
+@Suite struct HandleTests {
+    @Test func sipHashMatchesReferenceVectors() {
+        let key = (0..<16).map { UInt8($0) }
+        let msg = (0..<15).map { UInt8($0) }
+        // Vectors from the SipHash paper's reference implementation (vectors.h).
+        #expect(hostfs_siphash24(key, msg, 0) == 0x726f_db47_dd0e_0e31)
+        #expect(hostfs_siphash24(key, msg, 1) == 0x74f8_39c5_93dc_67fd)
+        #expect(hostfs_siphash24(key, msg, 8) == 0x93f5_f579_9a93_2462)
+        #expect(hostfs_siphash24(key, msg, 15) == 0xa129_ca61_49be_45e5)
+    }
+
+    @Test(arguments: bothModes) func handleRoundTrip(mode: HandleMode) throws {
+        let box = Sandbox()
+        box.hostMkdir("d")
+        box.hostFile("d/f", "hello")
+        let fs = try box.fs(mode)
+        #expect(fs.handleMode(exportID: 1) == mode)
+        let rootH = try fs.rootHandle(exportID: 1)
+        #expect(rootH.bytes.count <= 64)
+        let d = try fs.lookup(rootH, n("d"), as: root)
+        let f = try fs.lookup(d.handle, n("f"), as: root)
+        #expect(f.handle.bytes.count <= 64)
+        let decoded = try fs.decodeHandle(f.handle.bytes)
+        #expect(decoded == f.handle)
+        #expect(decoded.exportID == 1)
+        #expect(try fs.getattr(decoded, as: root).fileid == box.ino("d/f"))
+        #expect(try fs.getattr(decoded, as: root).fsid == 1)
+        #expect(try fs.getattr(rootH, as: root).type == .directory)
+        // A fresh instance (empty cache) resolves it too.
+        let fs2 = try box.fs(mode)
+        #expect(try fs2.getattr(try fs2.decodeHandle(f.handle.bytes), as: root).fileid == box.ino("d/f"))
+    }
+
+    @Test(arguments: bothModes) func handleSurvivesParentRenameAndRestart(mode: HandleMode) throws {
+        let box = Sandbox()
+        box.hostMkdir("a")
+        box.hostMkdir("a/b")
+        box.hostFile("a/b/f", "data")
+        let fileIno = box.ino("a/b/f"), dirIno = box.ino("a/b")
+        var fileBytes: [UInt8] = []
+        var dirBytes: [UInt8] = []
+        do {
+            let fs = try box.fs(mode)
+            let r = try fs.rootHandle(exportID: 1)
+            let a = try fs.lookup(r, n("a"), as: root)
+            let b = try fs.lookup(a.handle, n("b"), as: root)
+            let f = try fs.lookup(b.handle, n("f"), as: root)
+            fileBytes = f.handle.bytes
+            dirBytes = b.handle.bytes
+            // Rename the parent's parent through the server...
+            _ = try fs.rename(from: r, n("a"), to: r, n("c"), as: root)
+            #expect(try fs.getattr(try fs.decodeHandle(fileBytes), as: root).fileid == fileIno)
+            #expect(try fs.getattr(try fs.decodeHandle(dirBytes), as: root).fileid == dirIno)
+        }
+        // ...and the parent directory behind its back, then "restart".
+        #expect(Glibc.rename(box.exportPath + "/c/b", box.exportPath + "/c/moved") == 0)
+        let fs2 = try box.fs(mode)
+        #expect(try fs2.getattr(try fs2.decodeHandle(fileBytes), as: root).fileid == fileIno)
+        #expect(try fs2.getattr(try fs2.decodeHandle(dirBytes), as: root).fileid == dirIno)
+        let text = try fs2.read(try fs2.decodeHandle(fileBytes), offset: 0, count: 100, allocator: allocator, as: root)
+        #expect(string(text.data) == "data")
+        #expect(text.eof)
+        // And once more after another restart, with the file itself moved to another directory.
+        #expect(Glibc.rename(box.exportPath + "/c/moved/f", box.exportPath + "/c/g") == 0)
+        let fs3 = try box.fs(mode)
+        #expect(try fs3.getattr(try fs3.decodeHandle(fileBytes), as: root).fileid == fileIno)
+    }
+
+    @Test(arguments: bothModes) func removedObjectIsStale(mode: HandleMode) throws {
+        let box = Sandbox()
+        box.hostFile("f", "x")
+        box.hostFile("g", "y")
+        box.hostMkdir("d")
+        let fs = try box.fs(mode)
+        let r = try fs.rootHandle(exportID: 1)
+        let f = try fs.lookup(r, n("f"), as: root).handle
+        let g = try fs.lookup(r, n("g"), as: root).handle
+        let d = try fs.lookup(r, n("d"), as: root).handle
+        _ = try fs.remove(r, n("f"), as: root)
+        _ = try fs.rmdir(r, n("d"), as: root)
+        #expect(isError(.stale) { _ = try fs.getattr(f, as: root) })
+        #expect(isError(.stale) { _ = try fs.getattr(d, as: root) })
+        // Removed by the host while the server holds it cached.
+        _ = try fs.getattr(g, as: root)
+        #expect(Glibc.unlink(box.exportPath + "/g") == 0)
+        #expect(isError(.stale) { _ = try fs.getattr(g, as: root) })
+        // And after a restart.
+        let fs2 = try box.fs(mode)
+        #expect(isError(.stale) { _ = try fs2.getattr(try fs2.decodeHandle(f.bytes), as: root) })
+        // A new file does not inherit the old handle.
+        box.hostFile("f", "new")
+        #expect(isError(.stale) { _ = try fs2.getattr(try fs2.decodeHandle(f.bytes), as: root) })
+    }
+
+    @Test(arguments: bothModes) func badHandlesAreRefused(mode: HandleMode) throws {
+        let box = Sandbox()
+        box.hostFile("f", "x")
+        let fs = try box.fs(mode)
+        let good = try fs.lookup(try fs.rootHandle(exportID: 1), n("f"), as: root).handle.bytes
+        // Every single-bit flip.
+        for i in 0..<good.count {
+            for bit in 0..<8 {
+                var b = good
+                b[i] ^= UInt8(1 << bit)
+                #expect(isError(.badHandle) { _ = try fs.decodeHandle(b) }, "byte \(i) bit \(bit)")
+            }
+        }
+        // Truncated and extended.
+        for k in 0..<good.count {
+            #expect(isError(.badHandle) { _ = try fs.decodeHandle(good.prefix(k)) })
+        }
+        #expect(isError(.badHandle) { _ = try fs.decodeHandle(good + [0]) })
+        #expect(isError(.badHandle) { _ = try fs.decodeHandle(good + [UInt8](repeating: 0, count: 64 - good.count)) })
+        // Random bytes.
+        var rng = SystemRandomNumberGenerator()
+        for _ in 0..<2000 {
+            let len = Int.random(in: 0...64, using: &rng)
+            let b = (0..<len).map { _ in UInt8.random(in: 0...255, using: &rng) }
+            #expect(isError(.badHandle) { _ = try fs.decodeHandle(b) })
+        }
+        // Same key (same state directory), other export: refused by a server without export 1.
+        let box2 = Sandbox()
+        let other = try HostFileSystem(exports: [ExportRoot(id: 2, hostPath: box2.exportPath)],
+                                       options: HostFSOptions(stateDirectory: box.statePath, handleMode: mode))
+        #expect(isError(.badHandle) { _ = try other.decodeHandle(good) })
+        // Another server's key: refused.
+        let stranger = try Sandbox().fs(mode)
+        #expect(isError(.badHandle) { _ = try stranger.decodeHandle(good) })
+    }
+
+    @Test(arguments: bothModes) func handleOfObjectMovedOutOfExportIsStale(mode: HandleMode) throws {
+        let box = Sandbox()
+        box.hostMkdir("d")
+        box.hostFile("d/f", "x")
+        let fs = try box.fs(mode)
+        let r = try fs.rootHandle(exportID: 1)
+        let d = try fs.lookup(r, n("d"), as: root).handle
+        let f = try fs.lookup(d, n("f"), as: root).handle
+        #expect(Glibc.rename(box.exportPath + "/d", box.dir + "/outside") == 0)
+        let fs2 = try box.fs(mode)
+        #expect(isError(.stale) { _ = try fs2.getattr(try fs2.decodeHandle(d.bytes), as: root) })
+        #expect(isError(.stale) { _ = try fs2.getattr(try fs2.decodeHandle(f.bytes), as: root) })
+    }
+}
