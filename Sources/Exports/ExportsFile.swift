@@ -172,6 +172,35 @@ struct OptionList {
     }
 }
 
+/// Every option name the parser accepts, for "did you mean" hints.
+private let knownOptionNames = [
+    "rw", "ro", "root_squash", "no_root_squash", "all_squash", "no_all_squash", "anonuid", "anongid",
+    "sync", "async", "subtree_check", "no_subtree_check", "fsid", "nowcc", "secure", "insecure",
+]
+
+/// The known option within edit distance 2 of `name` (case-insensitively), if exactly one is closest.
+private func closestKnownOption(to name: String) -> String? {
+    let typed = Array(name.lowercased())
+    guard typed.count >= 2 else { return nil }
+    func distance(_ a: [Character], _ b: [Character]) -> Int {
+        var previous = Array(0...b.count)
+        // Both are non-empty here.
+        for i in 1...a.count {
+            var current = [i] + Array(repeating: 0, count: b.count)
+            for j in 1...b.count {
+                current[j] = min(previous[j] + 1, current[j - 1] + 1,
+                                 previous[j - 1] + (a[i - 1] == b[j - 1] ? 0 : 1))
+            }
+            previous = current
+        }
+        return previous[b.count]
+    }
+    let scored = knownOptionNames.map { (name: $0, distance: distance(typed, Array($0))) }
+    guard let best = scored.min(by: { $0.distance < $1.distance }), best.distance <= 2,
+          scored.filter({ $0.distance == best.distance }).count == 1 else { return nil }
+    return best.name
+}
+
 /// knfsd options vsnfs does not implement: named as such rather than "unknown".
 private let unsupportedKnfsdOptions: Set<String> = [
     "crossmnt", "nohide", "hide", "mountpoint", "mp", "sec", "wdelay", "no_wdelay",
@@ -688,7 +717,9 @@ struct ExportsParser {
                 if unsupportedKnfsdOptions.contains(name) {
                     error(position, "option '\(name)' is not supported by vsnfs")
                 } else {
-                    error(position, "unknown option '\(name)'")
+                    var message = "unknown option '\(name)'"
+                    if let suggestion = closestKnownOption(to: name) { message += "; did you mean '\(suggestion)'?" }
+                    error(position, message)
                 }
             }
         }

@@ -24,7 +24,11 @@ let supported = "use vsock:CID, vsock:LOW-HIGH, vsock:*, an IP address, ADDRESS/
 
     @Test func unknownAndUnsupportedOptions() {
         #expect(diagnostics("/srv vsock:3(rw,bogus)") == ["exports:1:17: unknown option 'bogus'"])
-        #expect(diagnostics("/srv vsock:3(RW)") == ["exports:1:14: unknown option 'RW'"])
+        #expect(diagnostics("/srv vsock:3(RW)") == ["exports:1:14: unknown option 'RW'; did you mean 'rw'?"])
+        #expect(diagnostics("/srv vsock:3(no_root_sqash)")
+                == ["exports:1:14: unknown option 'no_root_sqash'; did you mean 'no_root_squash'?"])
+        #expect(diagnostics("/srv vsock:3(anonid=5)") == ["exports:1:14: unknown option 'anonid'"])  // anonuid and anongid tie
+        #expect(diagnostics("/srv vsock:3(x)") == ["exports:1:14: unknown option 'x'"])
         #expect(diagnostics("/srv vsock:3(crossmnt)") == ["exports:1:14: option 'crossmnt' is not supported by vsnfs"])
         #expect(diagnostics("/srv -bogus vsock:3") == ["exports:1:7: unknown option 'bogus'"])
     }
@@ -181,6 +185,7 @@ let supported = "use vsock:CID, vsock:LOW-HIGH, vsock:*, an IP address, ADDRESS/
         #expect(diagnostics("/srv vsock:3(rw,)") == ["exports:1:17: empty option (stray ',')"])
         #expect(diagnostics("/srv vsock:3 -rw")
                 == ["exports:1:14: default options ('-rw') must come directly after the path"])
+        #expect(diagnostics("/srv \"\" vsock:3") == ["exports:1:6: empty client name"])
         #expect(diagnostics("/srv - vsock:3")
                 == ["exports:1:6: '-' must be followed by default options, e.g. -rw,no_subtree_check"])
     }
