@@ -77,6 +77,11 @@ public final class HostFileSystem: @unchecked Sendable {
     let logger: Logger
     private let exportsLock = Lock()
     private var exports: [UInt32: Export] = [:]
+    private var reconnects = 0  // guarded by exportsLock
+
+    /// How many handles were found again by parent hint or search (disconnected or stale index).
+    public var reconnectCount: Int { exportsLock.withLock { reconnects } }
+    func countReconnect() { exportsLock.withLock { reconnects += 1 } }
 
     public init(exports roots: [ExportRoot], options: HostFSOptions, logger: Logger = Logger(label: "vsnfs.hostfs")) throws {
         self.options = options
@@ -222,10 +227,16 @@ public final class HostFileSystem: @unchecked Sendable {
             close(fd)
             if !parent.isEmpty, let pfd = try? openByHandle(ex, parent, Int32(ptype)) {
                 defer { close(pfd) }
-                if ex.contains(fd: pfd), let f = findChild(ex, dirFD: pfd, ino: ino) { return f }
+                if ex.contains(fd: pfd), let f = findChild(ex, dirFD: pfd, ino: ino) {
+                    countReconnect()
+                    return f
+                }
             }
             var budget = options.searchLimit
-            if let f = search(ex, dirFD: ex.rootFD, dirIno: ex.ino, target: ino, budget: &budget, depth: 0) { return f }
+            if let f = search(ex, dirFD: ex.rootFD, dirIno: ex.ino, target: ino, budget: &budget, depth: 0) {
+                countReconnect()
+                return f
+            }
             throw FSError.stale
         case let .inode(ino, gen, birth):
             guard ex.mode == .inode else { throw FSError.stale }
@@ -235,6 +246,7 @@ public final class HostFileSystem: @unchecked Sendable {
             if candidate < 0 {
                 var budget = options.searchLimit
                 candidate = search(ex, dirFD: ex.rootFD, dirIno: ex.ino, target: ino, budget: &budget, depth: 0) ?? -1
+                if candidate >= 0 { countReconnect() }
             }
             guard candidate >= 0 else { throw FSError.stale }
             var st = Glibc.stat()

@@ -185,34 +185,11 @@ extension HostFileSystem {
         }
     }
 
-    /// READ `count` bytes at `offset` into a buffer from `allocator`.
+    /// READ `count` bytes at `offset` into a buffer from `allocator` (see `read(_:offset:count:appendingTo:as:)`).
     public func read(_ h: ObjectHandle, offset: UInt64, count: UInt32, allocator: ByteBufferAllocator, as cred: Credentials) throws -> ReadResult {
-        try withObject(h) { ex, obj in
-            let st = try statOf(obj.pathFD)
-            switch st.st_mode & S_IFMT {
-            case S_IFREG: break
-            case S_IFDIR: throw FSError.errno(EISDIR)
-            default: throw FSError.errno(EINVAL)
-            }
-            try checkAccess(obj, st, R_OK, cred, ownerOverride: true)
-            let fd = try cache.dataFD(obj, write: false)
-            var buffer = allocator.buffer(capacity: Int(count))
-            var total = 0
-            if count > 0 {
-                total = try buffer.writeWithUnsafeMutableBytes(minimumWritableBytes: Int(count)) { p in
-                    var done = 0
-                    while done < Int(count) {
-                        let n = try sys { pread(fd, p.baseAddress! + done, Int(count) - done, off_t(offset) + off_t(done)) }
-                        if n == 0 { break }
-                        done += n
-                    }
-                    return done
-                }
-            }
-            let after = try attributes(ex, fd: obj.pathFD)
-            let eof = offset + UInt64(total) >= after.size
-            return ReadResult(data: buffer, eof: eof, attributes: after)
-        }
+        var buffer = allocator.buffer(capacity: Int(count))
+        let r = try read(h, offset: offset, count: count, appendingTo: &buffer, as: cred)
+        return ReadResult(data: buffer, eof: r.eof, attributes: r.attributes)
     }
 
     /// WRITE the readable bytes of `data` at `offset`. `.dataSync` runs fdatasync and

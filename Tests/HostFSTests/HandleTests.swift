@@ -63,6 +63,7 @@ import Testing
         let fs2 = try box.fs(mode)
         #expect(try fs2.getattr(try fs2.decodeHandle(fileBytes), as: root).fileid == fileIno)
         #expect(try fs2.getattr(try fs2.decodeHandle(dirBytes), as: root).fileid == dirIno)
+        if mode == .inode { #expect(fs2.reconnectCount >= 1) }  // the index was stale: found by search
         let text = try fs2.read(try fs2.decodeHandle(fileBytes), offset: 0, count: 100, allocator: allocator, as: root)
         #expect(string(text.data) == "data")
         #expect(text.eof)
@@ -146,5 +147,48 @@ import Testing
         let fs2 = try box.fs(mode)
         #expect(isError(.stale) { _ = try fs2.getattr(try fs2.decodeHandle(d.bytes), as: root) })
         #expect(isError(.stale) { _ = try fs2.getattr(try fs2.decodeHandle(f.bytes), as: root) })
+    }
+}
+
+@Suite struct KernelModeTests {
+    @Test func automaticModeUsesKernelHandlesAsRoot() throws {
+        guard geteuid() == 0 else { return }
+        let box = Sandbox()
+        let fs = try HostFileSystem(exports: [ExportRoot(id: 7, hostPath: box.exportPath)],
+                                    options: HostFSOptions(stateDirectory: box.statePath))
+        #expect(fs.handleMode(exportID: 7) == .kernel)
+        #expect(try fs.rootHandle(exportID: 7).bytes[1] == 1)
+    }
+
+    /// After a restart with a cold dentry cache, open_by_handle_at returns a file's dentry
+    /// disconnected from the tree ("/" in /proc/self/fd); the parent hint in the handle must
+    /// find it again, and a file moved elsewhere is found by searching the export.
+    @Test func disconnectedFileIsReconnected() throws {
+        guard geteuid() == 0, access("/proc/sys/vm/drop_caches", W_OK) == 0 else { return }
+        let box = Sandbox()
+        box.hostMkdir("d")
+        box.hostMkdir("d/e")
+        box.hostFile("d/e/f", "one")
+        box.hostFile("d/e/g", "two")
+        var f: [UInt8] = []
+        var g: [UInt8] = []
+        do {
+            let fs = try box.fs(.kernel)
+            let e = try fs.directoryHandle(exportID: 1, relativePath: "d/e", as: root)
+            f = try fs.lookup(e, n("f"), as: root).handle.bytes
+            g = try fs.lookup(e, n("g"), as: root).handle.bytes
+        }
+        #expect(Glibc.rename(box.exportPath + "/d/e/g", box.exportPath + "/d/g") == 0)
+        sync()
+        // Drop dentries and inodes (not page cache) so the next lookups start cold.
+        let dc = open("/proc/sys/vm/drop_caches", O_WRONLY)
+        _ = Glibc.write(dc, "2", 1)
+        close(dc)
+        let fs = try box.fs(.kernel)
+        let rf = try fs.read(try fs.decodeHandle(f), offset: 0, count: 10, allocator: allocator, as: root)
+        #expect(string(rf.data) == "one")
+        let rg = try fs.read(try fs.decodeHandle(g), offset: 0, count: 10, allocator: allocator, as: root)
+        #expect(string(rg.data) == "two")
+        #expect(fs.reconnectCount >= 1)
     }
 }
