@@ -1,6 +1,6 @@
 /// Where the server listens, as given on the command line:
 /// `vsock:PORT` (any local CID), `vsock:CID:PORT`, `tcp:HOST:PORT`
-/// (`tcp:[::1]:2049` for IPv6), `unix:PATH`.
+/// (`tcp:[::1]:2049` for IPv6; port 0 picks a free port), `unix:PATH`.
 public enum ListenSpec: Hashable, Sendable, CustomStringConvertible {
     /// `cid == nil` binds VMADDR_CID_ANY.
     case vsock(cid: UInt32?, port: UInt32)
@@ -22,8 +22,10 @@ public enum ListenSpec: Hashable, Sendable, CustomStringConvertible {
         guard let colon = text.firstIndex(of: ":") else { throw fail("missing transport prefix") }
         let scheme = text[..<colon]
         let rest = text[text.index(after: colon)...]
-        func port<T: FixedWidthInteger>(_ s: Substring, as: T.Type, max: T) throws -> T {
-            guard let value = T(s), value > 0, value <= max else { throw fail("'\(s)' is not a port number") }
+        func port<T: FixedWidthInteger>(_ s: Substring, as: T.Type, max: T, allowZero: Bool = false) throws -> T {
+            guard let value = T(s), value > 0 || (allowZero && value == 0), value <= max else {
+                throw fail("'\(s)' is not a port number")
+            }
             return value
         }
         switch scheme {
@@ -45,7 +47,7 @@ public enum ListenSpec: Hashable, Sendable, CustomStringConvertible {
             if host.hasPrefix("[") && host.hasSuffix("]") { host = host.dropFirst().dropLast() }
             guard !host.isEmpty else { throw fail("missing host") }
             if host.contains(":") && IPAddress(String(host)) == nil { throw fail("'\(host)' is not an address") }
-            self = .tcp(host: String(host), port: Int(try port(portText, as: UInt16.self, max: UInt16.max)))
+            self = .tcp(host: String(host), port: Int(try port(portText, as: UInt16.self, max: UInt16.max, allowZero: true)))
         case "unix":
             guard !rest.isEmpty else { throw fail("missing path") }
             self = .unix(path: String(rest))

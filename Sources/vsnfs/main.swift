@@ -1,1 +1,123 @@
-print("vsnfs")
+import ArgumentParser
+import Exports
+import Logging
+import Server
+import Transport
+#if canImport(Glibc)
+import Glibc
+#endif
+
+@main
+struct VSNFS: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "vsnfs",
+        abstract: "Share host directories into virtual machines over AF_VSOCK, with NFS.",
+        subcommands: [Serve.self, ExportsCommand.self])
+}
+
+/// Prints one line to stderr and exits non-zero: the shape of every
+/// operator-facing error.
+func fail(_ message: String, code: Int32 = 1) -> Never {
+    FileHandleStderr.write("vsnfs: \(message)\n")
+    exit(code)
+}
+
+enum FileHandleStderr {
+    static func write(_ text: String) {
+        var text = text
+        text.withUTF8 { bytes in _ = Glibc.write(2, bytes.baseAddress, bytes.count) }
+    }
+}
+
+struct Serve: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Serve NFS (v3) and MOUNT (v3) on one port per listener.",
+        discussion: """
+            With DIR and no --exports, DIR is exported read-write (root_squash) as / to every \
+            peer of the listeners given. With --exports, the exports file decides; SIGHUP reloads \
+            it and applies the new table to live connections from their next call.
+            """)
+
+    @Argument(help: "Directory to export as / (read-write, root_squash) to every peer.")
+    var directory: String?
+
+    @Option(name: .long, help: "Exports file (exports(5) grammar with vsock:CID client specs).")
+    var exports: String?
+
+    @Option(name: .long, help: "Listen spec: vsock:PORT, vsock:CID:PORT, tcp:HOST:PORT or unix:PATH (repeatable; default vsock:2049).")
+    var listen: [String] = []
+
+    @Option(name: .long, help: "Directory for persistent state (handle key and index). Default: /var/lib/vsnfs as root, else $XDG_STATE_HOME/vsnfs or ~/.local/state/vsnfs.")
+    var stateDir: String?
+
+    @Option(name: .long, help: "Threads for filesystem calls.")
+    var threads: Int = 16
+
+    @Option(name: .long, help: "Most files kept open at once (default: from RLIMIT_NOFILE).")
+    var openFiles: Int?
+
+    @Flag(name: .long, help: "Register NFS and MOUNT on the TCP listeners with the local rpcbind (for rpcinfo -t and mount.nfs without port=).")
+    var rpcbind = false
+
+    @Option(name: .long, help: "Log level: trace, debug, info, notice, warning, error, critical.")
+    var logLevel: String = "info"
+
+    func run() async throws {
+        guard let level = Logger.Level(rawValue: logLevel) else { fail("unknown log level '\(logLevel)'") }
+        LoggingSystem.bootstrap { label in
+            var handler = StreamLogHandler.standardError(label: label)
+            handler.logLevel = level
+            return handler
+        }
+        let logger = Logger(label: "vsnfs")
+
+        let specs: [ListenSpec]
+        do {
+            specs = try listen.isEmpty ? [ListenSpec.defaultSpec] : listen.map { try ListenSpec(parsing: $0) }
+        } catch {
+            fail("\(error)", code: 64)
+        }
+
+        let source: ExportsSource
+        switch (directory, exports) {
+        case (let dir?, nil): source = .directory(dir)
+        case (nil, let file?): source = .file(file)
+        case (.some, .some): fail("give either DIR or --exports FILE, not both", code: 64)
+        case (nil, nil): fail("nothing to export: give a directory (vsnfs serve DIR) or --exports FILE", code: 64)
+        }
+
+        let configuration = VSNFSServer.Configuration(
+            exports: source, listen: specs, stateDirectory: stateDir, threads: threads, openFiles: openFiles,
+            registerWithRPCBind: rpcbind)
+        let server: VSNFSServer
+        do {
+            server = try await VSNFSServer.start(configuration: configuration, logger: logger)
+        } catch {
+            fail("\(error)")
+        }
+        await server.runUntilSignalled()
+    }
+}
+
+struct ExportsCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "exports", abstract: "Work with exports files.", subcommands: [Check.self])
+
+    struct Check: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Check an exports file and print the resolved table; exit non-zero with FILE:LINE:COLUMN errors.")
+
+        @Argument(help: "The exports file.")
+        var file: String
+
+        func run() async throws {
+            do {
+                let exports = try ExportsSource.file(file).load()
+                print(formatExportsTable(exports), terminator: "")
+            } catch {
+                FileHandleStderr.write("\(error)\n")
+                throw ExitCode(1)
+            }
+        }
+    }
+}

@@ -1,0 +1,61 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import Exports
+
+/// Where the exports come from: `vsnfs serve DIR` or `--exports FILE`.
+public enum ExportsSource: Sendable, Equatable {
+    case directory(String)
+    case file(String)
+
+    public struct ExportDirectoryError: Error, CustomStringConvertible {
+        public var origin: String
+        public var path: String
+        public var reason: String
+        public var description: String { "\(origin)export directory \(path): \(reason)" }
+    }
+
+    /// Reads the exports and checks that every exported directory exists;
+    /// every problem is reported, each on its own line.
+    public func load() throws -> [Export] {
+        switch self {
+        case .directory(let directory):
+            let absolute = try Self.absolute(directory)
+            try Self.checkDirectory(absolute, origin: "")
+            return [Export(serving: absolute)]
+        case .file(let file):
+            let exports = try ExportsFile.load(path: file)
+            var problems: [String] = []
+            for export in exports {
+                do { try Self.checkDirectory(export.hostPath, origin: "\(file): ") } catch {
+                    problems.append("\(error)")
+                }
+            }
+            if !problems.isEmpty { throw ExportsCheckFailed(lines: problems) }
+            return exports
+        }
+    }
+
+    struct ExportsCheckFailed: Error, CustomStringConvertible {
+        var lines: [String]
+        var description: String { lines.joined(separator: "\n") }
+    }
+
+    static func absolute(_ path: String) throws -> String {
+        guard let resolved = realpath(path, nil) else {
+            throw ExportDirectoryError(origin: "", path: path, reason: String(cString: strerror(errno)))
+        }
+        defer { free(resolved) }
+        return String(cString: resolved)
+    }
+
+    static func checkDirectory(_ path: String, origin: String) throws {
+        var st = stat()
+        guard stat(path, &st) == 0 else {
+            throw ExportDirectoryError(origin: origin, path: path, reason: String(cString: strerror(errno)))
+        }
+        guard st.st_mode & S_IFMT == S_IFDIR else {
+            throw ExportDirectoryError(origin: origin, path: path, reason: "not a directory")
+        }
+    }
+}

@@ -1,0 +1,89 @@
+import Logging
+import NIOCore
+import NIOPosix
+import ONCRPC
+import Synchronization
+import Transport
+
+/// Listens on every configured transport and serves the given RPC programs
+/// on each accepted connection.
+public final class RPCServer: Sendable {
+    public struct Configuration: Sendable {
+        public var listen: [ListenSpec]
+        public var maximumRecordSize: Int
+        public var maximumCallsInFlight: Int
+
+        public init(listen: [ListenSpec] = [ListenSpec.defaultSpec],
+                    maximumRecordSize: Int = RecordMarking.defaultMaximumRecordSize,
+                    maximumCallsInFlight: Int = RPCConnectionHandler.defaultMaximumCallsInFlight) {
+            self.listen = listen
+            self.maximumRecordSize = maximumRecordSize
+            self.maximumCallsInFlight = maximumCallsInFlight
+        }
+    }
+
+    public let configuration: Configuration
+    private let dispatcher: RPCDispatcher
+    private let group: EventLoopGroup
+    private let logger: Logger
+    private let channels = Mutex<[(ListenSpec, Channel)]>([])
+
+    public init(configuration: Configuration, programs: [any RPCProgram], group: EventLoopGroup, logger: Logger) {
+        self.configuration = configuration
+        self.dispatcher = RPCDispatcher(programs: programs)
+        self.group = group
+        self.logger = logger
+    }
+
+    /// Binds every listener, or none: if one fails, those already bound are closed.
+    public func start() async throws {
+        var bound: [(ListenSpec, Channel)] = []
+        do {
+            for spec in self.configuration.listen {
+                let channel = try await Listener.bind(spec, group: self.group) { [dispatcher, configuration, logger] channel, peer in
+                    Self.configureConnection(channel: channel, peer: peer, dispatcher: dispatcher,
+                                             configuration: configuration, logger: logger)
+                }.get()
+                bound.append((spec, channel))
+                self.logger.info("listening on \(Self.describe(spec, channel))")
+            }
+        } catch {
+            for (_, channel) in bound { try? await channel.close() }
+            throw error
+        }
+        self.channels.withLock { $0 = bound }
+    }
+
+    /// The bound listeners, with the real port when port 0 was asked for.
+    public var listeningSpecs: [ListenSpec] {
+        self.channels.withLock { $0.map { spec, channel in
+            if case .tcp(let host, _) = spec, let port = channel.localAddress?.port { return .tcp(host: host, port: port) }
+            return spec
+        } }
+    }
+
+    /// Closes the listeners. Established connections close with the event loop group.
+    public func stop() async {
+        let channels = self.channels.withLock { c -> [(ListenSpec, Channel)] in defer { c = [] }; return c }
+        for (_, channel) in channels { try? await channel.close() }
+    }
+
+    static func configureConnection(channel: Channel, peer: PeerIdentity, dispatcher: RPCDispatcher,
+                                    configuration: Configuration, logger: Logger) -> EventLoopFuture<Void> {
+        logger.debug("connection from \(peer)")
+        return channel.eventLoop.makeCompletedFuture {
+            let sync = channel.pipeline.syncOperations
+            try sync.addHandler(ByteToMessageHandler(RecordMarkingDecoder(maximumRecordSize: configuration.maximumRecordSize)))
+            try sync.addHandler(RPCConnectionHandler(peer: peer, dispatcher: dispatcher,
+                                                     maximumCallsInFlight: configuration.maximumCallsInFlight,
+                                                     logger: logger))
+        }
+    }
+
+    private static func describe(_ spec: ListenSpec, _ channel: Channel) -> String {
+        if case .tcp(let host, _) = spec, let port = channel.localAddress?.port {
+            return ListenSpec.tcp(host: host, port: port).description
+        }
+        return spec.description
+    }
+}

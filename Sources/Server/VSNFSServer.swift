@@ -1,0 +1,170 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import Dispatch
+import Exports
+import HostFS
+import Logging
+import NFSProtocols
+import NIOCore
+import NIOPosix
+import ONCRPC
+import Transport
+
+/// The whole server: exports, host filesystem, NFS and MOUNT programs, and
+/// the listeners, with reload on SIGHUP and clean shutdown on SIGTERM/SIGINT.
+public final class VSNFSServer: Sendable {
+    public struct Configuration: Sendable {
+        public var exports: ExportsSource
+        public var listen: [ListenSpec]
+        /// nil: /var/lib/vsnfs as root, else $XDG_STATE_HOME/vsnfs or ~/.local/state/vsnfs.
+        public var stateDirectory: String?
+        public var threads: Int
+        public var openFiles: Int?
+        public var maximumRecordSize: Int
+        public var maximumCallsInFlight: Int
+        /// Register NFS and MOUNT on the TCP listeners with the local rpcbind.
+        public var registerWithRPCBind: Bool
+
+        public init(exports: ExportsSource, listen: [ListenSpec] = [ListenSpec.defaultSpec],
+                    stateDirectory: String? = nil, threads: Int = 16, openFiles: Int? = nil,
+                    registerWithRPCBind: Bool = false,
+                    maximumRecordSize: Int = RecordMarking.defaultMaximumRecordSize,
+                    maximumCallsInFlight: Int = RPCConnectionHandler.defaultMaximumCallsInFlight) {
+            self.exports = exports
+            self.listen = listen
+            self.stateDirectory = stateDirectory
+            self.threads = threads
+            self.openFiles = openFiles
+            self.maximumRecordSize = maximumRecordSize
+            self.maximumCallsInFlight = maximumCallsInFlight
+            self.registerWithRPCBind = registerWithRPCBind
+        }
+    }
+
+    public let configuration: Configuration
+    public let rpcServer: RPCServer
+    public let context: NFSServerContext
+    private let group: MultiThreadedEventLoopGroup
+    private let threadPool: NIOThreadPool
+    private let logger: Logger
+    private let rpcbind: RPCBindRegistration?
+
+    private init(configuration: Configuration, rpcServer: RPCServer, context: NFSServerContext,
+                 group: MultiThreadedEventLoopGroup, threadPool: NIOThreadPool, rpcbind: RPCBindRegistration?,
+                 logger: Logger) {
+        self.rpcbind = rpcbind
+        self.configuration = configuration
+        self.rpcServer = rpcServer
+        self.context = context
+        self.group = group
+        self.threadPool = threadPool
+        self.logger = logger
+    }
+
+    /// Loads the exports, opens them, and binds every listener. Each failure
+    /// is one line a person can act on.
+    public static func start(configuration: Configuration, logger: Logger) async throws -> VSNFSServer {
+        let exports = try configuration.exports.load()
+        let stateDirectory = try configuration.stateDirectory ?? defaultStateDirectory()
+        let hostFS: HostFileSystem
+        do {
+            hostFS = try HostFileSystem(
+                exports: NFSServerContext.exportRoots(for: exports),
+                options: HostFSOptions(stateDirectory: stateDirectory, openFileLimit: configuration.openFiles),
+                logger: Logger(label: "vsnfs.hostfs"))
+        } catch {
+            throw StartError("cannot open exports or state directory \(stateDirectory): \(error)")
+        }
+        let threadPool = NIOThreadPool(numberOfThreads: max(1, configuration.threads))
+        threadPool.start()
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: System.coreCount)
+        let context = NFSServerContext(exports: exports, hostFS: hostFS, threadPool: threadPool,
+                                       logger: Logger(label: "vsnfs.nfs"))
+        let programs: [any RPCProgram] = [MountProgram(server: context), NFSProgram(server: context)]
+        let rpcServer = RPCServer(
+            configuration: .init(listen: configuration.listen, maximumRecordSize: configuration.maximumRecordSize,
+                                 maximumCallsInFlight: configuration.maximumCallsInFlight),
+            programs: programs, group: group, logger: logger)
+        var rpcbind: RPCBindRegistration?
+        do {
+            try await rpcServer.start()
+            if configuration.registerWithRPCBind {
+                let registration = RPCBindRegistration(programs: programs.map { ($0.program, $0.versions) },
+                                                       listeners: rpcServer.listeningSpecs)
+                do {
+                    try registration.register()
+                } catch {
+                    throw StartError("cannot register with rpcbind at \(registration.socketPath): \(error) (is rpcbind running?)")
+                }
+                rpcbind = registration
+                logger.info("registered \(registration.entries.count) program version(s) with rpcbind")
+            }
+        } catch {
+            await rpcServer.stop()
+            try? await group.shutdownGracefully()
+            try? await threadPool.shutdownGracefully()
+            throw error
+        }
+        for export in exports {
+            logger.info("exporting \(export.hostPath) as \(export.mountPath)")
+        }
+        return VSNFSServer(configuration: configuration, rpcServer: rpcServer, context: context,
+                           group: group, threadPool: threadPool, rpcbind: rpcbind, logger: logger)
+    }
+
+    /// Re-reads the exports and swaps the auth table; live connections are
+    /// judged by the new table from their next call. A bad file keeps the
+    /// old table and logs every error.
+    public func reload() {
+        do {
+            let exports = try self.configuration.exports.load()
+            try self.context.replace(AuthTable(exports: exports))
+            self.logger.notice("reloaded exports: \(exports.count) export(s)")
+        } catch {
+            self.logger.error("reload failed, keeping the previous exports:\n\(error)")
+        }
+    }
+
+    /// Closes listeners and connections and stops the threads.
+    public func shutdown() async {
+        self.rpcbind?.unregister()
+        await self.rpcServer.stop()
+        try? await self.group.shutdownGracefully()
+        try? await self.threadPool.shutdownGracefully()
+    }
+
+    /// Serves until SIGTERM or SIGINT; SIGHUP reloads the exports.
+    public func runUntilSignalled() async {
+        let queue = DispatchQueue(label: "vsnfs.signals")
+        let stop = AsyncStream<Int32>.makeStream()
+        var sources: [DispatchSourceSignal] = []
+        for signo in [SIGTERM, SIGINT, SIGHUP] {
+            signal(signo, SIG_IGN)
+            let source = DispatchSource.makeSignalSource(signal: signo, queue: queue)
+            source.setEventHandler { [self] in
+                if signo == SIGHUP { self.reload() } else { stop.continuation.yield(signo) }
+            }
+            source.resume()
+            sources.append(source)
+        }
+        for await signo in stop.stream {
+            self.logger.notice("signal \(signo): shutting down")
+            break
+        }
+        for source in sources { source.cancel() }
+        await self.shutdown()
+    }
+
+    public static func defaultStateDirectory() throws -> String {
+        if geteuid() == 0 { return "/var/lib/vsnfs" }
+        if let xdg = getenv("XDG_STATE_HOME").map({ String(cString: $0) }), xdg.hasPrefix("/") { return xdg + "/vsnfs" }
+        if let home = getenv("HOME").map({ String(cString: $0) }), home.hasPrefix("/") { return home + "/.local/state/vsnfs" }
+        throw StartError("no state directory: set --state-dir, XDG_STATE_HOME or HOME")
+    }
+}
+
+public struct StartError: Error, CustomStringConvertible {
+    public var description: String
+    public init(_ description: String) { self.description = description }
+}

@@ -1,0 +1,86 @@
+import Foundation
+import Testing
+
+/// The operator-facing errors of `vsnfs`: one line, non-zero exit.
+@Suite struct CLITests {
+    @Test func exportsCheckPrintsTheResolvedTable() throws {
+        let dir = try makeTemporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let file = dir.appendingPathComponent("exports")
+        try "\(dir.path) vsock:3(rw,no_root_squash) vsock:*(ro)\n".write(to: file, atomically: true, encoding: .utf8)
+        let (status, out, err) = try ServerProcess.run(["exports", "check", file.path])
+        #expect(status == 0, "\(err)")
+        #expect(out.contains(dir.path))
+        #expect(out.contains("vsock:3"))
+        #expect(out.contains("rw,no_root_squash"))
+        #expect(out.contains("vsock:*"))
+    }
+
+    @Test func exportsCheckReportsEveryErrorWithLineAndColumn() throws {
+        let dir = try makeTemporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let file = dir.appendingPathComponent("exports")
+        try "\(dir.path) vsock:3(rw,bogus)\nrelative vsock:*(ro)\n".write(to: file, atomically: true, encoding: .utf8)
+        let (status, _, err) = try ServerProcess.run(["exports", "check", file.path])
+        #expect(status != 0)
+        let lines = err.split(separator: "\n")
+        #expect(lines.contains { $0.hasPrefix("\(file.path):1:") && $0.contains("bogus") }, "\(err)")
+        #expect(lines.contains { $0.hasPrefix("\(file.path):2:1:") }, "\(err)")
+    }
+
+    @Test func exportsCheckNamesAMissingDirectory() throws {
+        let dir = try makeTemporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let file = dir.appendingPathComponent("exports")
+        try "/nonexistent/vsnfs-test vsock:*(ro)\n".write(to: file, atomically: true, encoding: .utf8)
+        let (status, _, err) = try ServerProcess.run(["exports", "check", file.path])
+        #expect(status != 0)
+        #expect(err.contains("/nonexistent/vsnfs-test"), "\(err)")
+        #expect(err.contains("No such file or directory"), "\(err)")
+    }
+
+    @Test func serveRefusesAMissingDirectoryInOneLine() throws {
+        let (status, _, err) = try ServerProcess.run(["serve", "/nonexistent/vsnfs-dir", "--listen", "tcp:127.0.0.1:0"])
+        #expect(status != 0)
+        #expect(err.split(separator: "\n").count == 1, "\(err)")
+        #expect(err.contains("/nonexistent/vsnfs-dir"), "\(err)")
+    }
+
+    @Test func serveRefusesAPortInUseInOneLine() throws {
+        let dir = try makeTemporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let first = try ServerProcess([dir.path, "--listen", "tcp:127.0.0.1:0"], expectListeners: 1)
+        defer { first.stop() }
+        let state = try makeTemporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: state) }
+        let (status, _, err) = try ServerProcess.run(["serve", dir.path, "--listen", "tcp:127.0.0.1:\(first.tcpPort)",
+                                                      "--state-dir", state.path])
+        #expect(status != 0)
+        #expect(err.contains("address already in use"), "\(err)")
+        #expect(err.split(separator: "\n").filter { $0.hasPrefix("vsnfs:") }.count == 1, "\(err)")
+    }
+
+    @Test func serveRefusesABadListenSpec() throws {
+        let (status, _, err) = try ServerProcess.run(["serve", "/tmp", "--listen", "udp:1:2"])
+        #expect(status != 0)
+        #expect(err.contains("invalid listen spec 'udp:1:2'"), "\(err)")
+    }
+
+    @Test func serveRefusesAnUnusableStateDirectory() throws {
+        let dir = try makeTemporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let blocker = dir.appendingPathComponent("file")
+        try Data().write(to: blocker)
+        let (status, _, err) = try ServerProcess.run(["serve", dir.path, "--listen", "tcp:127.0.0.1:0",
+                                                      "--state-dir", blocker.path + "/state"])
+        #expect(status != 0)
+        #expect(err.contains("state directory"), "\(err)")
+    }
+
+    @Test func sigtermStopsTheServerCleanly() throws {
+        let dir = try makeTemporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let server = try ServerProcess([dir.path, "--listen", "tcp:127.0.0.1:0"], expectListeners: 1)
+        #expect(server.stop() == 0)
+    }
+}
