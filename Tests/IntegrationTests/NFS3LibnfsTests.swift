@@ -1,0 +1,185 @@
+import Exports
+import Foundation
+import NFSProtocols
+import NIOCore
+import Testing
+import Transport
+
+/// An independent NFSv3 client: libnfs's command-line tools (Debian's
+/// `libnfs-utils`). These tests fail, not skip, when the tools are missing.
+enum Libnfs {
+    static let tools = ["nfs-cp", "nfs-ls", "nfs-cat"]
+
+    static func path(_ tool: String) throws -> String {
+        for dir in ["/usr/bin", "/usr/local/bin", "/bin"] {
+            let candidate = dir + "/" + tool
+            if FileManager.default.isExecutableFile(atPath: candidate) { return candidate }
+        }
+        throw LibnfsError.missingTool("\(tool) not found: install libnfs-utils (apt-get install -y libnfs-utils)")
+    }
+
+    static func url(port: Int, _ path: String) -> String {
+        "nfs://127.0.0.1\(path)?nfsport=\(port)&mountport=\(port)&version=3"
+    }
+
+    struct Output {
+        var status: Int32
+        var stdout: Data
+        var stderr: String
+    }
+
+    /// Runs a tool to completion (at most `timeout` seconds).
+    static func run(_ tool: String, _ arguments: [String], timeout: TimeInterval = 300) throws -> Output {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: try path(tool))
+        process.arguments = arguments
+        let out = Pipe(), err = Pipe()
+        process.standardOutput = out
+        process.standardError = err
+        try process.run()
+        // Drain both pipes while the tool runs (nfs-ls of 10,000 entries fills a pipe).
+        let group = DispatchGroup()
+        nonisolated(unsafe) var stdout = Data()
+        nonisolated(unsafe) var stderr = Data()
+        group.enter()
+        DispatchQueue.global().async { stdout = out.fileHandleForReading.readDataToEndOfFile(); group.leave() }
+        group.enter()
+        DispatchQueue.global().async { stderr = err.fileHandleForReading.readDataToEndOfFile(); group.leave() }
+        if group.wait(timeout: .now() + timeout) == .timedOut {
+            process.terminate()
+            throw LibnfsError.timedOut("\(tool) \(arguments.joined(separator: " "))")
+        }
+        process.waitUntilExit()
+        return Output(status: process.terminationStatus, stdout: stdout, stderr: String(decoding: stderr, as: UTF8.self))
+    }
+
+    /// Runs a tool that must succeed.
+    @discardableResult
+    static func check(_ tool: String, _ arguments: [String]) throws -> Data {
+        let output = try run(tool, arguments)
+        guard output.status == 0 else {
+            throw LibnfsError.failed("\(tool) \(arguments.joined(separator: " ")) exited \(output.status): \(output.stderr)")
+        }
+        return output.stdout
+    }
+}
+
+enum LibnfsError: Error, CustomStringConvertible {
+    case missingTool(String), failed(String), timedOut(String)
+    var description: String {
+        switch self {
+        case .missingTool(let s), .failed(let s), .timedOut(let s): return s
+        }
+    }
+}
+
+/// Where the libnfs tests find a server: an in-process one (the real RPC
+/// stack on TCP loopback, exports for any peer).
+final class LibnfsTarget {
+    let sandbox = NFS3Sandbox()
+    let exportPath: String
+    let server: NFS3TestServer
+    let port: Int
+
+    init() throws {
+        exportPath = sandbox.exportDirectory("export")
+        server = try NFS3TestServer(exports: [Export(hostPath: exportPath, mountPath: "/export",
+                                                     clients: [rwRule(.anyone)])], sandbox: sandbox)
+        port = try server.port(for: .inet(IPAddress("127.0.0.1")!, port: 0))
+    }
+
+    func url(_ relative: String) -> String { Libnfs.url(port: port, "/export" + relative) }
+}
+
+func randomBytes(_ count: Int) -> Data {
+    var generator = SystemRandomNumberGenerator()
+    var data = Data(count: count)
+    data.withUnsafeMutableBytes { raw in
+        var i = 0
+        while i + 8 <= count {
+            raw.storeBytes(of: generator.next() as UInt64, toByteOffset: i, as: UInt64.self)
+            i += 8
+        }
+        while i < count { raw[i] = UInt8.random(in: 0...255); i += 1 }
+    }
+    return data
+}
+
+@Suite(.serialized) struct NFS3LibnfsTests {
+    @Test func toolsAreInstalled() throws {
+        for tool in Libnfs.tools { _ = try Libnfs.path(tool) }
+    }
+
+    @Test(arguments: [0, 1, 4095, 4096, 65_537, (1 << 20) + 3, 64 << 20])
+    func copyInAndOutKeepsEveryByte(size: Int) throws {
+        let target = try LibnfsTarget()
+        let local = target.sandbox.dir + "/local-\(size)"
+        let back = target.sandbox.dir + "/back-\(size)"
+        let data = randomBytes(size)
+        try data.write(to: URL(fileURLWithPath: local))
+        try Libnfs.check("nfs-cp", [local, target.url("/file-\(size)")])
+        // The host sees exactly what was sent...
+        let onHost = try Data(contentsOf: URL(fileURLWithPath: target.exportPath + "/file-\(size)"))
+        #expect(onHost == data, "host copy differs for \(size) bytes")
+        // ...and the client reads it back unchanged.
+        try Libnfs.check("nfs-cp", [target.url("/file-\(size)"), back])
+        let returned = try Data(contentsOf: URL(fileURLWithPath: back))
+        #expect(returned.count == size)
+        #expect(returned == data, "copy back differs for \(size) bytes")
+        if size <= 65_537 {
+            let cat = try Libnfs.check("nfs-cat", [target.url("/file-\(size)")])
+            #expect(cat == data)
+        }
+    }
+
+    @Test func listsTenThousandEntriesCompletely() throws {
+        let target = try LibnfsTarget()
+        let dir = target.exportPath + "/big"
+        mkdir(dir, 0o755)
+        var expected: Set<String> = []
+        for i in 0..<10_000 {
+            let name = "file-\(i)" + String(repeating: "_", count: i % 33)
+            let fd = open(dir + "/" + name, O_CREAT | O_WRONLY, 0o644)
+            precondition(fd >= 0)
+            close(fd)
+            expected.insert(name)
+        }
+        let listing = String(decoding: try Libnfs.check("nfs-ls", [target.url("/big")]), as: UTF8.self)
+        // nfs-ls prints one `ls -l`-style line per entry, the name last.
+        var seen: [String] = []
+        for line in listing.split(separator: "\n") {
+            guard let name = line.split(separator: " ").last.map(String.init) else { continue }
+            if name == "." || name == ".." { continue }
+            seen.append(name)
+        }
+        #expect(seen.count == 10_000, "nfs-ls listed \(seen.count) entries")
+        #expect(Set(seen) == expected)
+    }
+
+    @Test func seesRenames() throws {
+        let target = try LibnfsTarget()
+        let local = target.sandbox.dir + "/payload"
+        try Data("renamed content\n".utf8).write(to: URL(fileURLWithPath: local))
+        mkdir(target.exportPath + "/dir", 0o777)
+        chmod(target.exportPath + "/dir", 0o777)
+        try Libnfs.check("nfs-cp", [local, target.url("/dir/before")])
+        #expect(String(decoding: try Libnfs.check("nfs-ls", [target.url("/dir")]), as: UTF8.self).contains("before"))
+
+        // Rename through NFS (another client), then through the host.
+        let client = try target.server.client(.inet(IPAddress("127.0.0.1")!, port: 0), uid: 0, gid: 0)
+        let root = try client.rootHandle()
+        let dir = try #require(try client.lookup(root, "dir").ok?.object)
+        let renamed: NFS3RenameResult = try client.nfs(.rename, NFS3RenameArgs(from: NFS3DirOpArgs(directory: dir, name: "before"),
+                                                                               to: NFS3DirOpArgs(directory: dir, name: "after")))
+        #expect(renamed.status == .ok)
+        var listing = String(decoding: try Libnfs.check("nfs-ls", [target.url("/dir")]), as: UTF8.self)
+        #expect(listing.contains("after") && !listing.contains("before"))
+        #expect(try Libnfs.check("nfs-cat", [target.url("/dir/after")]) == Data("renamed content\n".utf8))
+        #expect(try Libnfs.run("nfs-cat", [target.url("/dir/before")]).status != 0)
+
+        #expect(rename(target.exportPath + "/dir", target.exportPath + "/moved") == 0)
+        listing = String(decoding: try Libnfs.check("nfs-ls", [target.url("")]), as: UTF8.self)
+        #expect(listing.contains("moved") && !listing.contains(" dir"))
+        #expect(try Libnfs.check("nfs-cat", [target.url("/moved/after")]) == Data("renamed content\n".utf8))
+    }
+}
