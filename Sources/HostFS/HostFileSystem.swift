@@ -152,27 +152,28 @@ public final class HostFileSystem: @unchecked Sendable {
         return h
     }
 
-    func makeHandle(_ ex: Export, fd: Int32, st: stat, parentFD: Int32?, parentIno: UInt64?, name: [UInt8]?) throws -> ObjectHandle {
+    func makeHandle(_ ex: Export, fd: Int32, st: stat, parentIno: UInt64?, name: [UInt8]?) throws -> ObjectHandle {
         guard UInt64(st.st_dev) == ex.dev else { throw FSError.otherFilesystem }
-        let isDir = (st.st_mode & S_IFMT) == S_IFDIR
         switch ex.mode {
         case .kernel:
             let (h, type, mnt) = try kernelHandle(fd)
             guard mnt == ex.mountID else { throw FSError.otherFilesystem }
             guard type >= 0 && type <= 255 else { throw FSError.notSupported }
-            var parent: [UInt8] = []
-            var ptype: Int32 = 0
-            if !isDir, let pfd = parentFD, let (ph, pt, pm) = try? kernelHandle(pfd), pm == ex.mountID, pt >= 0 && pt <= 255 {
-                parent = ph
-                ptype = pt
-            }
-            return try codec.seal(.kernel(type: UInt8(type), handle: h, parentType: UInt8(ptype), parent: parent), exportID: ex.root.id)
+            recordLink(ex, st: st, parentIno: parentIno, name: name)
+            return try codec.seal(.kernel(type: UInt8(type), handle: h), exportID: ex.root.id)
         case .inode:
+            recordLink(ex, st: st, parentIno: parentIno, name: name)
             let ino = UInt64(st.st_ino)
-            if ino != ex.ino, let p = parentIno, let n = name, n != [0x2E], n != [0x2E, 0x2E] {
-                ex.index?.record(ino: ino, parent: p, name: n)
-            }
             return try codec.seal(.inode(ino: ino, generation: generation(fd, st), birth: birthTag(fd)), exportID: ex.root.id)
+        }
+    }
+
+    /// Remember where a handed-out object was seen (the inode index, both modes). In kernel
+    /// mode the index is only a hint to reconnect files (directories always reconnect).
+    private func recordLink(_ ex: Export, st: Glibc.stat, parentIno: UInt64?, name: [UInt8]?) {
+        let ino = UInt64(st.st_ino)
+        if ino != ex.ino, let p = parentIno, let n = name, n != [0x2E], n != [0x2E, 0x2E] {
+            ex.index?.record(ino: ino, parent: p, name: n)
         }
     }
 
@@ -214,7 +215,7 @@ public final class HostFileSystem: @unchecked Sendable {
     /// An O_PATH fd of the handle's object, verified to lie inside the export.
     private func resolve(_ ex: Export, _ h: ObjectHandle) throws -> Int32 {
         switch h.body {
-        case let .kernel(type, handle, ptype, parent):
+        case let .kernel(type, handle):
             guard ex.mode == .kernel else { throw FSError.stale }
             let fd = try openByHandle(ex, handle, Int32(type))
             var st = Glibc.stat()
@@ -222,12 +223,13 @@ public final class HostFileSystem: @unchecked Sendable {
             if ex.contains(fd: fd) { return fd }
             if (st.st_mode & S_IFMT) == S_IFDIR { close(fd); throw FSError.stale }
             // A non-directory whose dentry is not connected to the tree (cold dcache after a
-            // restart): find it again through its parent hint, else by searching the export.
+            // restart): find it again by name through the inode index, else by searching the
+            // export. Same device and inode number as the handle's object = the same object.
             let ino = UInt64(st.st_ino)
             close(fd)
-            if !parent.isEmpty, let pfd = try? openByHandle(ex, parent, Int32(ptype)) {
-                defer { close(pfd) }
-                if ex.contains(fd: pfd), let f = findChild(ex, dirFD: pfd, ino: ino) {
+            if let chain = ex.index?.chain(to: ino) {
+                let f = walk(ex, chain)
+                if f >= 0 {
                     countReconnect()
                     return f
                 }
@@ -289,19 +291,6 @@ public final class HostFileSystem: @unchecked Sendable {
         return cur == ex.rootFD ? -1 : cur
     }
 
-    /// Find an entry of `dirFD` with inode `ino`; returns an O_PATH fd of it.
-    private func findChild(_ ex: Export, dirFD: Int32, ino: UInt64) -> Int32? {
-        guard let entries = try? readAllEntries(dirFD) else { return nil }
-        for e in entries where e.ino == ino && e.name != [0x2E] && e.name != [0x2E, 0x2E] {
-            let fd = withName(e.name) { openat(dirFD, $0, O_PATH | O_NOFOLLOW | O_CLOEXEC) }
-            guard fd >= 0 else { continue }
-            var st = Glibc.stat()
-            if fstat(fd, &st) == 0, UInt64(st.st_ino) == ino, UInt64(st.st_dev) == ex.dev { return fd }
-            close(fd)
-        }
-        return nil
-    }
-
     /// Bounded depth-first search of the export for an inode; records what it finds in the
     /// inode index. Never leaves the export's filesystem, never follows symlinks.
     private func search(_ ex: Export, dirFD: Int32, dirIno: UInt64, target: UInt64, budget: inout Int, depth: Int) -> Int32? {
@@ -358,18 +347,16 @@ public final class HostFileSystem: @unchecked Sendable {
             throw FSError.serverFault("export \(r.id): \(r.hostPath) does not support kernel file handles")
         }
         let m = mode ?? .inode
-        var index: InodeIndex?
-        if m == .inode {
-            do {
-                index = try InodeIndex(path: options.stateDirectory + "/index-\(r.id)", rootDev: UInt64(st.st_dev), rootIno: UInt64(st.st_ino))
-            } catch {
-                close(fd)
-                if mountFD >= 0 { close(mountFD) }
-                throw error
-            }
+        let index: InodeIndex
+        do {
+            index = try InodeIndex(path: options.stateDirectory + "/index-\(r.id)", rootDev: UInt64(st.st_dev), rootIno: UInt64(st.st_ino))
+        } catch {
+            close(fd)
+            if mountFD >= 0 { close(mountFD) }
+            throw error
         }
         let ex = Export(root: r, rootFD: fd, mountFD: mountFD, realPath: real, st: st, mountID: mountID, mode: m, index: index)
-        ex.rootHandle = try makeHandle(ex, fd: fd, st: st, parentFD: nil, parentIno: nil, name: nil)
+        ex.rootHandle = try makeHandle(ex, fd: fd, st: st, parentIno: nil, name: nil)
         logger.info("export \(r.id) at \(r.hostPath): \(m) handles")
         return ex
     }

@@ -9,11 +9,13 @@ import CSupport
 ///     byte 1      kind: 1 = kernel handle, 2 = inode handle
 ///     bytes 2-5   export id
 ///   kind 1 (kernel):
-///     byte 6      N = length of the object's kernel handle (1...46)
-///     byte 7      P = length of the parent directory's kernel handle (0 = none;
-///                 set for non-directories when it fits, N + P <= 46)
-///     byte 8      object's kernel handle type, byte 9 parent's handle type
-///     10..<10+N   object handle, then P bytes parent handle
+///     byte 6      N = length of the kernel handle (1...46)
+///     byte 7      kernel handle type (name_to_handle_at's handle_type, < 256)
+///     bytes 8-9   zero (reserved)
+///     10..<10+N   the kernel handle
+///
+/// One object has exactly one handle (no parent or path in it), so a client sees the
+/// same handle for a file however it reached it, before and after renames.
 ///   kind 2 (inode):
 ///     6..<14      inode number, 14..<18 generation (0 = unknown),
 ///     18..<22     birth-time tag (0 = unknown)
@@ -43,16 +45,15 @@ public struct ObjectHandle: Hashable, Sendable, CustomStringConvertible {
     }
 
     enum Body: Equatable {
-        case kernel(type: UInt8, handle: [UInt8], parentType: UInt8, parent: [UInt8])
+        case kernel(type: UInt8, handle: [UInt8])
         case inode(ino: UInt64, generation: UInt32, birth: UInt32)
     }
 
     /// The decoded body (bytes were authenticated at construction).
     var body: Body {
         if bytes[1] == 1 {
-            let n = Int(bytes[6]), p = Int(bytes[7])
-            return .kernel(type: bytes[8], handle: Array(bytes[10..<10 + n]),
-                           parentType: bytes[9], parent: Array(bytes[10 + n..<10 + n + p]))
+            let n = Int(bytes[6])
+            return .kernel(type: bytes[7], handle: Array(bytes[10..<10 + n]))
         }
         return .inode(ino: bytes.readBE(6, as: UInt64.self),
                       generation: bytes.readBE(14, as: UInt32.self),
@@ -76,13 +77,11 @@ struct HandleCodec: Sendable {
         var b: [UInt8] = [ObjectHandle.version, 0]
         b.appendBE(exportID)
         switch body {
-        case let .kernel(type, handle, parentType, parent):
+        case let .kernel(type, handle):
             guard !handle.isEmpty, handle.count <= ObjectHandle.maxKernelPayload else { throw FSError.notSupported }
-            let p = handle.count + parent.count <= ObjectHandle.maxKernelPayload ? parent : []
             b[1] = 1
-            b += [UInt8(handle.count), UInt8(p.count), type, p.isEmpty ? 0 : parentType]
+            b += [UInt8(handle.count), type, 0, 0]
             b += handle
-            b += p
         case let .inode(ino, generation, birth):
             b[1] = 2
             b.appendBE(ino)
@@ -102,9 +101,9 @@ struct HandleCodec: Sendable {
         switch b[1] {
         case 1:
             guard b.count >= ObjectHandle.kernelHeader else { throw FSError.badHandle }
-            let n = Int(b[6]), p = Int(b[7])
-            guard n >= 1, n + p <= ObjectHandle.maxKernelPayload, p != 0 || b[9] == 0 else { throw FSError.badHandle }
-            expected = ObjectHandle.kernelHeader + n + p + ObjectHandle.macSize
+            let n = Int(b[6])
+            guard n >= 1, n <= ObjectHandle.maxKernelPayload, b[8] == 0, b[9] == 0 else { throw FSError.badHandle }
+            expected = ObjectHandle.kernelHeader + n + ObjectHandle.macSize
         case 2:
             expected = ObjectHandle.inodeSize
         default:

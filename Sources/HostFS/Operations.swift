@@ -85,7 +85,7 @@ extension HostFileSystem {
         do { st = try statOf(fd) } catch { close(fd); throw error }
         let h: ObjectHandle
         do {
-            h = try makeHandle(ex, fd: fd, st: st, parentFD: dir.pathFD, parentIno: dir.inode.ino, name: name)
+            h = try makeHandle(ex, fd: fd, st: st, parentIno: dir.inode.ino, name: name)
         } catch {
             close(fd)
             throw error
@@ -134,8 +134,8 @@ extension HostFileSystem {
             let h: ObjectHandle
             do {
                 h = target == [0x2E, 0x2E]
-                    ? try makeHandle(ex, fd: fd, st: st, parentFD: nil, parentIno: nil, name: nil)
-                    : try makeHandle(ex, fd: fd, st: st, parentFD: dir.pathFD, parentIno: dir.inode.ino, name: target)
+                    ? try makeHandle(ex, fd: fd, st: st, parentIno: nil, name: nil)
+                    : try makeHandle(ex, fd: fd, st: st, parentIno: dir.inode.ino, name: target)
             } catch {
                 close(fd)
                 throw error

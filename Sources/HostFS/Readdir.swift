@@ -91,8 +91,8 @@ extension HostFileSystem {
                                     entry.attributes = FileAttributes(st, exportID: ex.root.id)
                                     entry.fileid = UInt64(st.st_ino)
                                     entry.handle = isDotDot
-                                        ? try? makeHandle(ex, fd: f, st: st, parentFD: nil, parentIno: nil, name: nil)
-                                        : try? makeHandle(ex, fd: f, st: st, parentFD: dir.pathFD, parentIno: dir.inode.ino, name: e.name)
+                                        ? try? makeHandle(ex, fd: f, st: st, parentIno: nil, name: nil)
+                                        : try? makeHandle(ex, fd: f, st: st, parentIno: dir.inode.ino, name: e.name)
                                 }
                             }
                         }

@@ -71,6 +71,12 @@ import Testing
         #expect(Glibc.rename(box.exportPath + "/c/moved/f", box.exportPath + "/c/g") == 0)
         let fs3 = try box.fs(mode)
         #expect(try fs3.getattr(try fs3.decodeHandle(fileBytes), as: root).fileid == fileIno)
+        // One object, one handle: reached by its new name (or another hard link) it is the same.
+        let c = try fs3.lookup(try fs3.rootHandle(exportID: 1), n("c"), as: root).handle
+        #expect(try fs3.lookup(c, n("g"), as: root).handle.bytes == fileBytes)
+        #expect(try fs3.lookup(c, n("moved"), as: root).handle.bytes == dirBytes)
+        _ = try fs3.link(try fs3.decodeHandle(fileBytes), to: try fs3.rootHandle(exportID: 1), n("hard"), as: root)
+        #expect(try fs3.lookup(try fs3.rootHandle(exportID: 1), n("hard"), as: root).handle.bytes == fileBytes)
     }
 
     @Test(arguments: bothModes) func removedObjectIsStale(mode: HandleMode) throws {
