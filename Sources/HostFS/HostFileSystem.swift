@@ -78,6 +78,10 @@ public final class HostFileSystem: @unchecked Sendable {
     private let exportsLock = Lock()
     private var exports: [UInt32: Export] = [:]
     private var reconnects = 0  // guarded by exportsLock
+    /// Handles found stale recently -> when to forget that (CLOCK_MONOTONIC ns); guarded by
+    /// exportsLock. Spares the export a search per retry of a dead handle.
+    private var recentlyStale: [[UInt8]: UInt64] = [:]
+    static let staleMemoryNanoseconds: UInt64 = 10_000_000_000
 
     /// How many handles were found again by parent hint or search (disconnected or stale index).
     public var reconnectCount: Int { exportsLock.withLock { reconnects } }
@@ -189,13 +193,37 @@ public final class HostFileSystem: @unchecked Sendable {
             }
             return (ex, obj)
         }
-        let fd = try resolve(ex, h)
+        if isRecentlyStale(h.bytes) { throw FSError.stale }
+        let fd: Int32
+        do {
+            fd = try resolve(ex, h)
+        } catch FSError.stale {
+            rememberStale(h.bytes)
+            throw FSError.stale
+        }
         var st = Glibc.stat()
         guard fstat(fd, &st) == 0 else { close(fd); throw FSError.current }
         let obj = CachedObject(key: h.bytes, exportID: ex.root.id, pathFD: fd,
                                inode: InodeKey(dev: UInt64(st.st_dev), ino: UInt64(st.st_ino)),
                                isDirectory: (st.st_mode & S_IFMT) == S_IFDIR)
         return (ex, cache.insert(obj))
+    }
+
+    private func isRecentlyStale(_ key: [UInt8]) -> Bool {
+        exportsLock.withLock {
+            guard let until = recentlyStale[key] else { return false }
+            if monotonicNanoseconds() < until { return true }
+            recentlyStale[key] = nil
+            return false
+        }
+    }
+
+    private func rememberStale(_ key: [UInt8]) {
+        let until = monotonicNanoseconds() + Self.staleMemoryNanoseconds
+        exportsLock.withLock {
+            if recentlyStale.count >= 4096 { recentlyStale.removeAll(keepingCapacity: true) }
+            recentlyStale[key] = until
+        }
     }
 
     func withObject<T>(_ h: ObjectHandle, _ body: (Export, CachedObject) throws -> T) throws -> T {
@@ -239,6 +267,7 @@ public final class HostFileSystem: @unchecked Sendable {
                 countReconnect()
                 return f
             }
+            ex.index?.remove(ino: ino)
             throw FSError.stale
         case let .inode(ino, gen, birth):
             guard ex.mode == .inode else { throw FSError.stale }
@@ -250,7 +279,10 @@ public final class HostFileSystem: @unchecked Sendable {
                 candidate = search(ex, dirFD: ex.rootFD, dirIno: ex.ino, target: ino, budget: &budget, depth: 0) ?? -1
                 if candidate >= 0 { countReconnect() }
             }
-            guard candidate >= 0 else { throw FSError.stale }
+            guard candidate >= 0 else {
+                ex.index?.remove(ino: ino)
+                throw FSError.stale
+            }
             var st = Glibc.stat()
             guard fstat(candidate, &st) == 0, st.st_nlink > 0 else { close(candidate); throw FSError.stale }
             let g = generation(candidate, st), b = birthTag(candidate)
@@ -401,6 +433,12 @@ func withName<T>(_ name: [UInt8], _ body: (UnsafePointer<CChar>) throws -> T) re
     return try z.withUnsafeBufferPointer { b in
         try b.withMemoryRebound(to: CChar.self) { try body($0.baseAddress!) }
     }
+}
+
+func monotonicNanoseconds() -> UInt64 {
+    var ts = timespec()
+    clock_gettime(CLOCK_MONOTONIC, &ts)
+    return UInt64(ts.tv_sec) * 1_000_000_000 + UInt64(ts.tv_nsec)
 }
 
 /// The path the kernel reports for an fd (readlink /proc/self/fd/N).

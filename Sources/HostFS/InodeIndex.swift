@@ -17,6 +17,7 @@ final class InodeIndex: @unchecked Sendable {
     private var map: [UInt64: Link] = [:]
     private var fd: Int32 = -1
     private var appended = 0
+    private let header: [UInt8]
     let path: String
     let rootIno: UInt64
 
@@ -26,6 +27,7 @@ final class InodeIndex: @unchecked Sendable {
         var header = InodeIndex.magic
         header.appendBE(rootDev)
         header.appendBE(rootIno)
+        self.header = header
         if let data = try? InodeIndex.readAll(path), data.count >= header.count,
            Array(data[0..<header.count]) == header {
             var i = header.count
@@ -43,21 +45,36 @@ final class InodeIndex: @unchecked Sendable {
                 i += 19 + n
             }
         }
-        // Compact: write the live map to a temporary file, rename it into place.
+        try compact()
+    }
+
+    deinit { if fd >= 0 { close(fd) } }
+
+    /// Write the live map to a temporary file and rename it into place (caller holds the
+    /// lock, or is the initializer).
+    private func compact() throws {
         var out = header
         for (ino, link) in map { InodeIndex.encode(op: 1, ino: ino, link: link, into: &out) }
-        let tmp = path + ".tmp"
+        let tmp = path + ".tmp.\(getpid())"
         let t = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o600)
         guard t >= 0 else { throw FSError.serverFault("cannot write \(tmp): \(FSError.current)") }
         defer { close(t) }
         try InodeIndex.writeAll(t, out)
         fsync(t)
         guard rename(tmp, path) == 0 else { throw FSError.serverFault("cannot rename \(tmp): \(FSError.current)") }
-        fd = open(path, O_WRONLY | O_APPEND | O_CLOEXEC)
-        guard fd >= 0 else { throw FSError.serverFault("cannot open \(path): \(FSError.current)") }
+        let f = open(path, O_WRONLY | O_APPEND | O_CLOEXEC)
+        guard f >= 0 else { throw FSError.serverFault("cannot open \(path): \(FSError.current)") }
+        if fd >= 0 { close(fd) }
+        fd = f
+        appended = 0
     }
 
-    deinit { if fd >= 0 { close(fd) } }
+    /// Append one record; compact once the log holds many more records than live entries.
+    private func append(_ rec: [UInt8]) {
+        _ = try? InodeIndex.writeAll(fd, rec)
+        appended += 1
+        if appended > max(65536, 2 * map.count) { try? compact() }
+    }
 
     var count: Int { lock.withLock { map.count } }
 
@@ -69,7 +86,7 @@ final class InodeIndex: @unchecked Sendable {
             map[ino] = link
             var rec: [UInt8] = []
             InodeIndex.encode(op: 1, ino: ino, link: link, into: &rec)
-            _ = try? InodeIndex.writeAll(fd, rec)
+            append(rec)
         }
     }
 
@@ -81,7 +98,7 @@ final class InodeIndex: @unchecked Sendable {
             map[ino] = nil
             var rec: [UInt8] = []
             InodeIndex.encode(op: 2, ino: ino, link: Link(parent: 0, name: []), into: &rec)
-            _ = try? InodeIndex.writeAll(fd, rec)
+            append(rec)
         }
     }
 

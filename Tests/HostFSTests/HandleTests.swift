@@ -198,3 +198,31 @@ import Testing
         #expect(fs.reconnectCount >= 1)
     }
 }
+
+@Suite struct InodeIndexTests {
+    @Test func indexPersistsAndCompacts() throws {
+        let box = Sandbox()
+        Glibc.mkdir(box.statePath, 0o700)
+        let path = box.statePath + "/index-test"
+        do {
+            let idx = try InodeIndex(path: path, rootDev: 1, rootIno: 2)
+            idx.record(ino: 10, parent: 2, name: n("a"))
+            idx.record(ino: 11, parent: 10, name: n("b"))
+            idx.record(ino: 12, parent: 11, name: n("c"))
+            idx.record(ino: 13, parent: 2, name: n("gone"))
+            idx.remove(ino: 13)
+            // Many changes of one entry: the log compacts itself on the way.
+            for i in 0..<70_000 { idx.record(ino: 14, parent: 2, name: n("n\(i)")) }
+            #expect(idx.chain(to: 12)!.map(\.name) == [n("a"), n("b"), n("c")])
+        }
+        let st = try #require(try? InodeIndex.readAll(path))
+        #expect(st.count < 1_000_000)
+        let again = try InodeIndex(path: path, rootDev: 1, rootIno: 2)
+        #expect(again.chain(to: 12)!.map(\.ino) == [10, 11, 12])
+        #expect(again.chain(to: 13) == nil)
+        #expect(again.chain(to: 14)!.map(\.name) == [n("n69999")])
+        // An index written for another export root is discarded.
+        let other = try InodeIndex(path: path, rootDev: 1, rootIno: 3)
+        #expect(other.count == 0)
+    }
+}

@@ -314,3 +314,32 @@ enum DispatchLikeThreads {
         for t in threads { pthread_join(t, nil) }
     }
 }
+
+@Suite struct ConcurrentIdentityTests {
+    /// Each thread works as its own user at the same time: identities never leak across threads.
+    @Test func identitiesStayOnTheirThreads() throws {
+        guard geteuid() == 0 else { return }
+        let box = Sandbox()
+        box.hostMkdir("shared")
+        chmod(box.exportPath + "/shared", 0o777)
+        let fs = try box.fs(.kernel)
+        let dir = try fs.lookup(try fs.rootHandle(exportID: 1), n("shared"), as: root).handle
+        DispatchLikeThreads.run(count: 8) { t in
+            let cred = Credentials(uid: UInt32(2000 + t), gid: UInt32(3000 + t), groups: [UInt32(3000 + t)])
+            for i in 0..<50 {
+                _ = try? fs.create(dir, n("t\(t)-\(i)"), how: .guarded(SetAttributes(mode: 0o644)), as: cred)
+            }
+        }
+        var count = 0
+        for t in 0..<8 {
+            for i in 0..<50 {
+                var st = stat()
+                #expect(lstat(box.exportPath + "/shared/t\(t)-\(i)", &st) == 0)
+                #expect(st.st_uid == 2000 + t && st.st_gid == 3000 + t)
+                count += 1
+            }
+        }
+        #expect(count == 400)
+        #expect(hostfs_thread_fsuid() == 0)
+    }
+}
