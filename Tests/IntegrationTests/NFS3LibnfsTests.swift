@@ -3,6 +3,7 @@ import Foundation
 import NFSProtocols
 import NIOCore
 import Testing
+import ONCRPC
 import Transport
 
 /// An independent NFSv3 client: libnfs's command-line tools (Debian's
@@ -73,22 +74,29 @@ enum LibnfsError: Error, CustomStringConvertible {
     }
 }
 
-/// Where the libnfs tests find a server: an in-process one (the real RPC
-/// stack on TCP loopback, exports for any peer).
+/// Where the libnfs tests find a server: a real `vsnfs serve DIR` process
+/// (DIR exported read-write, root_squash, to everyone, mounted as `/`).
 final class LibnfsTarget {
     let sandbox = NFS3Sandbox()
     let exportPath: String
-    let server: NFS3TestServer
-    let port: Int
+    let server: NFS3ServeProcess
+    var port: Int { server.port }
 
     init() throws {
         exportPath = sandbox.exportDirectory("export")
-        server = try NFS3TestServer(exports: [Export(hostPath: exportPath, mountPath: "/export",
-                                                     clients: [rwRule(.anyone)])], sandbox: sandbox)
-        port = try server.port(for: .inet(IPAddress("127.0.0.1")!, port: 0))
+        server = try NFS3ServeProcess([exportPath], stateDirectory: sandbox.statePath)
     }
 
-    func url(_ relative: String) -> String { Libnfs.url(port: port, "/export" + relative) }
+    deinit { server.stop() }
+
+    func url(_ relative: String) -> String { Libnfs.url(port: port, relative.isEmpty ? "/" : relative) }
+
+    /// Our own NFSv3 client on the same server (AUTH_SYS root, squashed).
+    func client() throws -> NFS3TestClient {
+        let c = try NFS3TestClient(port: port)
+        c.credential = AuthSysParameters(machineName: Array("test".utf8), uid: 0, gid: 0).opaqueAuth
+        return c
+    }
 }
 
 func randomBytes(_ count: Int) -> Data {
@@ -115,19 +123,23 @@ func randomBytes(_ count: Int) -> Data {
         let target = try LibnfsTarget()
         let local = target.sandbox.dir + "/local-\(size)"
         let back = target.sandbox.dir + "/back-\(size)"
+        // libnfs takes the URL's directory as the export to mount and refuses an
+        // empty one, so files live one level down (MNT of a subdirectory).
+        mkdir(target.exportPath + "/data", 0o777)
+        chmod(target.exportPath + "/data", 0o777)
         let data = randomBytes(size)
         try data.write(to: URL(fileURLWithPath: local))
-        try Libnfs.check("nfs-cp", [local, target.url("/file-\(size)")])
+        try Libnfs.check("nfs-cp", [local, target.url("/data/file-\(size)")])
         // The host sees exactly what was sent...
-        let onHost = try Data(contentsOf: URL(fileURLWithPath: target.exportPath + "/file-\(size)"))
+        let onHost = try Data(contentsOf: URL(fileURLWithPath: target.exportPath + "/data/file-\(size)"))
         #expect(onHost == data, "host copy differs for \(size) bytes")
         // ...and the client reads it back unchanged.
-        try Libnfs.check("nfs-cp", [target.url("/file-\(size)"), back])
+        try Libnfs.check("nfs-cp", [target.url("/data/file-\(size)"), back])
         let returned = try Data(contentsOf: URL(fileURLWithPath: back))
         #expect(returned.count == size)
         #expect(returned == data, "copy back differs for \(size) bytes")
         if size <= 65_537 {
-            let cat = try Libnfs.check("nfs-cat", [target.url("/file-\(size)")])
+            let cat = try Libnfs.check("nfs-cat", [target.url("/data/file-\(size)")])
             #expect(cat == data)
         }
     }
@@ -166,8 +178,8 @@ func randomBytes(_ count: Int) -> Data {
         #expect(String(decoding: try Libnfs.check("nfs-ls", [target.url("/dir")]), as: UTF8.self).contains("before"))
 
         // Rename through NFS (another client), then through the host.
-        let client = try target.server.client(.inet(IPAddress("127.0.0.1")!, port: 0), uid: 0, gid: 0)
-        let root = try client.rootHandle()
+        let client = try target.client()
+        let root = try client.rootHandle("/")
         let dir = try #require(try client.lookup(root, "dir").ok?.object)
         let renamed: NFS3RenameResult = try client.nfs(.rename, NFS3RenameArgs(from: NFS3DirOpArgs(directory: dir, name: "before"),
                                                                                to: NFS3DirOpArgs(directory: dir, name: "after")))

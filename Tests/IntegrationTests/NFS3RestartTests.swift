@@ -1,0 +1,55 @@
+import Foundation
+import NFSProtocols
+import NIOCore
+import ONCRPC
+import Testing
+
+/// A real `vsnfs serve` killed and started again on the same state directory.
+@Suite(.serialized) struct NFS3RestartTests {
+    func client(_ port: Int) throws -> NFS3TestClient {
+        let c = try NFS3TestClient(port: port)
+        c.credential = AuthSysParameters(machineName: Array("test".utf8), uid: 1000, gid: 1000).opaqueAuth
+        return c
+    }
+
+    @Test func killBetweenUnstableWriteAndCommitThenRestart() throws {
+        let sandbox = NFS3Sandbox()
+        let export = sandbox.exportDirectory("export")
+        var server = try NFS3ServeProcess([export], stateDirectory: sandbox.statePath)
+        var c = try client(server.port)
+        let root = try c.rootHandle("/")
+        let parent = try c.createdHandle(try c.mkdir(root, "parent"))
+        let file = try c.createdHandle(try c.create(parent, "data"))
+        let committed = [UInt8](repeating: 0x5a, count: 200_000)
+        let first = try #require(try c.write(file, committed, stable: .unstable).ok)
+        #expect(first.committed == .unstable)
+        let commit: NFS3CommitResult = try c.nfs(.commit, NFS3CommitArgs(file: file, offset: 0, count: 0))
+        let before = try #require(commit.ok?.verifier)
+        #expect(before == first.verifier)
+        // Rename the parent while the handle is held, then write more without committing.
+        let renamed: NFS3RenameResult = try c.nfs(.rename, NFS3RenameArgs(from: NFS3DirOpArgs(directory: root, name: "parent"),
+                                                                          to: NFS3DirOpArgs(directory: root, name: "renamed")))
+        #expect(renamed.status == .ok)
+        _ = try #require(try c.write(file, offset: UInt64(committed.count), [1, 2, 3], stable: .unstable).ok)
+        let fileid = try #require(try c.getattr(file).ok?.fileid)
+
+        server.kill()
+        server = try NFS3ServeProcess([export], stateDirectory: sandbox.statePath)
+        c = try client(server.port)
+        // The handles from before the rename and the restart still name the same objects.
+        let attributes = try #require(try c.getattr(file).ok, "handle did not survive the restart")
+        #expect(attributes.fileid == fileid)
+        #expect(try c.getattr(parent).status == .ok)
+        #expect(try c.lookup(parent, "data").ok?.object == file)
+        // The verifier changed, so a client resends what it had not committed.
+        let after: NFS3CommitResult = try c.nfs(.commit, NFS3CommitArgs(file: file, offset: 0, count: 0))
+        let newVerifier = try #require(after.ok?.verifier)
+        #expect(newVerifier != before)
+        let write = try #require(try c.write(file, offset: UInt64(committed.count), [1, 2, 3], stable: .fileSync).ok)
+        #expect(write.verifier == newVerifier)
+        // What was committed before the kill is intact.
+        let read = try #require(try c.read(file, count: UInt32(committed.count)).ok)
+        #expect(Array(read.data.readableBytesView) == committed)
+        server.stop()
+    }
+}
