@@ -45,7 +45,16 @@ public struct NFSProgram: RPCProgram {
             }
         case .lookup:
             return serve(call, context, NFS3LookupArgs.self, handle: \.directory) { args, h, env -> NFS3LookupResult in
-                let node = try env.fs.lookup(h, args.name.bytes, as: env.cred)
+                let node: NodeResult
+                do {
+                    node = try env.fs.lookup(h, args.name.bytes, as: env.cred)
+                } catch {
+                    // The directory's attributes with a failed LOOKUP let the client
+                    // keep its cache of the directory (negative lookups are common).
+                    let status = NFS3ErrorMapping.status(for: error)
+                    guard status == .noent || status == .acces || status == .nametoolong else { throw error }
+                    return .fail(status, NFS3PostOpAttributes(try? env.fs.getattr(h, as: env.cred)))
+                }
                 return .ok(NFS3LookupOK(object: NFS3FileHandle(node.handle.bytes),
                                         objectAttributes: NFS3PostOpAttributes(node.attributes),
                                         directoryAttributes: NFS3PostOpAttributes(node.directory.after)))

@@ -336,7 +336,32 @@ extension NFS3TestClient {
         let sub = try c.createdHandle(try c.mkdir(root, "sub"))
         let parent = try #require(try c.lookup(sub, "..").ok)
         #expect(parent.objectAttributes.attributes?.fileid == up.objectAttributes.attributes?.fileid)
-        #expect(try c.lookup(root, "missing").status == .noent)
+        guard case .fail(.noent, let dirAttributes) = try c.lookup(root, "missing") else {
+            Issue.record("LOOKUP of a missing name")
+            return
+        }
+        #expect(dirAttributes.attributes?.fileid == up.objectAttributes.attributes?.fileid)
+    }
+
+    @Test func handlesOfAnotherExportDoNotMix() throws {
+        let sandbox = NFS3Sandbox()
+        let a = sandbox.exportDirectory("a"), b = sandbox.exportDirectory("b")
+        let server = try NFS3TestServer(exports: [
+            Export(hostPath: a, mountPath: "/a", clients: [rwRule(.vsockCID(3))]),
+            Export(hostPath: b, mountPath: "/b", clients: [rwRule(.vsockCID(3)), rwRule(.vsockCID(9))]),
+        ], sandbox: sandbox)
+        let c = try server.client(Self.guest, uid: 1000, gid: 1000)
+        let rootA = try c.rootHandle("/a"), rootB = try c.rootHandle("/b")
+        let file = try c.createdHandle(try c.create(rootA, "f"))
+        let rename: NFS3RenameResult = try c.nfs(.rename, NFS3RenameArgs(from: NFS3DirOpArgs(directory: rootA, name: "f"),
+                                                                         to: NFS3DirOpArgs(directory: rootB, name: "f")))
+        #expect(rename.status == .xdev)
+        #expect(try c.status(.link, NFS3LinkArgs(file: file, link: NFS3DirOpArgs(directory: rootB, name: "l"))) == .xdev)
+        // A peer with access to /b only cannot use a handle of /a.
+        let c9 = try server.client(.vsock(cid: 9, port: 1), uid: 1000, gid: 1000)
+        #expect(try c9.getattr(rootB).status == .ok)
+        #expect(try c9.getattr(file).status == .acces)
+        #expect(try c9.lookup(rootA, "f").status == .acces)
     }
 
     @Test func renamesKeepHandlesAndSymlinksAreNotFollowed() throws {
