@@ -141,7 +141,8 @@ public struct NFSProgram: RPCProgram {
                 return .ok(NFS3LinkWcc(fileAttributes: NFS3PostOpAttributes(attributes), linkDirectoryWcc: env.wcc(wcc)))
             }
         case .readdir:
-            return serve(call, context, NFS3ReaddirArgs.self, handle: \.directory) { args, h, env -> NFS3ReaddirResult in
+            return serve(call, context, NFS3ReaddirArgs.self, handle: \.directory,
+                         replyCapacity: { Int(min($0.count, NFS3Limits.maxReaddirSize)) + 64 }) { args, h, env -> NFS3ReaddirResult in
                 let count = Int(min(args.count, NFS3Limits.maxReaddirSize))
                 guard count > Self.readdirReplyOverhead else { throw NFS3Status.toosmall }
                 let listing = try env.fs.readdir(h, cookie: args.cookie, cookieVerifier: args.cookieVerifier.value,
@@ -153,7 +154,8 @@ public struct NFSProgram: RPCProgram {
                     eof: listing.eof))
             }
         case .readdirplus:
-            return serve(call, context, NFS3ReaddirPlusArgs.self, handle: \.directory) { args, h, env -> NFS3ReaddirPlusResult in
+            return serve(call, context, NFS3ReaddirPlusArgs.self, handle: \.directory,
+                         replyCapacity: { Int(min($0.maxCount, NFS3Limits.maxReaddirSize)) + 64 }) { args, h, env -> NFS3ReaddirPlusResult in
                 let maxCount = Int(min(args.maxCount, NFS3Limits.maxReaddirSize))
                 guard maxCount > Self.readdirReplyOverhead else { throw NFS3Status.toosmall }
                 let listing = try env.fs.readdir(h, cookie: args.cookie, cookieVerifier: args.cookieVerifier.value,
@@ -217,6 +219,7 @@ public struct NFSProgram: RPCProgram {
     private func serve<Args: XDRDecodable & Sendable, OK, Fail: NFS3FailureArm>(
         _ call: RPCCall, _ context: RPCCallContext, _ type: Args.Type,
         handle: KeyPath<Args, NFS3FileHandle> & Sendable, modifies: Bool = false,
+        replyCapacity: @escaping @Sendable (Args) -> Int = { _ in 512 },
         _ body: @escaping @Sendable (Args, ObjectHandle, NFS3CallEnvironment) throws -> NFS3Result<OK, Fail>
     ) -> EventLoopFuture<RPCReplyBody> {
         var arguments = call.arguments
@@ -241,7 +244,7 @@ public struct NFSProgram: RPCProgram {
                 }
                 result = .fail(status, .empty)
             }
-            var out = allocator.buffer(capacity: 512)
+            var out = allocator.buffer(capacity: result.status == .ok ? replyCapacity(args) : 128)
             result.encode(xdr: &out)
             return .success(results: out)
         }

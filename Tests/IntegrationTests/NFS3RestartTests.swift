@@ -52,4 +52,32 @@ import Testing
         #expect(Array(read.data.readableBytesView) == committed)
         server.stop()
     }
+
+    /// Thousands of files in use through a server allowed 64 descriptors:
+    /// the open-file cache keeps within the limit and every call succeeds
+    /// (descriptor exhaustion would answer NFS3ERR_JUKEBOX, never crash).
+    @Test func manyFilesUnderALowDescriptorLimit() throws {
+        let sandbox = NFS3Sandbox()
+        let export = sandbox.exportDirectory("export")
+        let server = try NFS3ServeProcess([export], stateDirectory: sandbox.statePath, fileLimit: 64)
+        let c = try client(server.port)
+        let root = try c.rootHandle("/")
+        var handles: [NFS3FileHandle] = []
+        for i in 0..<1_000 {
+            let fh = try c.createdHandle(try c.create(root, "f\(i)"))
+            let w = try #require(try c.write(fh, Array("file \(i)".utf8), stable: .unstable).ok, "WRITE \(i)")
+            #expect(w.count > 0)
+            handles.append(fh)
+        }
+        for (i, fh) in handles.enumerated() {
+            let read = try c.read(fh, count: 100)
+            guard case .ok(let ok) = read else {
+                #expect(read.status == .jukebox, "READ \(i): \(read.status)")
+                continue
+            }
+            #expect(Array(ok.data.readableBytesView) == Array("file \(i)".utf8))
+        }
+        #expect(server.process.isRunning)
+        server.stop()
+    }
 }

@@ -14,12 +14,19 @@ final class NFS3ServeProcess: @unchecked Sendable {
     }
 
     /// Starts `vsnfs serve ARGS --listen tcp:127.0.0.1:0 --state-dir STATE` and waits until it listens.
-    init(_ arguments: [String], stateDirectory: String) throws {
+    /// With `fileLimit`, the server runs under `ulimit -n fileLimit`.
+    init(_ arguments: [String], stateDirectory: String, fileLimit: Int? = nil) throws {
         guard FileManager.default.isExecutableFile(atPath: Self.vsnfsPath) else {
             throw LibnfsError.missingTool("\(Self.vsnfsPath) not built (swift build --build-tests builds it)")
         }
-        process.executableURL = URL(fileURLWithPath: Self.vsnfsPath)
-        process.arguments = ["serve"] + arguments + ["--listen", "tcp:127.0.0.1:0", "--state-dir", stateDirectory]
+        let serve = [Self.vsnfsPath, "serve"] + arguments + ["--listen", "tcp:127.0.0.1:0", "--state-dir", stateDirectory]
+        if let fileLimit {
+            process.executableURL = URL(fileURLWithPath: "/bin/sh")
+            process.arguments = ["-c", "ulimit -n \(fileLimit) && exec \"$@\"", "sh"] + serve
+        } else {
+            process.executableURL = URL(fileURLWithPath: serve[0])
+            process.arguments = Array(serve.dropFirst())
+        }
         let pipe = Pipe()
         process.standardError = pipe
         process.standardOutput = FileHandle.nullDevice
