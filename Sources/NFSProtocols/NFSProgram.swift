@@ -154,13 +154,15 @@ public struct NFSProgram: RPCProgram {
                     eof: listing.eof))
             }
         case .readdirplus:
+            // dircount is a hint and ignored, as knfsd does: Linux sends maxcount/8,
+            // which would cut each reply to about 60% of the entries maxcount allows.
             return serve(call, context, NFS3ReaddirPlusArgs.self, handle: \.directory,
                          replyCapacity: { Int(min($0.maxCount, NFS3Limits.maxReaddirSize)) + 64 }) { args, h, env -> NFS3ReaddirPlusResult in
                 let maxCount = Int(min(args.maxCount, NFS3Limits.maxReaddirSize))
                 guard maxCount > Self.readdirReplyOverhead else { throw NFS3Status.toosmall }
                 let listing = try env.fs.readdir(h, cookie: args.cookie, cookieVerifier: args.cookieVerifier.value,
                                                  maxBytes: maxCount - Self.readdirReplyOverhead,
-                                                 dirBytes: args.dirCount == 0 ? nil : Int(args.dirCount),
+                                                 dirBytes: nil,
                                                  plus: true, as: env.cred)
                 return .ok(NFS3ReaddirPlusOK(
                     directoryAttributes: NFS3PostOpAttributes(listing.directoryAttributes),
