@@ -67,6 +67,28 @@ final class Export: @unchecked Sendable {
 
 /// The host filesystem behind the NFS server: file handles, and one synchronous,
 /// thread-safe method per NFSv3 procedure. Call from thread-pool threads (methods block).
+///
+/// Guarantees, by handle mode (chosen per export at start: kernel when
+/// `open_by_handle_at` works, i.e. with CAP_DAC_READ_SEARCH; else inode):
+/// - Both: handles are at most 64 bytes, name the export by id and the object, never a
+///   path; one object has one handle; a SipHash-2-4 tag under a random 128-bit key
+///   (`<state>/handle-key`, 0600) refuses forged, altered, truncated or extended handles
+///   before any syscall (`.badHandle`, also for unknown exports). Renames of the object or
+///   its parents, through the server or behind its back, keep handles valid, and so do
+///   restarts (same state directory). A removed object gives `.stale`, so does an object
+///   moved out of its export; no handle ever reaches a file outside its export. Exports do
+///   not cross mount points. Symlinks are never followed.
+/// - Kernel: the kernel's own handle (inode + generation, as knfsd) finds the object;
+///   directories are checked to lie below the export root by path; a file whose dentry is
+///   disconnected (cold cache after a restart) is found again through the inode index or a
+///   bounded search; if neither finds it inside the export, it is stale.
+/// - Inode: inode number + generation (FS_IOC_GETVERSION, where readable) + birth time
+///   (statx) identify the object, so a reused inode number is not mistaken for it; the
+///   persisted index (inode -> parent, name) finds it by walking names from the root, and
+///   a bounded search of the export (`searchLimit` entries) when the index is out of date.
+///   Beyond the limit, or for objects the server's user cannot reach, handles are stale.
+/// - Identity: as root every operation runs with the caller's fsuid/fsgid/groups on its
+///   own thread; unprivileged, with the server's identity (ACCESS answers for it).
 public final class HostFileSystem: @unchecked Sendable {
     public let options: HostFSOptions
     /// Changes on every start; WRITE and COMMIT return it.
@@ -191,7 +213,11 @@ public final class HostFileSystem: @unchecked Sendable {
                 cache.invalidate(obj.inode)
                 throw FSError.stale
             }
-            return (ex, obj)
+            // Cached fds are connected dentries, so their path says whether the host moved
+            // the object out of the export meanwhile; if so, resolve again from scratch.
+            if ex.contains(fd: obj.pathFD) { return (ex, obj) }
+            cache.release(obj)
+            cache.invalidate(obj.inode)
         }
         if isRecentlyStale(h.bytes) { throw FSError.stale }
         let fd: Int32

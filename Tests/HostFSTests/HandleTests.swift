@@ -149,7 +149,11 @@ import Testing
         let r = try fs.rootHandle(exportID: 1)
         let d = try fs.lookup(r, n("d"), as: root).handle
         let f = try fs.lookup(d, n("f"), as: root).handle
+        #expect(try fs.getattr(f, as: root).size == 1)
         #expect(Glibc.rename(box.exportPath + "/d", box.dir + "/outside") == 0)
+        // Cached by this instance, or resolved by a new one: stale either way.
+        #expect(isError(.stale) { _ = try fs.getattr(d, as: root) })
+        #expect(isError(.stale) { _ = try fs.getattr(f, as: root) })
         let fs2 = try box.fs(mode)
         #expect(isError(.stale) { _ = try fs2.getattr(try fs2.decodeHandle(d.bytes), as: root) })
         #expect(isError(.stale) { _ = try fs2.getattr(try fs2.decodeHandle(f.bytes), as: root) })
@@ -224,5 +228,22 @@ import Testing
         // An index written for another export root is discarded.
         let other = try InodeIndex(path: path, rootDev: 1, rootIno: 3)
         #expect(other.count == 0)
+    }
+}
+
+@Suite struct StateDirectoryTests {
+    @Test func keyIsPrivateAndStable() throws {
+        let box = Sandbox()
+        let fs = try box.fs(.inode)
+        var st = stat()
+        #expect(lstat(box.statePath + "/handle-key", &st) == 0)
+        #expect(st.st_mode & 0o777 == 0o600 && st.st_size == 16)
+        #expect(lstat(box.statePath, &st) == 0 && st.st_mode & 0o777 == 0o700)
+        let h = try fs.rootHandle(exportID: 1)
+        #expect(try box.fs(.inode).rootHandle(exportID: 1) == h)
+        // A damaged key is an error a person can act on, not a new key.
+        let fd = open(box.statePath + "/handle-key", O_WRONLY | O_TRUNC)
+        close(fd)
+        #expect(throws: FSError.self) { _ = try box.fs(.inode) }
     }
 }
