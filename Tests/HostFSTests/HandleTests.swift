@@ -161,13 +161,25 @@ import Testing
 }
 
 @Suite struct KernelModeTests {
-    @Test func automaticModeUsesKernelHandlesAsRoot() throws {
-        guard geteuid() == 0 else { return }
+    /// Root gets kernel handles; an unprivileged server (run this suite with
+    /// `setpriv --reuid=65534 --regid=65534 --clear-groups`) gets inode handles, no identity
+    /// switching, and ACCESS answers for its own user.
+    @Test func automaticModeFollowsPrivilege() throws {
         let box = Sandbox()
         let fs = try HostFileSystem(exports: [ExportRoot(id: 7, hostPath: box.exportPath)],
                                     options: HostFSOptions(stateDirectory: box.statePath))
-        #expect(fs.handleMode(exportID: 7) == .kernel)
-        #expect(try fs.rootHandle(exportID: 7).bytes[1] == 1)
+        if geteuid() == 0 {
+            #expect(fs.handleMode(exportID: 7) == .kernel)
+            #expect(try fs.rootHandle(exportID: 7).bytes[1] == 1)
+        } else {
+            #expect(fs.handleMode(exportID: 7) == .inode)
+            #expect(try fs.rootHandle(exportID: 7).bytes[1] == 2)
+            box.hostFile("locked", "x", mode: 0o000)
+            chmod(box.exportPath + "/locked", 0)
+            let h = try fs.lookup(try fs.rootHandle(exportID: 7), n("locked"), as: Credentials(uid: 0, gid: 0))
+            #expect(try fs.access(h.handle, requested: .all, as: Credentials(uid: 0, gid: 0)).granted.isEmpty)
+            #expect(isError(.errno(EACCES)) { _ = try fs.read(h.handle, offset: 0, count: 1, allocator: allocator, as: .root) })
+        }
     }
 
     /// After a restart with a cold dentry cache, open_by_handle_at returns a file's dentry
