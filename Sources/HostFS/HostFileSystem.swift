@@ -14,6 +14,9 @@ public struct HostFSOptions: Sendable {
     public var switchIdentity: Bool?
     /// Most directory entries one search of an export tree visits (stale index / disconnected file).
     public var searchLimit: Int
+    /// Write fds unused this long are closed (an fd open for writing makes exec of the file
+    /// on the host fail with ETXTBSY). Default 2 s, like knfsd's file cache for NFSv3.
+    public var idleWriteCloseNanoseconds: UInt64 = 2_000_000_000
     public init(stateDirectory: String, handleMode: HandleMode? = nil, openFileLimit: Int? = nil,
                 switchIdentity: Bool? = nil, searchLimit: Int = 200_000) {
         self.stateDirectory = stateDirectory
@@ -121,7 +124,10 @@ public final class HostFileSystem: @unchecked Sendable {
         let soft = lim.rlim_cur == rlim_t.max ? 65536 : Int(clamping: lim.rlim_cur)
         self.cache = OpenFileCache(limit: options.openFileLimit ?? min(8192, max(16, soft / 2)))
         try setExports(roots)
+        cache.startSweeper(interval: 1_000_000_000, idle: options.idleWriteCloseNanoseconds)
     }
+
+    deinit { cache.stopSweeper() }
 
     /// Replace the set of exports (on reload). Unchanged exports keep their state.
     public func setExports(_ roots: [ExportRoot]) throws {

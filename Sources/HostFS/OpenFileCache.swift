@@ -17,6 +17,7 @@ final class CachedObject: @unchecked Sendable {
     // Guarded by the cache lock.
     var readFD: Int32 = -1
     var writeFD: Int32 = -1
+    var lastWrite: UInt64 = 0
     var refs = 0
     var invalidated = false
     var prev: CachedObject?
@@ -54,9 +55,17 @@ final class OpenFileCache: @unchecked Sendable {
 
     init(limit: Int) {
         self.limit = max(limit, 4)
+        sweeperMutex.initialize(to: pthread_mutex_t())
+        sweeperCond.initialize(to: pthread_cond_t())
+        pthread_mutex_init(sweeperMutex, nil)
+        pthread_cond_init(sweeperCond, nil)
     }
 
     deinit {
+        pthread_mutex_destroy(sweeperMutex)
+        pthread_cond_destroy(sweeperCond)
+        sweeperMutex.deallocate()
+        sweeperCond.deallocate()
         var o = head
         while let e = o { e.closeAll(); o = e.next }
     }
@@ -124,26 +133,25 @@ final class OpenFileCache: @unchecked Sendable {
         }
     }
 
-    /// An fd for reading (`write == false`) or writing. Opened on demand by reopening the
-    /// O_PATH fd through /proc/self/fd; must run with the server's own identity.
+    /// An fd for reading (O_RDONLY) or writing (O_WRONLY), opened on demand by reopening
+    /// the O_PATH fd through /proc/self/fd; must run with the server's own identity.
+    /// Reads never hold a write fd: an fd open for writing makes the host's exec of that
+    /// file fail with ETXTBSY, so write fds are also closed once idle (`sweepIdleWriters`).
     func dataFD(_ obj: CachedObject, write: Bool) throws -> Int32 {
+        let now = monotonicNanoseconds()
         if let fd = lock.withLock({ () -> Int32? in
-            if obj.writeFD >= 0 { return obj.writeFD }
-            if !write && obj.readFD >= 0 { return obj.readFD }
+            if write {
+                if obj.writeFD >= 0 { obj.lastWrite = now; return obj.writeFD }
+            } else if obj.readFD >= 0 {
+                return obj.readFD
+            }
             return nil
         }) { return fd }
-        let path = "/proc/self/fd/\(obj.pathFD)"
-        var fd = open(path, O_RDWR | O_CLOEXEC | O_NOCTTY | O_NONBLOCK)
-        if fd < 0 && !write {
-            let e = errno
-            if e == EACCES || e == EROFS || e == ETXTBSY || e == EPERM {
-                fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK)
-            }
-        }
+        let fd = open("/proc/self/fd/\(obj.pathFD)", (write ? O_WRONLY : O_RDONLY) | O_CLOEXEC | O_NOCTTY | O_NONBLOCK)
         if fd < 0 { throw FSError.current }
-        let isRW = (fcntl(fd, F_GETFL) & O_ACCMODE) == O_RDWR
         return lock.withLock {
-            if isRW {
+            if write {
+                obj.lastWrite = now
                 if obj.writeFD >= 0 { close(fd); return obj.writeFD }
                 obj.writeFD = fd
             } else {
@@ -154,6 +162,84 @@ final class OpenFileCache: @unchecked Sendable {
             evict()
             return fd
         }
+    }
+
+    /// Any fd to fsync the object's data with (write fd if open, else read fd).
+    func syncFD(_ obj: CachedObject) throws -> Int32 {
+        if let fd = lock.withLock({ obj.writeFD >= 0 ? obj.writeFD : nil }) { return fd }
+        return try dataFD(obj, write: false)
+    }
+
+    /// Close write fds unused for `idle` nanoseconds (objects not in use only).
+    func sweepIdleWriters(idle: UInt64) {
+        let now = monotonicNanoseconds()
+        lock.withLock {
+            var o = head
+            while let e = o {
+                o = e.next
+                if e.refs == 0 && e.writeFD >= 0 && now &- e.lastWrite >= idle {
+                    close(e.writeFD)
+                    e.writeFD = -1
+                    fds -= 1
+                }
+            }
+        }
+    }
+
+    // MARK: background sweeper
+
+    private var sweeperThread: pthread_t?
+    private var sweeperStop = false
+    private let sweeperCond: UnsafeMutablePointer<pthread_cond_t> = .allocate(capacity: 1)
+    private let sweeperMutex: UnsafeMutablePointer<pthread_mutex_t> = .allocate(capacity: 1)
+
+    /// Start a thread that closes idle write fds every `interval` (stopped by `stopSweeper`).
+    func startSweeper(interval: UInt64, idle: UInt64) {
+        final class Args {
+            let cache: OpenFileCache
+            let interval: UInt64
+            let idle: UInt64
+            init(_ c: OpenFileCache, _ i: UInt64, _ d: UInt64) { cache = c; interval = i; idle = d }
+        }
+        let args = Unmanaged.passRetained(Args(self, interval, idle)).toOpaque()
+        var t = pthread_t()
+        let r = pthread_create(&t, nil, { p in
+            let a = Unmanaged<Args>.fromOpaque(p!).takeRetainedValue()
+            a.cache.sweeperLoop(interval: a.interval, idle: a.idle)
+            return nil
+        }, args)
+        if r == 0 {
+            sweeperThread = t
+        } else {
+            Unmanaged<Args>.fromOpaque(args).release()
+        }
+    }
+
+    private func sweeperLoop(interval: UInt64, idle: UInt64) {
+        pthread_mutex_lock(sweeperMutex)
+        while !sweeperStop {
+            var ts = timespec()
+            clock_gettime(CLOCK_REALTIME, &ts)
+            let deadline = UInt64(ts.tv_sec) * 1_000_000_000 + UInt64(ts.tv_nsec) + interval
+            ts.tv_sec = Int(deadline / 1_000_000_000)
+            ts.tv_nsec = Int(deadline % 1_000_000_000)
+            pthread_cond_timedwait(sweeperCond, sweeperMutex, &ts)
+            if sweeperStop { break }
+            pthread_mutex_unlock(sweeperMutex)
+            sweepIdleWriters(idle: idle)
+            pthread_mutex_lock(sweeperMutex)
+        }
+        pthread_mutex_unlock(sweeperMutex)
+    }
+
+    func stopSweeper() {
+        guard let t = sweeperThread else { return }
+        pthread_mutex_lock(sweeperMutex)
+        sweeperStop = true
+        pthread_cond_signal(sweeperCond)
+        pthread_mutex_unlock(sweeperMutex)
+        pthread_join(t, nil)
+        sweeperThread = nil
     }
 
     private func evict() {

@@ -228,7 +228,7 @@ extension HostFileSystem {
         try withObject(h) { ex, obj in
             let before = try attributes(ex, fd: obj.pathFD)
             guard before.type == .regular else { throw FSError.errno(before.type == .directory ? EISDIR : EINVAL) }
-            let fd = try cache.dataFD(obj, write: false)
+            let fd = try cache.syncFD(obj)
             _ = try sys { fsync(fd) }
             return (writeVerifier, WccData(before: before, after: attributesIfPossible(ex, fd: obj.pathFD)))
         }

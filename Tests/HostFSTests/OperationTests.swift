@@ -345,3 +345,44 @@ enum DispatchLikeThreads {
         #expect(hostfs_thread_fsuid() == 0)
     }
 }
+
+@Suite struct WriteFDTests {
+    /// An fd open for writing makes the host's exec of that file fail (ETXTBSY): reads never
+    /// hold one, and write fds are closed once idle.
+    @Test func idleWriteFDsAreClosedSoTheHostCanExec() throws {
+        let box = Sandbox()
+        var options = HostFSOptions(stateDirectory: box.statePath)
+        options.idleWriteCloseNanoseconds = 200_000_000
+        let fs = try HostFileSystem(exports: [ExportRoot(id: 1, hostPath: box.exportPath)], options: options)
+        let r = try fs.rootHandle(exportID: 1)
+        let script = try fs.create(r, n("run.sh"), how: .guarded(SetAttributes(mode: 0o755)), as: root).handle
+        _ = try fs.write(script, offset: 0, data: ByteBuffer(string: "#!/bin/sh\nexit 7\n"), stability: .fileSync, as: root)
+        let path = box.exportPath + "/run.sh"
+        #expect(spawnStatus(path) == .failure(ETXTBSY))
+        var waited = 0
+        while spawnStatus(path) != .exited(7) && waited < 50 {
+            usleep(100_000)
+            waited += 1
+        }
+        #expect(spawnStatus(path) == .exited(7))
+        // Reading keeps only a read fd.
+        _ = try fs.read(script, offset: 0, count: 100, allocator: allocator, as: root)
+        #expect(spawnStatus(path) == .exited(7))
+    }
+}
+
+enum SpawnResult: Equatable {
+    case exited(Int32)
+    case failure(Int32)
+}
+
+func spawnStatus(_ path: String) -> SpawnResult {
+    var pid = pid_t()
+    let argv: [UnsafeMutablePointer<CChar>?] = [strdup(path), nil]
+    defer { argv.forEach { free($0) } }
+    let r = posix_spawn(&pid, path, nil, nil, argv, nil)
+    if r != 0 { return .failure(r) }
+    var status: Int32 = 0
+    waitpid(pid, &status, 0)
+    return .exited((status >> 8) & 0xFF)
+}
