@@ -386,3 +386,57 @@ func spawnStatus(_ path: String) -> SpawnResult {
     waitpid(pid, &status, 0)
     return .exited((status >> 8) & 0xFF)
 }
+
+@Suite struct StressTests {
+    /// Many threads, a tiny fd budget: evictions and invalidations under load must never
+    /// close an fd in use (a reused fd number would send data to another file).
+    @Test(arguments: bothModes) func concurrentChurnKeepsDataWhereItBelongs(mode: HandleMode) throws {
+        let box = Sandbox()
+        let fs = try box.fs(mode, openFileLimit: 8)
+        let r = try fs.rootHandle(exportID: 1)
+        final class Failures: @unchecked Sendable {
+            var lock = pthread_mutex_t()
+            var messages: [String] = []
+            init() { pthread_mutex_init(&lock, nil) }
+            func add(_ s: String) {
+                pthread_mutex_lock(&lock)
+                messages.append(s)
+                pthread_mutex_unlock(&lock)
+            }
+        }
+        let failures = Failures()
+        DispatchLikeThreads.run(count: 8) { t in
+            do {
+                let dir = try fs.mkdir(r, n("t\(t)"), attributes: .none, as: root).handle
+                var live: [Int: ObjectHandle] = [:]
+                for i in 0..<300 {
+                    let name = n("f\(i % 40)")
+                    if let h = live[i % 40], i % 7 == 0 {
+                        _ = try fs.remove(dir, name, as: root)
+                        if (try? fs.getattr(h, as: root)) != nil { failures.add("t\(t): removed file still resolves") }
+                        live[i % 40] = nil
+                        continue
+                    }
+                    let h = try live[i % 40] ?? fs.create(dir, name, how: .unchecked(.none), as: root).handle
+                    live[i % 40] = h
+                    let text = "thread \(t) file \(i % 40) round \(i)"
+                    _ = try fs.setattr(h, SetAttributes(size: 0), as: root)
+                    _ = try fs.write(h, offset: 0, data: ByteBuffer(string: text), stability: .unstable, as: root)
+                    let back = try fs.read(h, offset: 0, count: 200, allocator: allocator, as: root)
+                    if String(buffer: back.data) != text { failures.add("t\(t): read \(String(buffer: back.data)) wanted \(text)") }
+                    if i % 11 == 0 {
+                        _ = try fs.rename(from: dir, name, to: dir, n("tmp"), as: root)
+                        _ = try fs.rename(from: dir, n("tmp"), to: dir, name, as: root)
+                    }
+                    if i % 13 == 0 {
+                        _ = try fs.readdir(dir, cookie: 0, cookieVerifier: 0, maxBytes: 2048, plus: true, as: root)
+                    }
+                }
+            } catch {
+                failures.add("t\(t): \(error)")
+            }
+        }
+        #expect(failures.messages.isEmpty, "\(failures.messages.prefix(5))")
+        #expect(fs.cachedFileDescriptorCount <= 8)
+    }
+}
