@@ -475,12 +475,11 @@ func monotonicNanoseconds() -> UInt64 {
 
 /// The path the kernel reports for an fd (readlink /proc/self/fd/N).
 func procPath(_ fd: Int32) -> [UInt8]? {
-    var buf = [UInt8](repeating: 0, count: 4097)
-    let n = buf.withUnsafeMutableBufferPointer { b in
-        b.withMemoryRebound(to: CChar.self) { readlink("/proc/self/fd/\(fd)", $0.baseAddress!, 4096) }
+    withUnsafeTemporaryAllocation(of: CChar.self, capacity: 4097) { b -> [UInt8]? in
+        let n = readlink("/proc/self/fd/\(fd)", b.baseAddress!, 4096)
+        guard n > 0 else { return nil }
+        return UnsafeRawBufferPointer(start: b.baseAddress!, count: n).map { $0 }
     }
-    guard n > 0 else { return nil }
-    return Array(buf[0..<n])
 }
 
 func kernelHandle(_ fd: Int32) throws -> ([UInt8], Int32, Int32) {
