@@ -1,3 +1,4 @@
+import Glibc
 import Foundation
 import NFSProtocols
 import NIOCore
@@ -78,6 +79,37 @@ import Testing
             #expect(Array(ok.data.readableBytesView) == Array("file \(i)".utf8))
         }
         #expect(server.process.isRunning)
+        server.stop()
+    }
+
+    /// What the Linux client sends for `ln`, `truncate` and `touch -d` by a
+    /// squashed root on files it created, through a real server (as root it
+    /// switches to the squashed identity per call).
+    @Test func squashedRootChangesItsOwnFiles() throws {
+        let sandbox = NFS3Sandbox()
+        let export = sandbox.exportDirectory("export")
+        let server = try NFS3ServeProcess([export], stateDirectory: sandbox.statePath)
+        let c = try NFS3TestClient(port: server.port)
+        c.credential = AuthSysParameters(machineName: Array("test".utf8), uid: 0, gid: 0).opaqueAuth
+        let root = try c.rootHandle("/")
+        let file = try c.createdHandle(try c.create(root, "t"))
+        _ = try #require(try c.write(file, Array("abc".utf8)).ok)
+        let access: NFS3AccessResult = try c.nfs(.access, NFS3AccessArgs(object: file, access: 0x3f))
+        #expect(access.ok.map { $0.access & 0x0c == 0x0c } == true, "ACCESS: \(access)")
+        let truncate: NFS3SetAttrResult = try c.nfs(.setattr, NFS3SetAttrArgs(
+            object: file, newAttributes: NFS3SetAttributes(size: 1, mtime: .serverTime)))
+        #expect(truncate.status == .ok)
+        let times: NFS3SetAttrResult = try c.nfs(.setattr, NFS3SetAttrArgs(
+            object: file, newAttributes: NFS3SetAttributes(atime: .clientTime(NFS3Time(seconds: 981_173_106, nseconds: 0)),
+                                                           mtime: .clientTime(NFS3Time(seconds: 981_173_106, nseconds: 0)))))
+        #expect(times.status == .ok)
+        let mode: NFS3SetAttrResult = try c.nfs(.setattr, NFS3SetAttrArgs(object: file, newAttributes: NFS3SetAttributes(mode: 0o600)))
+        #expect(mode.status == .ok)
+        let link: NFS3LinkResult = try c.nfs(.link, NFS3LinkArgs(file: file, link: NFS3DirOpArgs(directory: root, name: "hard")))
+        #expect(link.status == .ok)
+        var st = stat()
+        #expect(lstat(export + "/t", &st) == 0)
+        #expect(st.st_size == 1 && st.st_mtim.tv_sec == 981_173_106 && st.st_mode & 0o777 == 0o600 && st.st_nlink == 2)
         server.stop()
     }
 }
