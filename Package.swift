@@ -22,6 +22,8 @@ let package = Package(
     products: [
         .executable(name: "vsnfs", targets: ["vsnfs"]),
         .executable(name: "vsnfs-mount", targets: ["vsnfs-mount"]),
+        // For the micro benchmarks in Benchmarks/ (a separate package): the wire codecs.
+        .library(name: "VSNFSCodecs", targets: ["XDR", "ONCRPC", "NFSProtocols"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
@@ -46,7 +48,7 @@ let package = Package(
         // Layer 6: MOUNT v3, NFSv3, NFS_LOCALIO (declined).
         .target(name: "NFSProtocols", dependencies: ["XDR", "ONCRPC", "Transport", "Exports", "HostFS", log] + nio),
         // Layer 7: server assembly (config, lifecycle, reload).
-        .target(name: "Server", dependencies: ["NFSProtocols", "Transport", "Exports", "HostFS", "ONCRPC", log] + nio),
+        .target(name: "Server", dependencies: ["NFSProtocols", "Transport", "Exports", "HostFS", "ONCRPC", "CSupport", log] + nio),
         // C shims for syscalls Swift's Glibc module does not expose cleanly.
         .target(name: "CSupport"),
         .executableTarget(name: "vsnfs", dependencies: [

@@ -1,6 +1,7 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+import CSupport
 import Dispatch
 import Exports
 import HostFS
@@ -134,25 +135,17 @@ public final class VSNFSServer: Sendable {
         try? await self.threadPool.shutdownGracefully()
     }
 
-    /// Serves until SIGTERM or SIGINT; SIGHUP reloads the exports.
-    public func runUntilSignalled() async {
-        let queue = DispatchQueue(label: "vsnfs.signals")
-        let stop = AsyncStream<Int32>.makeStream()
-        var sources: [DispatchSourceSignal] = []
-        for signo in [SIGTERM, SIGINT, SIGHUP] {
-            signal(signo, SIG_IGN)
-            let source = DispatchSource.makeSignalSource(signal: signo, queue: queue)
-            source.setEventHandler { [self] in
-                if signo == SIGHUP { self.reload() } else { stop.continuation.yield(signo) }
+    /// Serves until SIGTERM or SIGINT; SIGHUP reloads the exports. Signals
+    /// that arrived while the server was starting are acted on here.
+    public func run(until signals: SignalEvents) async {
+        for await signo in signals.events {
+            if signo == SIGHUP {
+                self.reload()
+                continue
             }
-            source.resume()
-            sources.append(source)
-        }
-        for await signo in stop.stream {
             self.logger.notice("signal \(signo): shutting down")
             break
         }
-        for source in sources { source.cancel() }
         await self.shutdown()
     }
 
@@ -167,4 +160,27 @@ public final class VSNFSServer: Sendable {
 public struct StartError: Error, CustomStringConvertible {
     public var description: String
     public init(_ description: String) { self.description = description }
+}
+
+/// SIGTERM, SIGINT and SIGHUP as a stream. Create it before the server
+/// starts: from then on no signal is lost or acted on by its default
+/// disposition, even one that arrives while listeners are still binding.
+public final class SignalEvents: @unchecked Sendable {
+    public let events: AsyncStream<Int32>
+    private let source: DispatchSourceRead
+
+    public init(_ signals: [Int32] = [SIGTERM, SIGINT, SIGHUP]) {
+        let (stream, continuation) = AsyncStream<Int32>.makeStream()
+        self.events = stream
+        let fd = vsnfs_signal_pipe(signals, Int32(signals.count))
+        precondition(fd >= 0, "cannot install signal handlers: \(String(cString: strerror(-fd)))")
+        // The handler only writes a byte; the pipe holds it until this
+        // source reads it, however late the source is armed.
+        self.source = DispatchSource.makeReadSource(fileDescriptor: fd, queue: DispatchQueue(label: "vsnfs.signals"))
+        self.source.setEventHandler {
+            var byte: UInt8 = 0
+            while read(fd, &byte, 1) == 1 { continuation.yield(Int32(byte)) }
+        }
+        self.source.resume()
+    }
 }

@@ -89,13 +89,14 @@ struct Serve: AsyncParsableCommand {
         let configuration = VSNFSServer.Configuration(
             exports: source, listen: specs, stateDirectory: stateDir, threads: threads, openFiles: openFiles,
             registerWithRPCBind: rpcbind)
+        let signals = SignalEvents()
         let server: VSNFSServer
         do {
             server = try await VSNFSServer.start(configuration: configuration, logger: logger)
         } catch {
             fail("\(error)")
         }
-        await server.runUntilSignalled()
+        await server.run(until: signals)
     }
 }
 

@@ -2,6 +2,7 @@
 #define VSNFS_CSUPPORT_H
 // Umbrella header: each layer keeps its shims in its own header.
 #include "transport_shims.h"
+#include "signal_shims.h"
 #include "mount_shims.h"
 #include "hostfs_shims.h"
 #endif
