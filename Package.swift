@@ -52,7 +52,7 @@ let package = Package(
         // C shims for syscalls Swift's Glibc module does not expose cleanly.
         .target(name: "CSupport"),
         .executableTarget(name: "vsnfs", dependencies: [
-            "Server", "Exports", "Transport", log,
+            "Server", "Exports", "Transport", "ONCRPC", log,
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         .executableTarget(name: "vsnfs-mount", dependencies: [

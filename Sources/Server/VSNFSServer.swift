@@ -29,9 +29,9 @@ public final class VSNFSServer: Sendable {
 
         public init(exports: ExportsSource, listen: [ListenSpec] = [ListenSpec.defaultSpec],
                     stateDirectory: String? = nil, threads: Int = 16, openFiles: Int? = nil,
-                    registerWithRPCBind: Bool = false,
                     maximumRecordSize: Int = RecordMarking.defaultMaximumRecordSize,
-                    maximumCallsInFlight: Int = RPCConnectionHandler.defaultMaximumCallsInFlight) {
+                    maximumCallsInFlight: Int = RPCConnectionHandler.defaultMaximumCallsInFlight,
+                    registerWithRPCBind: Bool = false) {
             self.exports = exports
             self.listen = listen
             self.stateDirectory = stateDirectory

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Exports
 import Logging
+import ONCRPC
 import Server
 import Transport
 #if canImport(Glibc)
@@ -56,6 +57,12 @@ struct Serve: AsyncParsableCommand {
     @Option(name: .long, help: "Most files kept open at once (default: from RLIMIT_NOFILE).")
     var openFiles: Int?
 
+    @Option(name: .long, help: "Largest RPC record accepted, in bytes; a connection that sends more is closed (default: 1 MiB of data plus 64 KiB of headers).")
+    var maxRecordSize: Int = RecordMarking.defaultMaximumRecordSize
+
+    @Option(name: .long, help: "Calls one connection may have in flight before the server stops reading from it.")
+    var maxCallsInFlight: Int = RPCConnectionHandler.defaultMaximumCallsInFlight
+
     @Flag(name: .long, help: "Register NFS and MOUNT on the TCP listeners with the local rpcbind (for rpcinfo -t and mount.nfs without port=).")
     var rpcbind = false
 
@@ -63,7 +70,11 @@ struct Serve: AsyncParsableCommand {
     var logLevel: String = "info"
 
     func run() async throws {
-        guard let level = Logger.Level(rawValue: logLevel) else { fail("unknown log level '\(logLevel)'") }
+        guard let level = Logger.Level(rawValue: logLevel) else { fail("unknown log level '\(logLevel)'", code: 64) }
+        guard maxRecordSize >= 1024, maxRecordSize < Int(RecordMarking.lastFragmentBit) else {
+            fail("--max-record-size must be between 1024 and \(RecordMarking.lastFragmentBit - 1)", code: 64)
+        }
+        guard maxCallsInFlight >= 1 else { fail("--max-calls-in-flight must be at least 1", code: 64) }
         LoggingSystem.bootstrap { label in
             var handler = StreamLogHandler.standardError(label: label)
             handler.logLevel = level
@@ -88,6 +99,7 @@ struct Serve: AsyncParsableCommand {
 
         let configuration = VSNFSServer.Configuration(
             exports: source, listen: specs, stateDirectory: stateDir, threads: threads, openFiles: openFiles,
+            maximumRecordSize: maxRecordSize, maximumCallsInFlight: maxCallsInFlight,
             registerWithRPCBind: rpcbind)
         let signals = SignalEvents()
         let server: VSNFSServer

@@ -114,6 +114,26 @@ import XDR
         #expect(server.log.contains("exceeds the maximum record size"), "one log line names the oversized record")
     }
 
+    @Test func maximumRecordSizeIsConfigurable() throws {
+        let export = try makeTemporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: export) }
+        let server = try ServerProcess([export.path, "--listen", "tcp:127.0.0.1:0", "--max-record-size", "2048"],
+                                       expectListeners: 1)
+        defer { server.stop() }
+        // A call just under the limit is served (its junk arguments are ignored by NULL).
+        let small = try RawRPCClient(tcpPort: server.tcpPort)
+        #expect(try small.call(program: 100_003, version: 3, procedure: 0,
+                               arguments: ByteBuffer(repeating: 0, count: 1900)) == .success(results: ByteBuffer()))
+        // One over it closes that connection.
+        let big = try RawRPCClient(tcpPort: server.tcpPort)
+        var body = ByteBuffer()
+        RPCMessage.call(xid: 1, rpcVersion: 2, program: 100_003, version: 3, procedure: 0, credential: .none,
+                        verifier: .none, arguments: ByteBuffer(repeating: 0, count: 2100)).encode(xdr: &body)
+        try big.send(RawRPCClient.frame(body))
+        #expect(try big.isClosedByServer())
+        #expect(try small.call(program: 100_003, version: 3, procedure: 0) == .success(results: ByteBuffer()))
+    }
+
     @Test func pipelinedCallsInOneWriteAreAllAnswered() throws {
         let export = try makeTemporaryDirectory()
         defer { try? FileManager.default.removeItem(at: export) }
