@@ -4,6 +4,7 @@
 #   make test       swift test
 #   make images     the test guest: Debian kernel + busybox initramfs + our binaries (vm-images/)
 #   make e2e        boot the test guest and run the NFS workload over vsock (E2E_VERS=3 or "3 4.1")
+#   make bench      vsnfs vs nfs-ganesha and the guest kernel's nfsd, side by side (bench/run.sh, docs/bench.md)
 #
 # The guest binaries are built in release mode with their own scratch path
 # (.build-guest) so they never disturb the default .build.
@@ -11,7 +12,7 @@
 SWIFT    ?= swift
 E2E_VERS ?= 3
 
-.PHONY: all build test images e2e clean
+.PHONY: all build test images e2e bench clean
 all: build
 
 build:
@@ -25,6 +26,9 @@ images:
 
 e2e: images
 	@rc=0; for v in $(E2E_VERS); do sh tests/e2e/run.sh $$v || rc=1; done; exit $$rc
+
+bench:
+	bash bench/run.sh
 
 clean:
 	$(MAKE) -C vm-images clean

@@ -1,0 +1,100 @@
+#!/bin/bash
+# The guest rows of `make bench`: boots the test guest (vm-images/) with fio
+# and the kernel nfsd's user-space tools added, runs bench/guest-workload.sh
+# in it, and appends rows (vsnfs over vsock via the relay vs the guest
+# kernel's nfsd over TCP loopback) to TABLE.
+#   bench/guest.sh BENCH_DIR TABLE
+# Environment: GUEST_ROUNDS (2), GUEST_RUNTIME (5 s per fio run), GUEST_SIZE (64m),
+#   GUEST_BINS ("vsnfs vsnfs-mount" paths to use instead of this tree's release build).
+# Uses the release binaries bench/run.sh built in .build-bench-rel and its own
+# initramfs under BENCH_DIR (vm-images/out is left alone).
+set -euo pipefail
+top=$(cd "$(dirname "$0")/.." && pwd)
+B=$1 TABLE=$2
+SCRATCH=$top/.build-bench-rel
+G=$B/guest
+mkdir -p "$G"
+die() { echo "bench/guest: FAILED: $*" >&2; exit 1; }
+
+# Guest image pieces: the Debian kernel and busybox (vm-images' cache), our
+# binaries (static Swift runtime), fio, and nfs-kernel-server's tools
+# (unpacked from the Debian package, not installed on the host).
+sh "$top/vm-images/scripts/deps.sh"
+cache=$top/vm-images/cache
+sh "$top/vm-images/scripts/fetch-debs.sh" "$cache"
+kpkg=$(cat "$cache/kernel-package")
+kernel=$(ls "$cache/$kpkg"/boot/vmlinuz-* | head -1)
+if [ -n "${GUEST_BINS:-}" ]; then
+    # "path/vsnfs path/vsnfs-mount", e.g. an older build for before/after figures; the guest
+    # finds them by these names.
+    set -- $GUEST_BINS
+    mkdir -p "$G/bins"; cp "$1" "$G/bins/vsnfs"; cp "$2" "$G/bins/vsnfs-mount"
+    bins="$G/bins/vsnfs $G/bins/vsnfs-mount"
+else
+    (cd "$top" && swift build -c release --scratch-path "$SCRATCH" --product vsnfs-mount \
+        >>"$B/build.log" 2>&1) || die "swift build of vsnfs-mount"
+    bins="$SCRATCH/release/vsnfs $SCRATCH/release/vsnfs-mount"
+fi
+if [ ! -x "$G/knfsd/usr/sbin/rpc.mountd" ]; then
+    (cd "$G" && rm -f nfs-kernel-server_*.deb && apt-get download -q -o APT::Sandbox::User=root nfs-kernel-server >/dev/null \
+        && dpkg -x nfs-kernel-server_*.deb knfsd) || die "apt-get download nfs-kernel-server"
+fi
+for lib in libwrap.so.0 libtirpc.so.3 libnsl.so.2; do
+    ldconfig -p | grep -q "$lib" || die "$lib missing on the host (rpc.mountd needs it)"
+done
+extra="/usr/bin/fio /usr/sbin/rpcbind $G/knfsd/usr/sbin/rpc.mountd $G/knfsd/usr/sbin/rpc.nfsd $G/knfsd/usr/sbin/exportfs"
+for b in $extra; do
+    ldd "$b" | grep -q "not found" && die "$b: $(ldd "$b" | grep 'not found' | head -3)"
+done
+sh "$top/vm-images/scripts/build-initramfs.sh" "$G/initramfs.cpio.gz" "$cache" "$top/vm-images/init" \
+    "vsock vmw_vsock_virtio_transport_common vsock_loopback vmw_vsock_virtio_transport nfs nfsv3 nfsv4 nfsd" \
+    "$bins" "$extra" || die "build-initramfs"
+
+stage=$(mktemp -d)
+trap 'rm -rf "$stage"' EXIT
+mkdir -p "$stage/workload"
+cp "$top/bench/guest-workload.sh" "$stage/workload/run"
+chmod 755 "$stage/workload/run"
+mkdir -p "$stage/workload/etc"
+for f in netconfig services protocols; do
+    [ -f /etc/$f ] || die "/etc/$f is missing on the host (the guest's rpcbind and nfs tools need it)"
+    cp /etc/$f "$stage/workload/etc/"
+done
+printf 'ROUNDS=%s\nRUNTIME=%s\nSIZE=%s\n' "${GUEST_ROUNDS:-2}" "${GUEST_RUNTIME:-5}" "${GUEST_SIZE:-64m}" > "$stage/workload/env"
+(cd "$stage" && find workload | cpio -o -H newc -R 0:0 --quiet | gzip -1) > "$G/workload.cpio.gz"
+
+log=$G/console.log
+QEMU_MEM=${QEMU_MEM:-2048} sh "$top/vm-images/scripts/boot.sh" "$log" "${GUEST_TIMEOUT:-600}" "$kernel" \
+    "$G/initramfs.cpio.gz" "$G/workload.cpio.gz" || echo "bench/guest: qemu exited non-zero" >&2
+tr -d '\r' < "$log" > "$log.txt"
+grep -q '^SUMMARY 1 passed' "$log.txt" || { grep 'GUESTBENCH\|FAIL' "$log.txt" | tail -5 >&2; die "guest workload did not finish (see $log)"; }
+
+# FIO target test round terse...: terse v3 fields (after our 4): 7 read KiB/s, 8 read IOPS, 48 write KiB/s, 49 write IOPS
+awk '
+  $1 == "FIO" {
+    target = $2; test = $3; round = $4
+    line = $0; sub(/^FIO [^ ]+ [^ ]+ [^ ]+ /, "", line); n = split(line, f, ";")
+    if (test ~ /read/) { bw = f[7]; iops = f[8] } else { bw = f[48]; iops = f[49] }
+    v = (test ~ /^rand/) ? iops : bw / 1024
+    print test, round, target, v
+  }' "$log.txt" > "$G/results.txt"
+[ -s "$G/results.txt" ] || die "no fio results in $log"
+
+median() { sort -g | awk '{ a[NR] = $1 } END { if (NR % 2) print a[(NR + 1) / 2]; else printf "%.6g\n", (a[NR / 2] + a[NR / 2 + 1]) / 2 }'; }
+label() {
+    case $1 in
+    randread) echo "guest fio 4k randread, iodepth 16, direct";;
+    randwrite) echo "guest fio 4k randwrite, iodepth 16, direct";;
+    seqread) echo "guest fio 128k seq read, iodepth 8, direct";;
+    seqwrite) echo "guest fio 128k seq write, iodepth 8, direct";;
+    esac
+}
+for t in randread randwrite seqread seqwrite; do
+    unit=IOPS; [ "${t#seq}" != "$t" ] && unit=MiB/s
+    v=$(awk -v t=$t '$1 == t && $3 == "vsnfs" { print $4 }' "$G/results.txt" | median)
+    k=$(awk -v t=$t '$1 == t && $3 == "knfsd" { print $4 }' "$G/results.txt" | median)
+    q=$(awk -v t=$t '$1 == t { s[$2, $3] += $4; r[$2] = 1 } END { for (x in r) printf "%.4f\n", s[x, "vsnfs"] / s[x, "knfsd"] }' "$G/results.txt" | median)
+    cmd="fio --rw=$t --bs=$( [ $unit = IOPS ] && echo 4k || echo 128k) --iodepth=$( [ $unit = IOPS ] && echo 16 || echo 8) --direct=1 --ioengine=libaio (bench/guest-workload.sh)"
+    printf '%s\t%s\t%s\t%s\t%s\n' "$(label $t)" "$(printf '%.1f' "$v") $unit" "$(printf '%.1f' "$k") $unit" "$(printf '%.2f' "$q")" "$cmd" >> "$TABLE"
+    echo "bench/guest: $t vsnfs $v knfsd $k ratio $q" >&2
+done
