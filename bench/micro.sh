@@ -14,26 +14,17 @@ cd "$top/Benchmarks"
 swift package --scratch-path "$top/.build-bench" --allow-writing-to-package-directory benchmark \
     --format markdown --no-progress > "$out/report.md" 2> "$out/stderr.log" \
     || { tail -30 "$out/stderr.log" "$out/report.md" >&2; exit 1; }
-# Each benchmark's section has one table per metric; take p50 of wall clock (ns or us) and malloc count.
-awk -v table="$TABLE" '
-    /^### / { name = substr($0, 5); sub(/ metrics$/, "", name); next }
-    /^## / { name = substr($0, 4); next }
-    /Time \(wall clock\)/ { metric = "wall"; unit = $0; sub(/.*\(wall clock\) \(/, "", unit); sub(/\).*/, "", unit); next }
-    /Malloc \(total\)/ { metric = "malloc"; next }
-    /^\| *[A-Za-z]/ && metric != "" && $0 !~ /Metric|Test/ { }
-    /^\|/ && metric != "" {
-        n = split($0, c, "|")
-        for (i = 1; i <= n; i++) gsub(/^ +| +$/, "", c[i])
-        if (c[2] ~ /p50|^Metric/) next
-        # rows look like: | <bench name or metric> | p0 | p25 | p50 | ...
-        if (c[3] ~ /^[0-9]/) {
-            if (metric == "wall") wall[name] = c[5] " " unit
-            if (metric == "malloc") mall[name] = c[5]
-            if (!(name in seen)) { seen[name] = 1; order[++k] = name }
-            metric = ""
-        }
+# The markdown report has, per benchmark, "### NAME" and a table whose rows are
+# "| Metric | p0 | p25 | p50 | ..." (values per operation: the benchmarks scale by 1000).
+awk -F'|' -v table="$TABLE" '
+    /^### / { name = substr($0, 5); order[++k] = name; next }
+    /^\| Malloc \(total\)/ { v = $5; gsub(/ /, "", v); mall[name] = v; next }
+    /^\| Time \(wall clock\)/ {
+        unit = $2; sub(/.*\(wall clock\) \(/, "", unit); sub(/\).*/, "", unit)
+        v = $5; gsub(/ /, "", v); wall[name] = v " " unit; next
     }
     END {
+        if (k == 0) { print "bench/micro: no benchmark results in the report" > "/dev/stderr"; exit 1 }
         for (i = 1; i <= k; i++) {
             nm = order[i]
             printf "micro: %s\t%s/op, %s mallocs/op\t-\t-\tcd Benchmarks && swift package benchmark --filter \"%s\"\n", nm, wall[nm], mall[nm], nm >> table
