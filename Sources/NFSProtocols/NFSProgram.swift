@@ -34,6 +34,9 @@ public struct NFSProgram: RPCProgram {
         case .null:
             return loop.makeSucceededFuture(.success(results: ByteBuffer()))
         case .getattr:
+            if let reply = serveWithoutBlocking(call, context, NFS3GetAttrArgs.self, handle: \.object, { args, h, env in
+                try env.fs.getattrWithoutBlocking(h).map { NFS3GetAttrResult.ok(NFS3Attributes($0)) }
+            }) { return reply }
             return serve(call, context, NFS3GetAttrArgs.self, handle: \.object) { args, h, env -> NFS3GetAttrResult in
                 .ok(NFS3Attributes(try env.fs.getattr(h, as: env.cred)))
             }
@@ -252,6 +255,34 @@ public struct NFSProgram: RPCProgram {
         }
     }
 
+    /// `serve` on the event loop, for a call that HostFS can answer without
+    /// blocking: `body` returns nil when it would block, and so does this; the
+    /// caller then takes the thread-pool path, which also answers every error
+    /// (one place maps errors). Saves the two thread hops per call.
+    private func serveWithoutBlocking<Args: XDRDecodable, OK, Fail: NFS3FailureArm>(
+        _ call: RPCCall, _ context: RPCCallContext, _ type: Args.Type, handle: KeyPath<Args, NFS3FileHandle>,
+        _ body: (Args, ObjectHandle, NFS3CallEnvironment) throws -> NFS3Result<OK, Fail>?
+    ) -> EventLoopFuture<RPCReplyBody>? {
+        var arguments = call.arguments
+        guard let args = try? Args(xdr: &arguments) else { return nil }
+        let result: NFS3Result<OK, Fail>
+        do {
+            let (h, env) = try NFS3CallEnvironment.authorize(args[keyPath: handle], modifies: false, server: server,
+                                                              peer: context.peer, credential: call.credential)
+            guard let r = try body(args, h, env) else { return nil }
+            result = r
+        } catch {
+            return nil
+        }
+        var out = context.allocator.buffer(capacity: 512)
+        result.encode(xdr: &out)
+        return context.eventLoop.makeSucceededFuture(.success(results: out))
+    }
+
+    /// READs up to this size whose data is in the page cache are answered on
+    /// the event loop; larger ones go to the thread pool, where several copy at once.
+    static let maximumReadWithoutBlocking: UInt32 = 64 * 1024
+
     /// READ writes the reply header, then has HostFS append the file data
     /// straight into the reply buffer (no second copy of up to 1 MiB).
     private func read(_ call: RPCCall, _ context: RPCCallContext) -> EventLoopFuture<RPCReplyBody> {
@@ -263,31 +294,54 @@ public struct NFSProgram: RPCProgram {
         let peer = context.peer
         let credential = call.credential
         let allocator = context.allocator
-        return server.threadPool.runIfActive(eventLoop: context.eventLoop) {
-            let count = min(args.count, NFS3Limits.maxReadSize)
-            // status, post_op_attr (present), count, eof, data length
-            let headerSize = 4 + 4 + NFS3Attributes.xdrSize + 4 + 4 + 4
-            var out = allocator.buffer(capacity: headerSize + Int(count) + 4)
-            do {
-                let (h, env) = try NFS3CallEnvironment.authorize(args.file, modifies: false, server: server,
-                                                                  peer: peer, credential: credential)
-                out.moveWriterIndex(forwardBy: headerSize)
-                let (n, eof, attributes) = try env.fs.read(h, offset: args.offset, count: count, appendingTo: &out, as: env.cred)
-                out.writeRepeatingByte(0, count: xdrPadding(n))
-                let end = out.writerIndex
-                out.moveWriterIndex(to: out.readerIndex)
-                out.writeXDREnum(NFS3Status.ok)
-                NFS3PostOpAttributes(NFS3Attributes(attributes)).encode(xdr: &out)
-                out.writeXDRUInt32(UInt32(n))
-                out.writeXDRBool(eof)
-                out.writeXDRUInt32(UInt32(n))
-                out.moveWriterIndex(to: end)
-            } catch {
-                out.moveWriterIndex(to: out.readerIndex)
-                NFS3ReadResult.fail(NFS3ErrorMapping.status(for: error), .none).encode(xdr: &out)
-            }
-            return .success(results: out)
+        if args.count <= Self.maximumReadWithoutBlocking,
+           let out = Self.readReply(args, server: server, peer: peer, credential: credential, allocator: allocator,
+                                    withoutBlocking: true) {
+            return context.eventLoop.makeSucceededFuture(.success(results: out))
         }
+        return server.threadPool.runIfActive(eventLoop: context.eventLoop) {
+            .success(results: Self.readReply(args, server: server, peer: peer, credential: credential, allocator: allocator,
+                                             withoutBlocking: false)!)
+        }
+    }
+
+    /// The READ3res. `withoutBlocking`: nil when HostFS would block or fails
+    /// (the thread pool then answers); otherwise never nil.
+    private static func readReply(_ args: NFS3ReadArgs, server: NFSServerContext, peer: PeerIdentity,
+                                  credential: RPCCredential, allocator: ByteBufferAllocator,
+                                  withoutBlocking: Bool) -> ByteBuffer? {
+        let count = min(args.count, NFS3Limits.maxReadSize)
+        // status, post_op_attr (present), count, eof, data length
+        let headerSize = 4 + 4 + NFS3Attributes.xdrSize + 4 + 4 + 4
+        var out = allocator.buffer(capacity: headerSize + Int(count) + 4)
+        do {
+            let (h, env) = try NFS3CallEnvironment.authorize(args.file, modifies: false, server: server,
+                                                              peer: peer, credential: credential)
+            out.moveWriterIndex(forwardBy: headerSize)
+            let read: (count: Int, eof: Bool, attributes: FileAttributes)
+            if withoutBlocking {
+                guard let r = try env.fs.readWithoutBlocking(h, offset: args.offset, count: count, appendingTo: &out,
+                                                             as: env.cred) else { return nil }
+                read = r
+            } else {
+                read = try env.fs.read(h, offset: args.offset, count: count, appendingTo: &out, as: env.cred)
+            }
+            let (n, eof, attributes) = read
+            out.writeRepeatingByte(0, count: xdrPadding(n))
+            let end = out.writerIndex
+            out.moveWriterIndex(to: out.readerIndex)
+            out.writeXDREnum(NFS3Status.ok)
+            NFS3PostOpAttributes(NFS3Attributes(attributes)).encode(xdr: &out)
+            out.writeXDRUInt32(UInt32(n))
+            out.writeXDRBool(eof)
+            out.writeXDRUInt32(UInt32(n))
+            out.moveWriterIndex(to: end)
+        } catch {
+            if withoutBlocking { return nil }
+            out.moveWriterIndex(to: out.readerIndex)
+            NFS3ReadResult.fail(NFS3ErrorMapping.status(for: error), .none).encode(xdr: &out)
+        }
+        return out
     }
 }
 

@@ -68,6 +68,11 @@ public final class RPCConnectionHandler: ChannelDuplexHandler {
     private var callsInFlight = 0
     private var readPending = false
     private var closed = false
+    /// Between the first channelRead of a read burst and channelReadComplete:
+    /// replies finished meanwhile (answered without a thread hop) are written
+    /// and flushed once at channelReadComplete, in one writev.
+    private var inReadBurst = false
+    private var flushPending = false
 
     /// The server's outstanding calls to the client, by XID.
     private var outstandingCalls: [UInt32: EventLoopPromise<RPCReplyBody>] = [:]
@@ -101,6 +106,7 @@ public final class RPCConnectionHandler: ChannelDuplexHandler {
     }
 
     public func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        self.inReadBurst = true
         let record = self.unwrapInboundIn(data)
         let message: RPCMessage
         do {
@@ -128,6 +134,15 @@ public final class RPCConnectionHandler: ChannelDuplexHandler {
                 self.logger.debug("dropping reply with unknown xid \(xid)")
             }
         }
+    }
+
+    public func channelReadComplete(context: ChannelHandlerContext) {
+        self.inReadBurst = false
+        if self.flushPending {
+            self.flushPending = false
+            context.flush()
+        }
+        context.fireChannelReadComplete()
     }
 
     private func callFinished(xid: UInt32, result: Result<RPCReplyBody, Error>, program: UInt32, procedure: UInt32) {
@@ -173,11 +188,14 @@ public final class RPCConnectionHandler: ChannelDuplexHandler {
             return
         }
         buffer.setInteger(RecordMarking.lastFragmentBit | UInt32(length), at: buffer.readerIndex, endianness: .big)
+        context.write(self.wrapOutboundOut(buffer), promise: nil)
         if let body {
-            context.write(self.wrapOutboundOut(buffer), promise: nil)
-            context.writeAndFlush(self.wrapOutboundOut(body), promise: nil)
+            context.write(self.wrapOutboundOut(body), promise: nil)
+        }
+        if self.inReadBurst {
+            self.flushPending = true
         } else {
-            context.writeAndFlush(self.wrapOutboundOut(buffer), promise: nil)
+            context.flush()
         }
     }
 
