@@ -15,7 +15,7 @@ struct MountCommand: ParsableCommand {
             by all mounts of one CID:port and exits when none is left.
 
             Options: vers=3|4.1 (default: the highest the server offers), port=N \
-            (vsock port, default 2049), ro, rw, relay=splice|copy, and NFS options \
+            (vsock port, default 2049), ro, rw, relay=auto|splice|copy, and NFS options \
             (rsize, wsize, hard, soft, timeo, actimeo, ...) passed to the kernel.
 
             Examples:

@@ -43,10 +43,13 @@ enum RelayCommand {
     /// `vsnfs-mount __relay CID PORT MODE`; fd 3, if open, gets "PORT\n" once listening.
     static func run(_ args: [String]) -> Int32 {
         guard args.count >= 3, let cid = UInt32(args[0]), let port = UInt32(args[1]) else {
-            fputs("usage: vsnfs-mount \(subcommandName) CID PORT splice|copy\n", stderr)
+            fputs("usage: vsnfs-mount \(subcommandName) CID PORT auto|splice|copy\n", stderr)
             return 2
         }
-        let mode: Int32 = args[2] == "copy" ? 0 : 1
+        guard let mode = RelayMode(rawValue: args[2]) else {
+            fputs("relay mode must be one of: \(RelayMode.allCases.map(\.rawValue).joined(separator: ", "))\n", stderr)
+            return 2
+        }
         let files = RelayFiles(cid: cid, port: port)
         signal(SIGPIPE, SIG_IGN)
         var logger = Logger(label: "vsnfs-relay[\(getpid())] \(cid):\(port)") { StreamLogHandler.standardError(label: $0) }
@@ -65,14 +68,14 @@ enum RelayCommand {
             return 1
         }
         let state = RelayState()
-        let pidLine = "\(getpid()) \(tcpPort) \(mode == 1 ? "splice" : "copy")\n"
+        let pidLine = "\(getpid()) \(tcpPort) \(mode.rawValue)\n"
         mkdir(RelayFiles.directory, 0o755)
         guard writeFile(files.portFile, pidLine) else {
             logger.error("cannot write \(files.portFile): \(errnoText(errno))")
             ready(fd: readyFD, message: "ERR cannot write \(files.portFile)\n")
             return 1
         }
-        logger.info("listening on 127.0.0.1:\(tcpPort), forwarding to vsock \(cid):\(port) (\(mode == 1 ? "splice" : "copy"))")
+        logger.info("listening on 127.0.0.1:\(tcpPort), forwarding to vsock \(cid):\(port) (\(mode.rawValue))")
         ready(fd: readyFD, message: "\(tcpPort)\n")
 
         let started = monotonicSeconds()
@@ -124,7 +127,7 @@ enum RelayCommand {
     }
 
     /// Forwards one accepted TCP connection to a new vsock connection.
-    static func forward(conn: Int32, id: Int, cid: UInt32, port: UInt32, mode: Int32, state: RelayState, logger: Logger) {
+    static func forward(conn: Int32, id: Int, cid: UInt32, port: UInt32, mode: RelayMode, state: RelayState, logger: Logger) {
         let vs = vsnfs_vsock_connect(cid, port, 5000, vsockBuffer)
         guard vs >= 0 else {
             logger.warning("connection \(id): vsock \(cid):\(port): \(errnoText(-vs)); closing the TCP side")
@@ -136,12 +139,12 @@ enum RelayCommand {
         let down = Box<(Int32, UInt64)>((0, 0))
         let reverse = startThread {
             var moved: UInt64 = 0
-            let rc = vsnfs_pump(vs, conn, mode, chunk, &moved)
+            let rc = vsnfs_pump(vs, conn, mode.fromServer, chunk, &moved)
             finishDirection(rc: rc, from: vs, to: conn)
             down.value = (rc, moved)
         }
         var up: UInt64 = 0
-        let rc = vsnfs_pump(conn, vs, mode, chunk, &up)
+        let rc = vsnfs_pump(conn, vs, mode.toServer, chunk, &up)
         finishDirection(rc: rc, from: conn, to: vs)
         pthread_join(reverse, nil)
         close(conn)
@@ -185,6 +188,18 @@ enum RelayCommand {
         }
         return count
     }
+}
+
+/// How the relay moves bytes in each direction (vsnfs_pump: 0 read/write, 1 splice).
+///
+/// On Linux 6.1, splice into a vsock socket goes page by page (vsock has no
+/// sendpage, so each 4 KiB page becomes its own sendmsg and packet), while
+/// splice out of vsock into TCP saves a copy. `auto` uses read/write with
+/// large buffers towards the server and splice towards the kernel client.
+enum RelayMode: String, CaseIterable {
+    case auto, splice, copy
+    var toServer: Int32 { self == .splice ? 1 : 0 }
+    var fromServer: Int32 { self == .copy ? 0 : 1 }
 }
 
 /// Connection counters shared by the relay's threads.

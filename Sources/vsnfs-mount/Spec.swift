@@ -11,8 +11,8 @@ struct MountRequest: Equatable {
     var flags: UInt = 0
     /// NFS options passed through to the kernel unchanged.
     var passthrough: [String] = []
-    /// How the relay moves bytes: "splice" or "copy".
-    var relayMode: String = "splice"
+    /// How the relay moves bytes: auto, splice or copy (see RelayMode).
+    var relayMode: String = "auto"
 }
 
 struct UsageError: Error, CustomStringConvertible {
@@ -83,8 +83,8 @@ extension MountRequest {
             }
             port = p
         case "relay":
-            guard value == "splice" || value == "copy" else {
-                throw UsageError("bad option '\(option)': relay= takes splice or copy")
+            guard let v = value, RelayMode(rawValue: v) != nil else {
+                throw UsageError("bad option '\(option)': relay= takes auto, splice or copy")
             }
             relayMode = value!
         default:

@@ -5,6 +5,7 @@
 #   tests/e2e/run.sh [VERS]     VERS: 3 (default) or 4.1
 # The guest console is saved to .e2e/console-v$VERS.log.
 # Expects the images built (make images); the top-level `make e2e` does that.
+# E2E_WORKLOAD=path runs another guest script instead of workload.sh.
 set -eu
 vers=${1:-3}
 top=$(cd "$(dirname "$0")/../.." && pwd)
@@ -18,7 +19,7 @@ mkdir -p "$work"
 stage=$(mktemp -d "${TMPDIR:-/tmp}/vsnfs-e2e.XXXXXX")
 trap 'rm -rf "$stage"' EXIT
 mkdir -p "$stage/workload"
-cp "$top/tests/e2e/workload.sh" "$stage/workload/run"
+cp "${E2E_WORKLOAD:-$top/tests/e2e/workload.sh}" "$stage/workload/run"
 echo "VERS=$vers" > "$stage/workload/env"
 if [ ! -x "$work/vsock-echo" ] || [ "$top/tests/e2e/vsock-echo.c" -nt "$work/vsock-echo" ]; then
     cc -O2 -static -o "$work/vsock-echo" "$top/tests/e2e/vsock-echo.c"

@@ -17,7 +17,7 @@ trap 'rm -rf "$root"' EXIT
 
 mkdir -p "$root"/bin "$root"/sbin "$root"/usr/bin "$root"/usr/sbin "$root"/etc \
          "$root"/proc "$root"/sys "$root"/dev "$root"/tmp "$root"/run "$root"/mnt \
-         "$root"/lib/modules/"$kver" "$root"/root
+         "$root"/lib/modules/"$kver" "$root"/root "$root"/var/lib "$root"/var/tmp
 cp "$cache"/busybox-static/bin/busybox "$root"/bin/busybox
 cp "$init" "$root"/init
 chmod 755 "$root"/init
