@@ -246,6 +246,8 @@ public struct NFSProgram: RPCProgram {
                 let status = NFS3ErrorMapping.status(for: error)
                 if status == .serverfault || status == .io {
                     server.logger.warning("NFSv3 procedure \(procedure) from \(peer): \(error)")
+                } else {
+                    server.logger.debug("NFSv3 procedure \(procedure) from \(peer): \(status) (\(error))")
                 }
                 result = .fail(status, .empty)
             }
