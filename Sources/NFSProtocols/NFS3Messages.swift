@@ -9,10 +9,12 @@ public enum NFS3Procedure: UInt32, Sendable, Hashable, CaseIterable {
     case null = 0, getattr, setattr, lookup, access, readlink, read, write, create, mkdir, symlink,
          mknod, remove, rmdir, rename, link, readdir, readdirplus, fsstat, fsinfo, pathconf, commit
 
-    /// True for the procedures that change the filesystem (refused on ro exports).
+    /// True for the procedures that change the filesystem (refused with
+    /// NFS3ERR_ROFS on read-only exports). COMMIT changes nothing a client
+    /// can see and is answered everywhere.
     public var modifies: Bool {
         switch self {
-        case .setattr, .write, .create, .mkdir, .symlink, .mknod, .remove, .rmdir, .rename, .link, .commit:
+        case .setattr, .write, .create, .mkdir, .symlink, .mknod, .remove, .rmdir, .rename, .link:
             return true
         default:
             return false

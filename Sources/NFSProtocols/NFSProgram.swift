@@ -41,7 +41,7 @@ public struct NFSProgram: RPCProgram {
                 .ok(NFS3Attributes(try env.fs.getattr(h, as: env.cred)))
             }
         case .setattr:
-            return serve(call, context, NFS3SetAttrArgs.self, handle: \.object, modifies: true) { args, h, env -> NFS3SetAttrResult in
+            return serve(call, context, NFS3SetAttrArgs.self, handle: \.object) { args, h, env -> NFS3SetAttrResult in
                 let wcc = try env.fs.setattr(h, SetAttributes(args.newAttributes),
                                              guardCtime: args.guardCtime.map(FSTime.init), as: env.cred)
                 return .ok(env.wcc(wcc))
@@ -78,7 +78,7 @@ public struct NFSProgram: RPCProgram {
         case .read:
             return read(call, context)
         case .write:
-            return serve(call, context, NFS3WriteArgs.self, handle: \.file, modifies: true) { args, h, env -> NFS3WriteResult in
+            return serve(call, context, NFS3WriteArgs.self, handle: \.file) { args, h, env -> NFS3WriteResult in
                 guard args.data.readableBytes >= Int(args.count) else { throw NFS3Status.inval }
                 let data = args.data.getSlice(at: args.data.readerIndex, length: Int(args.count))!
                 // `async` exports answer as asked without syncing (as knfsd does).
@@ -89,7 +89,7 @@ public struct NFSProgram: RPCProgram {
                                        verifier: NFS3Verifier(result.verifier)))
             }
         case .create:
-            return serve(call, context, NFS3CreateArgs.self, handle: \.whereTo.directory, modifies: true) { args, h, env -> NFS3CreateResult in
+            return serve(call, context, NFS3CreateArgs.self, handle: \.whereTo.directory) { args, h, env -> NFS3CreateResult in
                 let how: CreateHow
                 switch args.how {
                 case .unchecked(let a): how = .unchecked(SetAttributes(a))
@@ -99,16 +99,16 @@ public struct NFSProgram: RPCProgram {
                 return .ok(env.newObject(try env.fs.create(h, args.whereTo.name.bytes, how: how, as: env.cred)))
             }
         case .mkdir:
-            return serve(call, context, NFS3MkdirArgs.self, handle: \.whereTo.directory, modifies: true) { args, h, env -> NFS3MkdirResult in
+            return serve(call, context, NFS3MkdirArgs.self, handle: \.whereTo.directory) { args, h, env -> NFS3MkdirResult in
                 .ok(env.newObject(try env.fs.mkdir(h, args.whereTo.name.bytes, attributes: SetAttributes(args.attributes), as: env.cred)))
             }
         case .symlink:
-            return serve(call, context, NFS3SymlinkArgs.self, handle: \.whereTo.directory, modifies: true) { args, h, env -> NFS3SymlinkResult in
+            return serve(call, context, NFS3SymlinkArgs.self, handle: \.whereTo.directory) { args, h, env -> NFS3SymlinkResult in
                 .ok(env.newObject(try env.fs.symlink(h, args.whereTo.name.bytes, target: args.target.bytes,
                                                      attributes: SetAttributes(args.attributes), as: env.cred)))
             }
         case .mknod:
-            return serve(call, context, NFS3MknodArgs.self, handle: \.whereTo.directory, modifies: true) { args, h, env -> NFS3MknodResult in
+            return serve(call, context, NFS3MknodArgs.self, handle: \.whereTo.directory) { args, h, env -> NFS3MknodResult in
                 let kind: SpecialNode
                 let attributes: NFS3SetAttributes
                 switch args.what {
@@ -124,21 +124,21 @@ public struct NFSProgram: RPCProgram {
                                                           allowDevices: allowDevices, as: env.cred)))
             }
         case .remove:
-            return serve(call, context, NFS3RemoveArgs.self, handle: \.directory, modifies: true) { args, h, env -> NFS3RemoveResult in
+            return serve(call, context, NFS3RemoveArgs.self, handle: \.directory) { args, h, env -> NFS3RemoveResult in
                 .ok(env.wcc(try env.fs.remove(h, args.name.bytes, as: env.cred)))
             }
         case .rmdir:
-            return serve(call, context, NFS3RmdirArgs.self, handle: \.directory, modifies: true) { args, h, env -> NFS3RmdirResult in
+            return serve(call, context, NFS3RmdirArgs.self, handle: \.directory) { args, h, env -> NFS3RmdirResult in
                 .ok(env.wcc(try env.fs.rmdir(h, args.name.bytes, as: env.cred)))
             }
         case .rename:
-            return serve(call, context, NFS3RenameArgs.self, handle: \.from.directory, modifies: true) { args, h, env -> NFS3RenameResult in
+            return serve(call, context, NFS3RenameArgs.self, handle: \.from.directory) { args, h, env -> NFS3RenameResult in
                 let to = try env.sameExportHandle(args.to.directory, as: h)
                 let (from, toWcc) = try env.fs.rename(from: h, args.from.name.bytes, to: to, args.to.name.bytes, as: env.cred)
                 return .ok(NFS3RenameWcc(fromDirectoryWcc: env.wcc(from), toDirectoryWcc: env.wcc(toWcc)))
             }
         case .link:
-            return serve(call, context, NFS3LinkArgs.self, handle: \.file, modifies: true) { args, h, env -> NFS3LinkResult in
+            return serve(call, context, NFS3LinkArgs.self, handle: \.file) { args, h, env -> NFS3LinkResult in
                 let dir = try env.sameExportHandle(args.link.directory, as: h)
                 let (attributes, wcc) = try env.fs.link(h, to: dir, args.link.name.bytes, as: env.cred)
                 return .ok(NFS3LinkWcc(fileAttributes: NFS3PostOpAttributes(attributes), linkDirectoryWcc: env.wcc(wcc)))
@@ -223,7 +223,7 @@ public struct NFSProgram: RPCProgram {
     /// errors become the failure arm with the mapped status.
     private func serve<Args: XDRDecodable & Sendable, OK, Fail: NFS3FailureArm>(
         _ call: RPCCall, _ context: RPCCallContext, _ type: Args.Type,
-        handle: KeyPath<Args, NFS3FileHandle> & Sendable, modifies: Bool = false,
+        handle: KeyPath<Args, NFS3FileHandle> & Sendable,
         replyCapacity: @escaping @Sendable (Args) -> Int = { _ in 512 },
         _ body: @escaping @Sendable (Args, ObjectHandle, NFS3CallEnvironment) throws -> NFS3Result<OK, Fail>
     ) -> EventLoopFuture<RPCReplyBody> {
@@ -236,6 +236,8 @@ public struct NFSProgram: RPCProgram {
         let credential = call.credential
         let allocator = context.allocator
         let procedure = call.procedure
+        // The one list of changing procedures (NFS3ERR_ROFS on read-only exports).
+        let modifies = NFS3Procedure(rawValue: procedure)?.modifies ?? true
         return server.threadPool.runIfActive(eventLoop: context.eventLoop) {
             let result: NFS3Result<OK, Fail>
             do {
