@@ -6,6 +6,9 @@
 # The guest console is saved to .e2e/console-v$VERS.log.
 # Expects the images built (make images); the top-level `make e2e` does that.
 # E2E_WORKLOAD=path runs another guest script instead of workload.sh.
+# E2E_SERVER_PRELOAD=file.c builds file.c as a shared library and runs the
+# server with it preloaded (tests/e2e/corrupt-read.c: a server returning
+# corrupt READ data, which must make the run fail).
 set -eu
 vers=${1:-3}
 top=$(cd "$(dirname "$0")/../.." && pwd)
@@ -25,6 +28,10 @@ if [ ! -x "$work/vsock-echo" ] || [ "$top/tests/e2e/vsock-echo.c" -nt "$work/vso
     cc -O2 -static -o "$work/vsock-echo" "$top/tests/e2e/vsock-echo.c"
 fi
 cp "$work/vsock-echo" "$stage/workload/"
+if [ -n "${E2E_SERVER_PRELOAD:-}" ]; then
+    cc -shared -fPIC -O2 -o "$stage/workload/preload.so" "$E2E_SERVER_PRELOAD"
+    echo "SERVER_PRELOAD=/workload/preload.so" >> "$stage/workload/env"
+fi
 (cd "$stage" && find workload | cpio -o -H newc -R 0:0 --quiet | gzip -1) > "$work/workload-v$vers.cpio.gz"
 
 start=$(date +%s)
