@@ -9,6 +9,7 @@
 #include <sys/ioctl.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
+#include <linux/capability.h>
 #include <sys/sysmacros.h>
 #include <linux/fs.h>
 
@@ -47,6 +48,15 @@ int hostfs_set_thread_identity(uint32_t uid, uint32_t gid, const uint32_t *group
     if ((uint32_t)syscall(SYS_setfsgid, (gid_t)-1) != gid) return -EPERM;
     syscall(SYS_setfsuid, uid);
     if ((uint32_t)syscall(SYS_setfsuid, (uid_t)-1) != uid) return -EPERM;
+    return 0;
+}
+
+int hostfs_raise_dac_read_search(void) {
+    struct __user_cap_header_struct header = { _LINUX_CAPABILITY_VERSION_3, 0 };
+    struct __user_cap_data_struct data[2];
+    if (syscall(SYS_capget, &header, data) != 0) return -errno;
+    data[0].effective |= 1u << CAP_DAC_READ_SEARCH;
+    if (syscall(SYS_capset, &header, data) != 0) return -errno;
     return 0;
 }
 

@@ -54,6 +54,16 @@ extension HostFileSystem {
             let fd = try cache.dataFD(obj, write: true)
             _ = try sys { ftruncate(fd, off_t(size)) }
         }
+        guard a.uid != nil || a.gid != nil || a.mode != nil || a.atime != .dontChange || a.mtime != .dontChange else {
+            return
+        }
+        // chmod and utimensat cannot take an O_PATH fd, and /proc/self/fd/N
+        // cannot be followed once the thread's fsuid is a client's (setfsuid
+        // makes the process non-dumpable; Linux 6.1 then refuses the link).
+        // So a real fd is opened as the server, and fchmod/futimens run as
+        // the client: the kernel still checks ownership as the client.
+        let realFD = try openForAttributes(obj)
+        defer { if realFD >= 0 { close(realFD) } }
         let proc = "/proc/self/fd/\(obj.pathFD)"
         try ident.run(cred) {
             if a.uid != nil || a.gid != nil {
@@ -63,7 +73,7 @@ extension HostFileSystem {
             }
             if let m = a.mode {
                 // After chown, which may clear set-id bits.
-                _ = try sys { chmod(proc, mode_t(m & 0o7777)) }
+                _ = try sys { realFD >= 0 ? fchmod(realFD, mode_t(m & 0o7777)) : chmod(proc, mode_t(m & 0o7777)) }
             }
             if a.atime != .dontChange || a.mtime != .dontChange {
                 func ts(_ c: TimeChange) -> timespec {
@@ -74,9 +84,20 @@ extension HostFileSystem {
                     }
                 }
                 var times = [ts(a.atime), ts(a.mtime)]
-                _ = try sys { utimensat(AT_FDCWD, proc, &times, 0) }
+                _ = try sys { realFD >= 0 ? futimens(realFD, &times) : utimensat(AT_FDCWD, proc, &times, 0) }
             }
         }
+    }
+
+    /// A real (non-O_PATH) fd on `obj`, opened with the server's identity, for
+    /// fchmod/futimens; -1 for objects that must not be opened (devices and
+    /// sockets: opening a device has side effects) or cannot be (symlinks),
+    /// which fall back to their /proc/self/fd path.
+    func openForAttributes(_ obj: CachedObject) throws -> Int32 {
+        let type = try statOf(obj.pathFD).st_mode & S_IFMT
+        guard type == S_IFREG || type == S_IFDIR || type == S_IFIFO else { return -1 }
+        let flags = O_RDONLY | O_NONBLOCK | O_NOCTTY | O_CLOEXEC | (type == S_IFDIR ? O_DIRECTORY : 0)
+        return try sys { open("/proc/self/fd/\(obj.pathFD)", flags) }
     }
 
     /// Register a new object (fd is O_PATH, given to the cache) and build the result.
@@ -428,7 +449,18 @@ extension HostFileSystem {
                 guard !obj.isDirectory else { throw FSError.errno(EISDIR) }
                 let before = attributesIfPossible(ex, fd: dir.pathFD)
                 try ident.run(cred) {
-                    _ = try sys { withName(name) { linkat(AT_FDCWD, "/proc/self/fd/\(obj.pathFD)", dir.pathFD, $0, AT_SYMLINK_FOLLOW) } }
+                    if ident.enabled {
+                        // Running as the client, /proc/self/fd/N cannot be followed (see
+                        // `apply`); linking the fd itself needs CAP_DAC_READ_SEARCH, which
+                        // setfsuid dropped from the effective set. Raised for this thread
+                        // only, it grants no write access: the target directory and
+                        // protected_hardlinks are still checked as the client. Restoring
+                        // the server's fsuid resets the thread's fs capabilities.
+                        _ = try shim { hostfs_raise_dac_read_search() }
+                        _ = try sys { withName(name) { linkat(obj.pathFD, "", dir.pathFD, $0, AT_EMPTY_PATH) } }
+                    } else {
+                        _ = try sys { withName(name) { linkat(AT_FDCWD, "/proc/self/fd/\(obj.pathFD)", dir.pathFD, $0, AT_SYMLINK_FOLLOW) } }
+                    }
                 }
                 return (try attributes(ex, fd: obj.pathFD),
                         WccData(before: before, after: attributesIfPossible(ex, fd: dir.pathFD)))
