@@ -64,7 +64,8 @@ let package = Package(
                         + [.product(name: "NIOEmbedded", package: "swift-nio")]),
         .testTarget(name: "ExportsTests", dependencies: ["Exports", "Transport"]),
         .testTarget(name: "HostFSTests", dependencies: ["HostFS", "Exports"] + nio),
-        .testTarget(name: "IntegrationTests", dependencies: ["Server", "ONCRPC", "XDR", "Transport", "Exports", "NFSProtocols"] + nio),
+        .testTarget(name: "IntegrationTests", dependencies: ["Server", "ONCRPC", "XDR", "Transport", "Exports", "NFSProtocols",
+                                                             "HostFS", "CSupport", log] + nio),
     ],
     swiftLanguageModes: [.v5]
 )
