@@ -94,7 +94,8 @@ for t in randread randwrite seqread seqwrite; do
     v=$(awk -v t=$t '$1 == t && $3 == "vsnfs" { print $4 }' "$G/results.txt" | median)
     k=$(awk -v t=$t '$1 == t && $3 == "knfsd" { print $4 }' "$G/results.txt" | median)
     q=$(awk -v t=$t '$1 == t { s[$2, $3] += $4; r[$2] = 1 } END { for (x in r) printf "%.4f\n", s[x, "vsnfs"] / s[x, "knfsd"] }' "$G/results.txt" | median)
-    cmd="fio --rw=$t --bs=$( [ $unit = IOPS ] && echo 4k || echo 128k) --iodepth=$( [ $unit = IOPS ] && echo 16 || echo 8) --direct=1 --ioengine=libaio (bench/guest-workload.sh)"
+    rw=$t; case $t in seqread) rw=read;; seqwrite) rw=write;; esac
+    cmd="fio --rw=$rw --bs=$( [ $unit = IOPS ] && echo 4k || echo 128k) --iodepth=$( [ $unit = IOPS ] && echo 16 || echo 8) --direct=1 --ioengine=libaio (bench/guest-workload.sh)"
     printf '%s\t%s\t%s\t%s\t%s\n' "$(label $t)" "$(printf '%.1f' "$v") $unit" "$(printf '%.1f' "$k") $unit" "$(printf '%.2f' "$q")" "$cmd" >> "$TABLE"
     echo "bench/guest: $t vsnfs $v knfsd $k ratio $q" >&2
 done

@@ -21,6 +21,7 @@ awk -F'|' -v table="$TABLE" '
     /^\| Malloc \(total\)/ { v = $5; gsub(/ /, "", v); mall[name] = v; next }
     /^\| Time \(wall clock\)/ {
         unit = $2; sub(/.*\(wall clock\) \(/, "", unit); sub(/\).*/, "", unit)
+        gsub(/μ/, "u", unit)
         v = $5; gsub(/ /, "", v); wall[name] = v " " unit; next
     }
     END {
