@@ -40,7 +40,7 @@ public final class BlockingRPCClient {
     deinit { close(self.fd) }
 
     /// Connects to a Unix stream socket.
-    public static func connect(unixPath: String, timeoutSeconds: Int = 10) throws -> BlockingRPCClient {
+    public convenience init(unixPath: String, timeoutSeconds: Int = 10) throws {
         let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
         guard fd >= 0 else { throw Error.system(call: "socket", errno: errno) }
         var address = sockaddr_un()
@@ -61,7 +61,44 @@ public final class BlockingRPCClient {
             close(fd)
             throw Error.system(call: "connect \(unixPath)", errno: e)
         }
-        return BlockingRPCClient(connectedSocket: fd, timeoutSeconds: timeoutSeconds)
+        self.init(connectedSocket: fd, timeoutSeconds: timeoutSeconds)
+    }
+
+    /// Connects over TCP to an IPv4 address (`127.0.0.1`).
+    public convenience init(ipv4 host: String, port: Int, timeoutSeconds: Int = 10) throws {
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_port = in_port_t(UInt16(truncatingIfNeeded: port).bigEndian)
+        guard inet_pton(AF_INET, host, &address.sin_addr) == 1 else {
+            throw Error.system(call: "connect \(host)", errno: EINVAL)
+        }
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        guard fd >= 0 else { throw Error.system(call: "socket", errno: errno) }
+        let rc = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                Glibc.connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
+            }
+        }
+        guard rc == 0 else {
+            let e = errno
+            close(fd)
+            throw Error.system(call: "connect \(host):\(port)", errno: e)
+        }
+        self.init(connectedSocket: fd, timeoutSeconds: timeoutSeconds)
+    }
+
+    /// True once the peer has closed (or reset) the connection; consumes a
+    /// byte if the peer sent one instead.
+    public func isClosedByPeer() throws -> Bool {
+        var byte: UInt8 = 0
+        while true {
+            let n = recv(self.fd, &byte, 1, 0)
+            if n == 0 { return true }
+            if n > 0 { return false }
+            if errno == EINTR { continue }
+            if errno == ECONNRESET { return true }
+            throw Error.system(call: "recv", errno: errno)
+        }
     }
 
     /// Sends bytes as they are (already record-marked).

@@ -52,7 +52,7 @@ public struct RPCBindRegistration: Sendable {
     /// program and version (a previous run that did not unregister).
     public func register() throws {
         guard !self.entries.isEmpty else { return }
-        let client = try BlockingRPCClient.connect(unixPath: self.socketPath)
+        let client = try BlockingRPCClient(unixPath: self.socketPath)
         for entry in self.entries {
             _ = try self.send(client, Self.unsetProcedure, entry)
             guard try self.send(client, Self.setProcedure, entry) else {
@@ -63,7 +63,7 @@ public struct RPCBindRegistration: Sendable {
 
     /// Removes our registrations; errors are ignored (rpcbind may be gone).
     public func unregister() {
-        guard !self.entries.isEmpty, let client = try? BlockingRPCClient.connect(unixPath: self.socketPath) else { return }
+        guard !self.entries.isEmpty, let client = try? BlockingRPCClient(unixPath: self.socketPath) else { return }
         for entry in self.entries { _ = try? self.send(client, Self.unsetProcedure, entry) }
     }
 

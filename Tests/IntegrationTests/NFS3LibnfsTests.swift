@@ -79,12 +79,12 @@ enum LibnfsError: Error, CustomStringConvertible {
 final class LibnfsTarget {
     let sandbox = NFS3Sandbox()
     let exportPath: String
-    let server: NFS3ServeProcess
+    let server: ServerProcess
     var port: Int { server.port }
 
     init() throws {
         exportPath = sandbox.exportDirectory("export")
-        server = try NFS3ServeProcess([exportPath], stateDirectory: sandbox.statePath)
+        server = try ServerProcess([exportPath, "--listen", "tcp:127.0.0.1:0"], stateDirectory: sandbox.statePath)
     }
 
     deinit { server.stop() }

@@ -16,7 +16,7 @@ import Testing
     @Test func killBetweenUnstableWriteAndCommitThenRestart() throws {
         let sandbox = NFS3Sandbox()
         let export = sandbox.exportDirectory("export")
-        var server = try NFS3ServeProcess([export], stateDirectory: sandbox.statePath)
+        var server = try ServerProcess([export, "--listen", "tcp:127.0.0.1:0"], stateDirectory: sandbox.statePath)
         var c = try client(server.port)
         let root = try c.rootHandle("/")
         let parent = try c.createdHandle(try c.mkdir(root, "parent"))
@@ -35,7 +35,7 @@ import Testing
         let fileid = try #require(try c.getattr(file).ok?.fileid)
 
         server.kill()
-        server = try NFS3ServeProcess([export], stateDirectory: sandbox.statePath)
+        server = try ServerProcess([export, "--listen", "tcp:127.0.0.1:0"], stateDirectory: sandbox.statePath)
         c = try client(server.port)
         // The handles from before the rename and the restart still name the same objects.
         let attributes = try #require(try c.getattr(file).ok, "handle did not survive the restart")
@@ -60,7 +60,7 @@ import Testing
     @Test func manyFilesUnderALowDescriptorLimit() throws {
         let sandbox = NFS3Sandbox()
         let export = sandbox.exportDirectory("export")
-        let server = try NFS3ServeProcess([export], stateDirectory: sandbox.statePath, fileLimit: 64)
+        let server = try ServerProcess([export, "--listen", "tcp:127.0.0.1:0"], stateDirectory: sandbox.statePath, fileLimit: 64)
         let c = try client(server.port)
         let root = try c.rootHandle("/")
         var handles: [NFS3FileHandle] = []
@@ -88,7 +88,7 @@ import Testing
     @Test func squashedRootChangesItsOwnFiles() throws {
         let sandbox = NFS3Sandbox()
         let export = sandbox.exportDirectory("export")
-        let server = try NFS3ServeProcess([export], stateDirectory: sandbox.statePath)
+        let server = try ServerProcess([export, "--listen", "tcp:127.0.0.1:0"], stateDirectory: sandbox.statePath)
         let c = try NFS3TestClient(port: server.port)
         c.credential = AuthSysParameters(machineName: Array("test".utf8), uid: 0, gid: 0).opaqueAuth
         let root = try c.rootHandle("/")

@@ -106,72 +106,18 @@ enum NFS3TestError: Error {
     case unexpectedReply(RPCReplyBody)
 }
 
-/// A blocking RPC client over TCP loopback.
+/// A blocking RPC client over TCP loopback, with NFSv3 and MOUNT helpers.
 final class NFS3TestClient {
-    let fd: Int32
-    private var nextXID: UInt32 = 1
+    private let rpc: BlockingRPCClient
     var credential: RPCOpaqueAuth = .none
 
     init(port: Int) throws {
-        fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        var addr = sockaddr_in()
-        addr.sin_family = sa_family_t(AF_INET)
-        addr.sin_port = in_port_t(UInt16(port).bigEndian)
-        addr.sin_addr.s_addr = inet_addr("127.0.0.1")
-        let rc = withUnsafePointer(to: &addr) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
-        }
-        guard rc == 0 else { close(fd); throw POSIXError(POSIXErrorCode(rawValue: errno) ?? .EIO) }
-        var timeout = timeval(tv_sec: 60, tv_usec: 0)
-        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
-    }
-
-    deinit { close(fd) }
-
-    private func sendAll(_ bytes: [UInt8]) throws {
-        var offset = 0
-        while offset < bytes.count {
-            let n = bytes[offset...].withUnsafeBytes { Foundation.send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
-            guard n > 0 else { throw POSIXError(POSIXErrorCode(rawValue: errno) ?? .EPIPE) }
-            offset += n
-        }
-    }
-
-    private func receiveExactly(_ count: Int) throws -> [UInt8] {
-        var out = [UInt8](repeating: 0, count: count)
-        var got = 0
-        while got < count {
-            let n = out[got...].withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
-            guard n > 0 else { throw NFS3TestError.connectionClosed }
-            got += n
-        }
-        return out
-    }
-
-    private func receiveRecord() throws -> ByteBuffer {
-        var record = ByteBuffer()
-        while true {
-            let header = try receiveExactly(4)
-            let word = header.reduce(UInt32(0)) { $0 << 8 | UInt32($1) }
-            record.writeBytes(try receiveExactly(Int(word & ~RecordMarking.lastFragmentBit)))
-            if word & RecordMarking.lastFragmentBit != 0 { return record }
-        }
+        rpc = try BlockingRPCClient(ipv4: "127.0.0.1", port: port, timeoutSeconds: 60)
     }
 
     /// One call; returns the reply body as the RPC layer decoded it.
     func rawCall(program: UInt32, version: UInt32, procedure: UInt32, arguments: ByteBuffer) throws -> RPCReplyBody {
-        let xid = nextXID
-        nextXID += 1
-        var body = ByteBuffer()
-        RPCMessage.call(xid: xid, rpcVersion: 2, program: program, version: version, procedure: procedure,
-                        credential: credential, verifier: .none, arguments: arguments).encode(xdr: &body)
-        let header = RecordMarking.lastFragmentBit | UInt32(body.readableBytes)
-        try sendAll(withUnsafeBytes(of: header.bigEndian) { Array($0) } + Array(body.readableBytesView))
-        let record = try receiveRecord()
-        guard case .reply(let replyXID, let reply, _) = try RPCMessage(record: record), replyXID == xid else {
-            throw NFS3TestError.connectionClosed
-        }
-        return reply
+        try rpc.call(program: program, version: version, procedure: procedure, credential: credential, arguments: arguments)
     }
 
     /// A call whose reply must be accepted with SUCCESS; decodes the results as `R`.

@@ -6,6 +6,9 @@ import Testing
 final class ServerProcess: @unchecked Sendable {
     let process = Process()
     let stateDirectory: URL
+    /// A state directory the test made itself outsurvives this process, so a
+    /// test can kill the server and start another on the same state.
+    private let ownsStateDirectory: Bool
     private let stderrPipe = Pipe()
     private let collected = LogCollector()
 
@@ -33,12 +36,22 @@ final class ServerProcess: @unchecked Sendable {
         return (process.terminationStatus, String(decoding: outData, as: UTF8.self), String(decoding: errData, as: UTF8.self))
     }
 
-    /// Starts `vsnfs serve ARGS --state-dir TMP` and waits until it has
-    /// logged one "listening on" line per `--listen` given.
-    init(_ arguments: [String], expectListeners: Int) throws {
-        stateDirectory = FileManager.default.temporaryDirectory.appendingPathComponent("vsnfs-state-\(UUID().uuidString)")
-        process.executableURL = URL(fileURLWithPath: Self.vsnfsPath)
-        process.arguments = ["serve"] + arguments + ["--state-dir", stateDirectory.path]
+    /// Starts `vsnfs serve ARGS --state-dir STATE` and waits until it has
+    /// logged one "listening on" line per `--listen` given. Without
+    /// `stateDirectory`, a fresh one is made and removed with the process.
+    /// With `fileLimit`, the server runs under `ulimit -n fileLimit`.
+    init(_ arguments: [String], expectListeners: Int = 1, stateDirectory: String? = nil, fileLimit: Int? = nil) throws {
+        ownsStateDirectory = stateDirectory == nil
+        self.stateDirectory = stateDirectory.map { URL(fileURLWithPath: $0) }
+            ?? FileManager.default.temporaryDirectory.appendingPathComponent("vsnfs-state-\(UUID().uuidString)")
+        let serve = [Self.vsnfsPath, "serve"] + arguments + ["--state-dir", self.stateDirectory.path]
+        if let fileLimit {
+            process.executableURL = URL(fileURLWithPath: "/bin/sh")
+            process.arguments = ["-c", "ulimit -n \(fileLimit) && exec \"$@\"", "sh"] + serve
+        } else {
+            process.executableURL = URL(fileURLWithPath: serve[0])
+            process.arguments = Array(serve.dropFirst())
+        }
         process.standardError = stderrPipe
         process.standardOutput = FileHandle.nullDevice
         let collected = self.collected
@@ -67,6 +80,8 @@ final class ServerProcess: @unchecked Sendable {
     }
 
     /// The port of the first TCP listener.
+    var port: Int { tcpPort }
+
     var tcpPort: Int {
         for spec in listening where spec.hasPrefix("tcp:") {
             if let port = spec.split(separator: ":").last.flatMap({ Int($0) }) { return port }
@@ -74,22 +89,34 @@ final class ServerProcess: @unchecked Sendable {
         return 0
     }
 
-    func signal(_ signo: Int32) { kill(process.processIdentifier, signo) }
+    func signal(_ signo: Int32) { Foundation.kill(process.processIdentifier, signo) }
 
     /// Sends SIGTERM and waits for a clean exit; returns the exit status.
     @discardableResult
     func stop() -> Int32 {
         if process.isRunning {
-            kill(process.processIdentifier, SIGTERM)
+            Foundation.kill(process.processIdentifier, SIGTERM)
             process.waitUntilExit()
         }
-        try? FileManager.default.removeItem(at: stateDirectory)
+        removeOwnedState()
         return process.terminationStatus
     }
 
+    /// SIGKILL: no chance to sync or clean up.
+    func kill() {
+        if process.isRunning {
+            Foundation.kill(process.processIdentifier, SIGKILL)
+            process.waitUntilExit()
+        }
+    }
+
+    private func removeOwnedState() {
+        if ownsStateDirectory { try? FileManager.default.removeItem(at: stateDirectory) }
+    }
+
     deinit {
-        if process.isRunning { kill(process.processIdentifier, SIGKILL); process.waitUntilExit() }
-        try? FileManager.default.removeItem(at: stateDirectory)
+        kill()
+        removeOwnedState()
     }
 }
 
