@@ -33,6 +33,8 @@ final class TestProgram: RPCProgram, @unchecked Sendable {
             let promise = context.eventLoop.makePromise(of: RPCReplyBody.self)
             held[call.xid] = promise
             return promise.futureResult
+        case 3:
+            return context.eventLoop.makeFailedFuture(RPCConnectionError.closed)
         default:
             return context.eventLoop.makeSucceededFuture(.procedureUnavailable)
         }
@@ -121,6 +123,12 @@ struct Harness {
         let h = try Harness()
         try h.call(xid: 1, procedure: 99)
         #expect(try h.reply().1 == .procedureUnavailable)
+    }
+
+    @Test func aProgramThatFailsIsAnsweredSystemErr() throws {
+        let h = try Harness()
+        try h.call(xid: 9, procedure: 3)
+        #expect(try h.reply() == (9, .systemError))
     }
 
     @Test func undecodableArgumentsAreGarbageArgs() throws {
