@@ -24,6 +24,11 @@ trap 'rm -rf "$stage"' EXIT
 mkdir -p "$stage/workload"
 cp "${E2E_WORKLOAD:-$top/tests/e2e/workload.sh}" "$stage/workload/run"
 echo "VERS=$vers" > "$stage/workload/env"
+# Workload sizes, passed through if set (see workload.sh).
+for var in TREE_DIRS TREE_PER_DIR; do
+    eval "value=\${$var:-}"
+    [ -z "$value" ] || echo "$var=$value" >> "$stage/workload/env"
+done
 if [ ! -x "$work/vsock-echo" ] || [ "$top/tests/e2e/vsock-echo.c" -nt "$work/vsock-echo" ]; then
     cc -O2 -static -o "$work/vsock-echo" "$top/tests/e2e/vsock-echo.c"
 fi
