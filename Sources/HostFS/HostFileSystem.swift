@@ -426,6 +426,14 @@ public final class HostFileSystem: @unchecked Sendable {
     }
 
     private static func loadKey(stateDirectory dir: String) throws -> [UInt8] {
+        // Missing parents are made too (0755, like mkdir -p); the state directory itself is 0700.
+        var parent = ""
+        for component in dir.split(separator: "/").dropLast() {
+            parent += "/" + component
+            if Glibc.mkdir(dir.hasPrefix("/") ? parent : String(parent.dropFirst()), 0o755) != 0 && errno != EEXIST {
+                throw FSError.serverFault("cannot create state directory \(dir): \(FSError.current)")
+            }
+        }
         if Glibc.mkdir(dir, 0o700) != 0 && errno != EEXIST {
             throw FSError.serverFault("cannot create state directory \(dir): \(FSError.current)")
         }

@@ -77,6 +77,17 @@ import Testing
         #expect(err.contains("state directory"), "\(err)")
     }
 
+    @Test func serveCreatesAMissingStateDirectoryWithItsParents() throws {
+        let dir = try makeTemporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let state = dir.appendingPathComponent("var/lib/vsnfs").path
+        let server = try ServerProcess([dir.path, "--listen", "tcp:127.0.0.1:0"], stateDirectory: state)
+        defer { server.stop() }
+        let attributes = try FileManager.default.attributesOfItem(atPath: state)
+        #expect((attributes[.posixPermissions] as? Int) == 0o700)
+        #expect(FileManager.default.fileExists(atPath: state + "/handle-key"))
+    }
+
     @Test func sigtermStopsTheServerCleanly() throws {
         let dir = try makeTemporaryDirectory()
         defer { try? FileManager.default.removeItem(at: dir) }
