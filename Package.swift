@@ -56,7 +56,7 @@ let package = Package(
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         .executableTarget(name: "vsnfs-mount", dependencies: [
-            "CSupport", log,
+            "CSupport", "ONCRPC", "XDR", log,
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ] + nio),
         .testTarget(name: "XDRTests", dependencies: ["XDR"] + nio),

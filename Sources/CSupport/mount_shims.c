@@ -107,13 +107,6 @@ int vsnfs_tcp_nodelay(int fd) {
     return setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one)) == 0 ? 0 : -errno;
 }
 
-int vsnfs_set_timeouts(int fd, int timeout_ms) {
-    struct timeval tv = { .tv_sec = timeout_ms / 1000, .tv_usec = (timeout_ms % 1000) * 1000 };
-    if (setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv)) != 0) return -errno;
-    if (setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv)) != 0) return -errno;
-    return 0;
-}
-
 static int write_all(int out, const char *p, size_t n) {
     while (n > 0) {
         ssize_t w = write(out, p, n);

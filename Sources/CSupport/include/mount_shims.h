@@ -47,6 +47,4 @@ int vsnfs_pump(int in, int out, int mode, size_t chunk, uint64_t *moved);
 /// NULL), and `pass_fd` duplicated to fd 3 (if >= 0). Returns the pid or -errno.
 pid_t vsnfs_spawn_detached(const char *path, char *const argv[], const char *log_path, int pass_fd);
 
-/// Sets SO_RCVTIMEO and SO_SNDTIMEO on a socket. Returns 0 or -errno.
-int vsnfs_set_timeouts(int fd, int timeout_ms);
 #endif
