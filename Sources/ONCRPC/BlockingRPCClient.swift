@@ -41,26 +41,14 @@ public final class BlockingRPCClient {
 
     /// Connects to a Unix stream socket.
     public convenience init(unixPath: String, timeoutSeconds: Int = 10) throws {
-        let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
-        guard fd >= 0 else { throw Error.system(call: "socket", errno: errno) }
         var address = sockaddr_un()
         address.sun_family = sa_family_t(AF_UNIX)
         let path = Array(unixPath.utf8)
         guard path.count < MemoryLayout.size(ofValue: address.sun_path) else {
-            close(fd)
             throw Error.system(call: "connect \(unixPath)", errno: ENAMETOOLONG)
         }
         withUnsafeMutableBytes(of: &address.sun_path) { $0.copyBytes(from: path + [0]) }
-        let rc = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-                Glibc.connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size))
-            }
-        }
-        guard rc == 0 else {
-            let e = errno
-            close(fd)
-            throw Error.system(call: "connect \(unixPath)", errno: e)
-        }
+        let fd = try Self.connectedSocket(family: AF_UNIX, to: address, naming: unixPath)
         self.init(connectedSocket: fd, timeoutSeconds: timeoutSeconds)
     }
 
@@ -72,19 +60,26 @@ public final class BlockingRPCClient {
         guard inet_pton(AF_INET, host, &address.sin_addr) == 1 else {
             throw Error.system(call: "connect \(host)", errno: EINVAL)
         }
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        let fd = try Self.connectedSocket(family: AF_INET, to: address, naming: "\(host):\(port)")
+        self.init(connectedSocket: fd, timeoutSeconds: timeoutSeconds)
+    }
+
+    /// A stream socket of `family` connected to `address` (a sockaddr_*).
+    private static func connectedSocket<Address>(family: Int32, to address: Address, naming name: String) throws -> Int32 {
+        let fd = socket(family, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
         guard fd >= 0 else { throw Error.system(call: "socket", errno: errno) }
+        var address = address
         let rc = withUnsafePointer(to: &address) {
             $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-                Glibc.connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
+                Glibc.connect(fd, $0, socklen_t(MemoryLayout<Address>.size))
             }
         }
         guard rc == 0 else {
             let e = errno
             close(fd)
-            throw Error.system(call: "connect \(host):\(port)", errno: e)
+            throw Error.system(call: "connect \(name)", errno: e)
         }
-        self.init(connectedSocket: fd, timeoutSeconds: timeoutSeconds)
+        return fd
     }
 
     /// True once the peer has closed (or reset) the connection; consumes a
