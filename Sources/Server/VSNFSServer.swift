@@ -17,28 +17,23 @@ import Transport
 public final class VSNFSServer: Sendable {
     public struct Configuration: Sendable {
         public var exports: ExportsSource
-        public var listen: [ListenSpec]
+        /// Listeners, record size limit, calls in flight per connection.
+        public var rpc: RPCServer.Configuration
         /// nil: /var/lib/vsnfs as root, else $XDG_STATE_HOME/vsnfs or ~/.local/state/vsnfs.
         public var stateDirectory: String?
         public var threads: Int
         public var openFiles: Int?
-        public var maximumRecordSize: Int
-        public var maximumCallsInFlight: Int
         /// Register NFS and MOUNT on the TCP listeners with the local rpcbind.
         public var registerWithRPCBind: Bool
 
-        public init(exports: ExportsSource, listen: [ListenSpec] = [ListenSpec.defaultSpec],
+        public init(exports: ExportsSource, rpc: RPCServer.Configuration = .init(),
                     stateDirectory: String? = nil, threads: Int = 16, openFiles: Int? = nil,
-                    maximumRecordSize: Int = RecordMarking.defaultMaximumRecordSize,
-                    maximumCallsInFlight: Int = RPCConnectionHandler.defaultMaximumCallsInFlight,
                     registerWithRPCBind: Bool = false) {
             self.exports = exports
-            self.listen = listen
+            self.rpc = rpc
             self.stateDirectory = stateDirectory
             self.threads = threads
             self.openFiles = openFiles
-            self.maximumRecordSize = maximumRecordSize
-            self.maximumCallsInFlight = maximumCallsInFlight
             self.registerWithRPCBind = registerWithRPCBind
         }
     }
@@ -84,8 +79,7 @@ public final class VSNFSServer: Sendable {
                                        logger: Logger(label: "vsnfs.nfs"))
         let programs: [any RPCProgram] = [MountProgram(server: context), NFSProgram(server: context)]
         let rpcServer = RPCServer(
-            configuration: .init(listen: configuration.listen, maximumRecordSize: configuration.maximumRecordSize,
-                                 maximumCallsInFlight: configuration.maximumCallsInFlight),
+            configuration: configuration.rpc,
             programs: programs, group: group, logger: logger)
         var rpcbind: RPCBindRegistration?
         do {

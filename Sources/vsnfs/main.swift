@@ -98,9 +98,9 @@ struct Serve: AsyncParsableCommand {
         }
 
         let configuration = VSNFSServer.Configuration(
-            exports: source, listen: specs, stateDirectory: stateDir, threads: threads, openFiles: openFiles,
-            maximumRecordSize: maxRecordSize, maximumCallsInFlight: maxCallsInFlight,
-            registerWithRPCBind: rpcbind)
+            exports: source,
+            rpc: RPCServer.Configuration(listen: specs, maximumRecordSize: maxRecordSize, maximumCallsInFlight: maxCallsInFlight),
+            stateDirectory: stateDir, threads: threads, openFiles: openFiles, registerWithRPCBind: rpcbind)
         let signals = SignalEvents()
         let server: VSNFSServer
         do {
