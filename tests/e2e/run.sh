@@ -15,7 +15,7 @@ top=$(cd "$(dirname "$0")/../.." && pwd)
 images=$top/vm-images/out
 work=$top/.e2e
 log=$work/console-v$vers.log
-timeout_s=${E2E_TIMEOUT:-780}
+timeout_s=${E2E_TIMEOUT:-1200}
 mkdir -p "$work"
 
 # The workload goes into the guest as a second initramfs archive.

@@ -158,18 +158,19 @@ check "sparse writes (holes read as zeros, host file stays sparse)" t_sparse
 
 t_tree_copy() {
     need_mount
-    # TREE_DIRS x (2 x TREE_PER_DIR + 2) files (default 520) and 40 directories, with
+    # TREE_DIRS x (2 x TREE_PER_DIR + 2) files (default 2,000) and 80 directories, with
     # varied sizes and modes, owned by nobody so cp -a's ownership is allowed
     # under root_squash. Every create costs several RPCs of ~15 ms under
-    # emulation (cp -a: ~0.35 s a file), which bounds the size for a run of a
-    # few minutes; TREE_DIRS=40 TREE_PER_DIR=40 gives 3,280 files.
+    # emulation (cp -a: ~0.1 s a file on a quiet machine, 0.2-0.35 s on a busy
+    # one), which bounds the size for a CI run of a few minutes;
+    # TREE_DIRS=40 TREE_PER_DIR=40 gives 3,280 files.
     mkdir -p "$SRC/tree"
     d=0
-    while [ $d -lt "${TREE_DIRS:-20}" ]; do
+    while [ $d -lt "${TREE_DIRS:-40}" ]; do
         mkdir -p "$SRC/tree/d$d/sub"
         head -c $((d * 37)) /dev/urandom > "$SRC/tree/d$d/seed"
         i=0
-        while [ $i -lt "${TREE_PER_DIR:-12}" ]; do
+        while [ $i -lt "${TREE_PER_DIR:-24}" ]; do
             head -c $(( (i * 131 + d) % 3000 )) "$SRC/f1048583" > "$SRC/tree/d$d/f$i"
             echo "$d/$i" > "$SRC/tree/d$d/sub/g$i"
             i=$((i + 1))
@@ -193,7 +194,7 @@ t_tree_copy() {
     cmp /tmp/tree.src /tmp/tree.mnt || { diff /tmp/tree.src /tmp/tree.mnt | head -5; fail "modes, sizes or mtimes differ"; }
     echo "$total entries"
 }
-check "cp -a of a tree of ${TREE_DIRS:-20}x$((2 * ${TREE_PER_DIR:-12} + 2)) files, byte-for-byte and modes/mtimes" t_tree_copy
+check "cp -a of a tree of ${TREE_DIRS:-40}x$((2 * ${TREE_PER_DIR:-24} + 2)) files, byte-for-byte and modes/mtimes" t_tree_copy
 
 t_big_dir() {
     need_mount
