@@ -11,47 +11,13 @@ import Transport
 enum Libnfs {
     static let tools = ["nfs-cp", "nfs-ls", "nfs-cat"]
 
-    static func path(_ tool: String) throws -> String {
-        for dir in ["/usr/bin", "/usr/local/bin", "/bin"] {
-            let candidate = dir + "/" + tool
-            if FileManager.default.isExecutableFile(atPath: candidate) { return candidate }
-        }
-        throw LibnfsError.missingTool("\(tool) not found: install libnfs-utils (apt-get install -y libnfs-utils)")
-    }
-
     static func url(port: Int, _ path: String) -> String {
         "nfs://127.0.0.1\(path)?nfsport=\(port)&mountport=\(port)&version=3"
     }
 
-    struct Output {
-        var status: Int32
-        var stdout: Data
-        var stderr: String
-    }
-
     /// Runs a tool to completion (at most `timeout` seconds).
-    static func run(_ tool: String, _ arguments: [String], timeout: TimeInterval = 300) throws -> Output {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: try path(tool))
-        process.arguments = arguments
-        let out = Pipe(), err = Pipe()
-        process.standardOutput = out
-        process.standardError = err
-        try process.run()
-        // Drain both pipes while the tool runs (nfs-ls of 10,000 entries fills a pipe).
-        let group = DispatchGroup()
-        nonisolated(unsafe) var stdout = Data()
-        nonisolated(unsafe) var stderr = Data()
-        group.enter()
-        DispatchQueue.global().async { stdout = out.fileHandleForReading.readDataToEndOfFile(); group.leave() }
-        group.enter()
-        DispatchQueue.global().async { stderr = err.fileHandleForReading.readDataToEndOfFile(); group.leave() }
-        if group.wait(timeout: .now() + timeout) == .timedOut {
-            process.terminate()
-            throw LibnfsError.timedOut("\(tool) \(arguments.joined(separator: " "))")
-        }
-        process.waitUntilExit()
-        return Output(status: process.terminationStatus, stdout: stdout, stderr: String(decoding: stderr, as: UTF8.self))
+    static func run(_ tool: String, _ arguments: [String], timeout: TimeInterval = 300) throws -> ChildOutput {
+        try runChild(try toolPath(tool), arguments, timeout: timeout)
     }
 
     /// Runs a tool that must succeed.
@@ -65,13 +31,9 @@ enum Libnfs {
     }
 }
 
-enum LibnfsError: Error, CustomStringConvertible {
-    case missingTool(String), failed(String), timedOut(String)
-    var description: String {
-        switch self {
-        case .missingTool(let s), .failed(let s), .timedOut(let s): return s
-        }
-    }
+struct LibnfsError: Error, CustomStringConvertible {
+    var description: String
+    static func failed(_ description: String) -> LibnfsError { LibnfsError(description: description) }
 }
 
 /// Where the libnfs tests find a server: a real `vsnfs serve DIR` process
@@ -115,7 +77,7 @@ func randomBytes(_ count: Int) -> Data {
 
 @Suite(.serialized) struct NFS3LibnfsTests {
     @Test func toolsAreInstalled() throws {
-        for tool in Libnfs.tools { _ = try Libnfs.path(tool) }
+        for tool in Libnfs.tools { _ = try toolPath(tool) }
     }
 
     @Test(arguments: [0, 1, 4095, 4096, 65_537, (1 << 20) + 3, 64 << 20])

@@ -23,17 +23,8 @@ final class ServerProcess: @unchecked Sendable {
 
     /// Runs `vsnfs ARGS` to completion; returns (status, stdout, stderr).
     static func run(_ arguments: [String]) throws -> (Int32, String, String) {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: vsnfsPath)
-        process.arguments = arguments
-        let out = Pipe(), err = Pipe()
-        process.standardOutput = out
-        process.standardError = err
-        try process.run()
-        let outData = out.fileHandleForReading.readDataToEndOfFile()
-        let errData = err.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        return (process.terminationStatus, String(decoding: outData, as: UTF8.self), String(decoding: errData, as: UTF8.self))
+        let output = try runChild(vsnfsPath, arguments, timeout: 60)
+        return (output.status, String(decoding: output.stdout, as: UTF8.self), output.stderr)
     }
 
     /// Starts `vsnfs serve ARGS --state-dir STATE` and waits until it has
@@ -92,11 +83,16 @@ final class ServerProcess: @unchecked Sendable {
     func signal(_ signo: Int32) { Foundation.kill(process.processIdentifier, signo) }
 
     /// Sends SIGTERM and waits for a clean exit; returns the exit status.
+    /// A server that has not exited 30 s later is a failure of the test
+    /// (and is killed), never a hang of the suite.
     @discardableResult
     func stop() -> Int32 {
         if process.isRunning {
             Foundation.kill(process.processIdentifier, SIGTERM)
-            process.waitUntilExit()
+            if !waitForExit(process, seconds: 30) {
+                Issue.record("vsnfs did not exit within 30 s of SIGTERM; killed. Log:\n\(log)")
+                kill()
+            }
         }
         removeOwnedState()
         return process.terminationStatus
@@ -138,28 +134,88 @@ final class LogCollector: @unchecked Sendable {
     var text: String { lock.lock(); defer { lock.unlock() }; return String(decoding: data, as: UTF8.self) }
 }
 
-/// Runs an external tool (rpcinfo, nfs-cp, ...). A missing tool fails the
-/// test loudly: .ci/run installs them.
-func runTool(_ tool: String, _ arguments: [String], input: Data? = nil) throws -> (status: Int32, output: String) {
+/// What a child process printed, and how it ended.
+struct ChildOutput {
+    var status: Int32
+    var stdout: Data
+    var stderr: String
+    /// stdout then stderr, as text.
+    var text: String { String(decoding: stdout, as: UTF8.self) + stderr }
+}
+
+struct ChildTimedOut: Error, CustomStringConvertible {
+    var command: String
+    var seconds: TimeInterval
+    var description: String { "\(command) did not finish within \(Int(seconds)) s; killed" }
+}
+
+/// Runs a program to completion, draining stdout and stderr while it runs
+/// (nfs-ls of 10,000 entries fills a pipe). Every wait is bounded: a child
+/// still running after `timeout` seconds is killed and the call throws, so a
+/// stuck peer fails its test instead of hanging the suite. (Do not start
+/// daemons with this: a daemon keeps Foundation's exit-notification socket
+/// open, and its parent is never seen to exit.)
+func runChild(_ path: String, _ arguments: [String], timeout: TimeInterval = 300) throws -> ChildOutput {
+    let process = Process()
+    process.executableURL = URL(fileURLWithPath: path)
+    process.arguments = arguments
+    process.standardInput = FileHandle.nullDevice
+    let out = Pipe(), err = Pipe()
+    process.standardOutput = out
+    process.standardError = err
+    try process.run()
+    let group = DispatchGroup()
+    nonisolated(unsafe) var stdout = Data()
+    nonisolated(unsafe) var stderr = Data()
+    group.enter()
+    DispatchQueue.global().async { stdout = out.fileHandleForReading.readDataToEndOfFile(); group.leave() }
+    group.enter()
+    DispatchQueue.global().async { stderr = err.fileHandleForReading.readDataToEndOfFile(); group.leave() }
+    let deadline = Date().addingTimeInterval(timeout)
+    let drained = group.wait(timeout: .now() + timeout) == .success
+    guard drained, waitForExit(process, seconds: max(1, deadline.timeIntervalSinceNow)) else {
+        Foundation.kill(process.processIdentifier, SIGKILL)
+        throw ChildTimedOut(command: ([path] + arguments).joined(separator: " "), seconds: timeout)
+    }
+    return ChildOutput(status: process.terminationStatus, stdout: stdout, stderr: String(decoding: stderr, as: UTF8.self))
+}
+
+/// Waits at most `seconds` for `process` to exit; true if it did.
+func waitForExit(_ process: Process, seconds: TimeInterval) -> Bool {
+    let deadline = Date().addingTimeInterval(seconds)
+    while process.isRunning {
+        guard Date() < deadline else { return false }
+        Thread.sleep(forTimeInterval: 0.01)
+    }
+    return true
+}
+
+/// Where an installed tool (rpcinfo, nfs-cp, ...) lives. A missing tool
+/// fails the test loudly: .ci/run installs them.
+func toolPath(_ tool: String) throws -> String {
     let candidates = ["/usr/bin/", "/usr/sbin/", "/bin/", "/sbin/", "/usr/local/bin/"].map { $0 + tool }
     guard let path = candidates.first(where: { FileManager.default.isExecutableFile(atPath: $0) }) else {
         throw ToolMissing(tool: tool)
     }
-    let process = Process()
-    process.executableURL = URL(fileURLWithPath: path)
-    process.arguments = arguments
-    let out = Pipe()
-    process.standardOutput = out
-    process.standardError = out
-    try process.run()
-    let data = out.fileHandleForReading.readDataToEndOfFile()
-    process.waitUntilExit()
-    return (process.terminationStatus, String(decoding: data, as: UTF8.self))
+    return path
+}
+
+/// Runs an external tool; returns its status and everything it printed.
+func runTool(_ tool: String, _ arguments: [String], timeout: TimeInterval = 120) throws -> (status: Int32, output: String) {
+    let output = try runChild(try toolPath(tool), arguments, timeout: timeout)
+    return (output.status, output.text)
 }
 
 struct ToolMissing: Error, CustomStringConvertible {
     var tool: String
     var description: String { "\(tool) is not installed (run .ci/run or apt-get install the package that ships it)" }
+}
+
+struct RPCBindNotRunning: Error, CustomStringConvertible {
+    var rpcinfo: String
+    var description: String {
+        "rpcbind is not answering (rpcinfo -p 127.0.0.1: \(rpcinfo)); `make test` starts it, or run `rpcbind -w` as root"
+    }
 }
 
 /// A fresh temporary directory, removed by the caller.
@@ -169,15 +225,37 @@ func makeTemporaryDirectory(_ prefix: String = "vsnfs-test") throws -> URL {
     return url
 }
 
-/// rpcinfo's `-t` form needs rpcbind. Starts it (as root, `rpcbind -w`)
-/// when its socket is missing; fails loudly if that is impossible.
+/// rpcinfo's `-t` form needs rpcbind. `make test` starts it
+/// (tests/start-rpcbind.sh); the test process never starts daemons itself.
 func ensureRPCBindIsRunning() throws {
-    if FileManager.default.fileExists(atPath: "/run/rpcbind.sock") {
-        if (try? runTool("rpcinfo", ["-p", "127.0.0.1"]))?.status == 0 { return }
+    let (status, output) = try runTool("rpcinfo", ["-p", "127.0.0.1"], timeout: 30)
+    guard status == 0 else {
+        throw RPCBindNotRunning(rpcinfo: output.trimmingCharacters(in: .whitespacesAndNewlines))
     }
-    let (status, output) = try runTool("rpcbind", ["-w"])
-    guard status == 0 else { throw ToolMissing(tool: "a running rpcbind (rpcbind -w failed: \(output))") }
-    for _ in 0..<50 where !FileManager.default.fileExists(atPath: "/run/rpcbind.sock") {
-        Thread.sleep(forTimeInterval: 0.1)
+}
+
+/// The harness itself: no child process can hang the suite.
+@Suite struct ChildProcessTests {
+    @Test func aChildPastItsTimeoutIsKilledAndReported() throws {
+        let started = Date()
+        #expect(throws: ChildTimedOut.self) { try runChild("/bin/sleep", ["30"], timeout: 1) }
+        #expect(Date().timeIntervalSince(started) < 10)
+    }
+
+    /// What hung CI once: a child that leaves a daemon behind (as `rpcbind -w`
+    /// does) is never seen to exit by Foundation. The bounded wait reports it.
+    @Test func aChildThatLeavesADaemonBehindIsReportedNotWaitedFor() throws {
+        let started = Date()
+        #expect(throws: ChildTimedOut.self) {
+            try runChild("/bin/sh", ["-c", "sleep 20 </dev/null >/dev/null 2>&1 &"], timeout: 2)
+        }
+        #expect(Date().timeIntervalSince(started) < 10)
+    }
+
+    @Test func outputAndStatusAreReturned() throws {
+        let output = try runChild("/bin/sh", ["-c", "echo out; echo err >&2; exit 3"], timeout: 30)
+        #expect(output.status == 3)
+        #expect(String(decoding: output.stdout, as: UTF8.self) == "out\n")
+        #expect(output.stderr == "err\n")
     }
 }
