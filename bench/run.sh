@@ -8,6 +8,7 @@
 #   BENCH_SECS=3      seconds per wire-level measurement (plus 0.5 s warm-up)
 #   BENCH_ROUNDS=2    A B B A rounds per wire-level row (ratio = median of per-round ratios)
 #   BENCH_PARTS="wire memory guest micro"   which parts to run
+#   BENCH_ONLY=REGEX  run only the wire rows whose name matches (e.g. READDIRPLUS)
 #   BENCH_DIR=/var/tmp/vsnfs-bench          data, configs, logs (same filesystem for both servers)
 #   VSNFS_BIN=path    measure this vsnfs binary instead of building one (wire and memory parts)
 # Needs root (apt-get, ganesha's open_by_handle_at); network: loopback only.
@@ -159,6 +160,7 @@ median() { sort -g | awk '{ a[NR] = $1 } END { if (NR == 0) { print "nan"; exit 
 # wire_row NAME FIELD BETTER(high|low) SCALE UNIT nfsload-args...
 wire_row() {
     local name=$1 fieldname=$2 better=$3 scale=$4 unit=$5; shift 5
+    [[ -z "${BENCH_ONLY:-}" || "$name" =~ $BENCH_ONLY ]] || return 0
     local vs=() gs=() ratios=() a1 b1 b2 a2
     for r in $(seq 1 "$ROUNDS"); do
         a1=$(run_load vsnfs "$@" | field "$fieldname")
