@@ -19,10 +19,11 @@ all: build
 build:
 	$(SWIFT) build
 
-# rpcbind answers the rpcinfo -t tests. Line-buffered output, so a stuck
-# test shows its name; a bound, so a stuck suite fails instead of hanging.
+# tests/prepare.sh installs the clients the tests drive (as root, if missing)
+# and starts rpcbind. Output is line-buffered so a stuck test shows its name,
+# and bounded so a stuck suite fails instead of hanging.
 test:
-	@bash tests/start-rpcbind.sh
+	@bash tests/prepare.sh
 	timeout -k 30 $(TEST_TIMEOUT) stdbuf -oL -eL $(SWIFT) test
 
 images:

@@ -226,7 +226,7 @@ func makeTemporaryDirectory(_ prefix: String = "vsnfs-test") throws -> URL {
 }
 
 /// rpcinfo's `-t` form needs rpcbind. `make test` starts it
-/// (tests/start-rpcbind.sh); the test process never starts daemons itself.
+/// (tests/prepare.sh); the test process never starts daemons itself.
 func ensureRPCBindIsRunning() throws {
     let (status, output) = try runTool("rpcinfo", ["-p", "127.0.0.1"], timeout: 30)
     guard status == 0 else {
