@@ -12,6 +12,7 @@
 #include <linux/capability.h>
 #include <sys/sysmacros.h>
 #include <linux/fs.h>
+#include <linux/openat2.h>
 
 #define ROTL(x, b) (uint64_t)(((x) << (b)) | ((x) >> (64 - (b))))
 #define SIPROUND do { \
@@ -136,4 +137,18 @@ uint32_t hostfs_minor(uint64_t dev) { return minor(dev); }
 int hostfs_renameat2(int olddir, const char *oldname, int newdir, const char *newname, unsigned flags) {
     if (syscall(SYS_renameat2, olddir, oldname, newdir, newname, flags) != 0) return -errno;
     return 0;
+}
+
+int hostfs_openat2_cached(int dirfd, const char *name, int flags) {
+#ifdef SYS_openat2
+    struct open_how how;
+    memset(&how, 0, sizeof(how));
+    how.flags = (uint64_t)flags;
+    how.resolve = RESOLVE_CACHED | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS | RESOLVE_NO_XDEV;
+    long fd = syscall(SYS_openat2, dirfd, name, &how, sizeof(how));
+    return fd < 0 ? -errno : (int)fd;
+#else
+    (void)dirfd; (void)name; (void)flags;
+    return -ENOSYS;
+#endif
 }

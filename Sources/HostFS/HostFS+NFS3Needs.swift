@@ -1,3 +1,4 @@
+import CSupport
 import Glibc
 import NIOCore
 
@@ -131,4 +132,55 @@ extension HostFileSystem {
         defer { cache.release(obj) }
         return try attributes(ex, fd: obj.pathFD)
     }
+
+    /// LOOKUP without blocking: the same answer as `lookup(_:_:as:)`, or nil when that
+    /// would wait (directory not in the open-file cache, name not in the dentry cache,
+    /// an index record to write, kernel older than 5.12) or when the answer is an error
+    /// other than "no such name"; the ordinary method then answers.
+    ///
+    /// The name is opened with openat2(RESOLVE_CACHED) under the caller's (squashed)
+    /// identity, as the ordinary path opens it with openat: the kernel checks search
+    /// permission on the directory exactly as there. An RCU-walk permission check that
+    /// fails or would sleep (ACLs not cached) gives EAGAIN, so denials are answered by
+    /// the ordinary path. Symlinks are opened, never followed (O_NOFOLLOW, as there);
+    /// mount points (RESOLVE_NO_XDEV), "." and ".." go to the ordinary path.
+    /// Kernel handles only: inode handles read the generation through a real open.
+    public func lookupWithoutBlocking(_ dirHandle: ObjectHandle, _ name: [UInt8], as cred: Credentials) throws -> LookupWithoutBlocking? {
+        try Self.checkName(name, creating: false)
+        guard name != [0x2E], name != [0x2E, 0x2E] else { return nil }
+        guard let (ex, dir) = try acquireIfCached(dirHandle) else { return nil }
+        defer { cache.release(dir) }
+        guard dir.isDirectory, ex.mode == .kernel else { return nil }
+        let fd = try ident.run(cred) {
+            withName(name) { hostfs_openat2_cached(dir.pathFD, $0, O_PATH | O_NOFOLLOW | O_CLOEXEC) }
+        }
+        if fd == -ENOENT {
+            // A cached negative dentry, found after the search permission check passed.
+            return .absent(directory: try attributes(ex, fd: dir.pathFD))
+        }
+        guard fd >= 0 else { return nil }
+        var st = Glibc.stat()
+        guard fstat(fd, &st) == 0, UInt64(st.st_dev) == ex.dev,
+              ex.index?.knows(ino: UInt64(st.st_ino), parent: dir.inode.ino, name: name) ?? true else {
+            close(fd)
+            return nil
+        }
+        let h: ObjectHandle
+        do {
+            h = try makeHandle(ex, fd: fd, st: st, parentIno: dir.inode.ino, name: name)
+        } catch {
+            close(fd)
+            return nil
+        }
+        register(ex, h, fd: fd, st: st)
+        return .found(NodeResult(handle: h, attributes: FileAttributes(st, exportID: ex.root.id),
+                                 directory: WccData(before: nil, after: attributesIfPossible(ex, fd: dir.pathFD))))
+    }
+}
+
+/// What `lookupWithoutBlocking` found: the object, or that the name does not exist
+/// (with the directory's attributes, which NFS returns with NFS3ERR_NOENT).
+public enum LookupWithoutBlocking: Sendable {
+    case found(NodeResult)
+    case absent(directory: FileAttributes)
 }

@@ -47,4 +47,12 @@ uint32_t hostfs_minor(uint64_t dev);
 
 /// renameat2 with flags (RENAME_NOREPLACE = 1).
 int hostfs_renameat2(int olddir, const char *oldname, int newdir, const char *newname, unsigned flags);
+
+/// openat2(dirfd, name, flags) with RESOLVE_CACHED | RESOLVE_NO_SYMLINKS |
+/// RESOLVE_NO_MAGICLINKS | RESOLVE_NO_XDEV: the lookup is done from the dentry
+/// cache alone (RCU walk), never waiting for the disk; -EAGAIN when that is not
+/// possible (dentry not cached, or the permission check needs to sleep), -EINVAL
+/// or -ENOSYS on kernels before 5.12. A trailing symlink with O_PATH|O_NOFOLLOW
+/// gives an fd of the link itself, as openat does.
+int hostfs_openat2_cached(int dirfd, const char *name, int flags);
 #endif
