@@ -183,4 +183,18 @@ import Testing
         // The event loop's identity is the server's again afterwards.
         #expect(hostfs_thread_fsuid() == 0)
     }
+
+    @Test func lookupOfAMountPointFallsBack() throws {
+        guard geteuid() == 0 else { return }  // mount(2)
+        let box = Sandbox()
+        box.hostMkdir("mnt")
+        let mnt = box.exportPath + "/mnt"
+        guard Glibc.mount("vsnfs-test", mnt, "tmpfs", 0, "size=1m") == 0 else { return }
+        defer { umount2(mnt, Int32(MNT_DETACH)) }
+        let fs = try box.fs(.kernel)
+        let r = try fs.rootHandle(exportID: 1)
+        #expect(isError(.otherFilesystem) { _ = try fs.lookup(r, n("mnt"), as: root) })
+        // The dentry is cached now, and the directory open: still the ordinary path's answer.
+        #expect(try fs.lookupWithoutBlocking(r, n("mnt"), as: root) == nil)
+    }
 }
