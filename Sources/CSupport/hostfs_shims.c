@@ -44,11 +44,20 @@ uint64_t hostfs_siphash24(const uint8_t key[16], const uint8_t *data, size_t len
 }
 
 int hostfs_set_thread_identity(uint32_t uid, uint32_t gid, const uint32_t *groups, size_t ngroups) {
-    if (syscall(SYS_setgroups, ngroups, groups) != 0) return -errno;
-    syscall(SYS_setfsgid, gid);
-    if ((uint32_t)syscall(SYS_setfsgid, (gid_t)-1) != gid) return -EPERM;
-    syscall(SYS_setfsuid, uid);
-    if ((uint32_t)syscall(SYS_setfsuid, (uid_t)-1) != uid) return -EPERM;
+    return hostfs_set_thread_identity_parts(uid, gid, groups, ngroups,
+                                            HOSTFS_SET_GROUPS | HOSTFS_SET_FSGID | HOSTFS_SET_FSUID);
+}
+
+int hostfs_set_thread_identity_parts(uint32_t uid, uint32_t gid, const uint32_t *groups, size_t ngroups, int parts) {
+    if ((parts & HOSTFS_SET_GROUPS) && syscall(SYS_setgroups, ngroups, groups) != 0) return -errno;
+    if (parts & HOSTFS_SET_FSGID) {
+        syscall(SYS_setfsgid, gid);
+        if ((uint32_t)syscall(SYS_setfsgid, (gid_t)-1) != gid) return -EPERM;
+    }
+    if (parts & HOSTFS_SET_FSUID) {
+        syscall(SYS_setfsuid, uid);
+        if ((uint32_t)syscall(SYS_setfsuid, (uid_t)-1) != uid) return -EPERM;
+    }
     return 0;
 }
 

@@ -13,6 +13,11 @@ uint64_t hostfs_siphash24(const uint8_t key[16], const uint8_t *data, size_t len
 /// Switch the *calling thread's* fs identity: supplementary groups, fsgid, fsuid
 /// (raw syscalls; glibc's setgroups would change every thread). Verifies the result.
 int hostfs_set_thread_identity(uint32_t uid, uint32_t gid, const uint32_t *groups, size_t ngroups);
+/// The same, for the parts named in `parts` only (the others are left as they are).
+#define HOSTFS_SET_GROUPS 1
+#define HOSTFS_SET_FSGID 2
+#define HOSTFS_SET_FSUID 4
+int hostfs_set_thread_identity_parts(uint32_t uid, uint32_t gid, const uint32_t *groups, size_t ngroups, int parts);
 /// Raises CAP_DAC_READ_SEARCH in the calling thread's effective set (it stays
 /// permitted when setfsuid drops it). linkat(fd, "", ..., AT_EMPTY_PATH) needs it;
 /// write permission on the target directory is still checked as the fsuid.
