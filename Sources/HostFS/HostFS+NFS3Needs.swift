@@ -78,7 +78,9 @@ extension HostFileSystem {
     /// The handle's object if the open-file cache has it and it still lies inside its
     /// export (the checks of `acquire`'s cache hit); nil otherwise, and then `acquire`
     /// decides (resolve again, or stale). Referenced: call `cache.release`.
-    func acquireIfCached(_ h: ObjectHandle) throws -> (Export, CachedObject)? {
+    /// Also returns the object's stat, taken as the check's first step, which
+    /// callers use instead of a second fstat.
+    func acquireIfCached(_ h: ObjectHandle) throws -> (Export, CachedObject, Glibc.stat)? {
         guard let ex = export(h.exportID) else { throw FSError.badHandle }
         guard let obj = cache.acquire(h.bytes) else { return nil }
         var st = Glibc.stat()
@@ -86,16 +88,15 @@ extension HostFileSystem {
             cache.release(obj)
             return nil
         }
-        return (ex, obj)
+        return (ex, obj, st)
     }
 
     /// READ without blocking: the same result as `read(_:offset:count:appendingTo:as:)`,
     /// or nil (buffer untouched) when that would wait for the disk or for opening the object.
     public func readWithoutBlocking(_ h: ObjectHandle, offset: UInt64, count: UInt32, appendingTo buffer: inout ByteBuffer,
                                     as cred: Credentials) throws -> (count: Int, eof: Bool, attributes: FileAttributes)? {
-        guard let preadv2 = preadv2Function, let (ex, obj) = try acquireIfCached(h) else { return nil }
+        guard let preadv2 = preadv2Function, let (ex, obj, st) = try acquireIfCached(h) else { return nil }
         defer { cache.release(obj) }
-        let st = try statOf(obj.pathFD)
         guard (st.st_mode & S_IFMT) == S_IFREG else { return nil }
         try checkAccess(obj, st, R_OK, cred, ownerOverride: true)
         let fd = try cache.dataFD(obj, write: false)
@@ -128,9 +129,9 @@ extension HostFileSystem {
 
     /// GETATTR without blocking: nil unless the object is in the open-file cache.
     public func getattrWithoutBlocking(_ h: ObjectHandle) throws -> FileAttributes? {
-        guard let (ex, obj) = try acquireIfCached(h) else { return nil }
-        defer { cache.release(obj) }
-        return try attributes(ex, fd: obj.pathFD)
+        guard let (ex, obj, st) = try acquireIfCached(h) else { return nil }
+        cache.release(obj)
+        return FileAttributes(st, exportID: ex.root.id)
     }
 
     /// LOOKUP without blocking: the same answer as `lookup(_:_:as:)`, or nil when that
@@ -148,7 +149,7 @@ extension HostFileSystem {
     public func lookupWithoutBlocking(_ dirHandle: ObjectHandle, _ name: [UInt8], as cred: Credentials) throws -> LookupWithoutBlocking? {
         try Self.checkName(name, creating: false)
         guard name != [0x2E], name != [0x2E, 0x2E] else { return nil }
-        guard let (ex, dir) = try acquireIfCached(dirHandle) else { return nil }
+        guard let (ex, dir, dirStat) = try acquireIfCached(dirHandle) else { return nil }
         defer { cache.release(dir) }
         guard dir.isDirectory, ex.mode == .kernel else { return nil }
         let fd = try ident.run(cred) {
@@ -156,7 +157,7 @@ extension HostFileSystem {
         }
         if fd == -ENOENT {
             // A cached negative dentry, found after the search permission check passed.
-            return .absent(directory: try attributes(ex, fd: dir.pathFD))
+            return .absent(directory: FileAttributes(dirStat, exportID: ex.root.id))
         }
         guard fd >= 0 else { return nil }
         var st = Glibc.stat()
@@ -174,7 +175,7 @@ extension HostFileSystem {
         }
         register(ex, h, fd: fd, st: st)
         return .found(NodeResult(handle: h, attributes: FileAttributes(st, exportID: ex.root.id),
-                                 directory: WccData(before: nil, after: attributesIfPossible(ex, fd: dir.pathFD))))
+                                 directory: WccData(before: nil, after: FileAttributes(dirStat, exportID: ex.root.id))))
     }
 }
 
