@@ -12,6 +12,7 @@
 #include <linux/capability.h>
 #include <sys/sysmacros.h>
 #include <linux/fs.h>
+#include <linux/openat2.h>
 
 #define ROTL(x, b) (uint64_t)(((x) << (b)) | ((x) >> (64 - (b))))
 #define SIPROUND do { \
@@ -43,11 +44,20 @@ uint64_t hostfs_siphash24(const uint8_t key[16], const uint8_t *data, size_t len
 }
 
 int hostfs_set_thread_identity(uint32_t uid, uint32_t gid, const uint32_t *groups, size_t ngroups) {
-    if (syscall(SYS_setgroups, ngroups, groups) != 0) return -errno;
-    syscall(SYS_setfsgid, gid);
-    if ((uint32_t)syscall(SYS_setfsgid, (gid_t)-1) != gid) return -EPERM;
-    syscall(SYS_setfsuid, uid);
-    if ((uint32_t)syscall(SYS_setfsuid, (uid_t)-1) != uid) return -EPERM;
+    return hostfs_set_thread_identity_parts(uid, gid, groups, ngroups,
+                                            HOSTFS_SET_GROUPS | HOSTFS_SET_FSGID | HOSTFS_SET_FSUID);
+}
+
+int hostfs_set_thread_identity_parts(uint32_t uid, uint32_t gid, const uint32_t *groups, size_t ngroups, int parts) {
+    if ((parts & HOSTFS_SET_GROUPS) && syscall(SYS_setgroups, ngroups, groups) != 0) return -errno;
+    if (parts & HOSTFS_SET_FSGID) {
+        syscall(SYS_setfsgid, gid);
+        if ((uint32_t)syscall(SYS_setfsgid, (gid_t)-1) != gid) return -EPERM;
+    }
+    if (parts & HOSTFS_SET_FSUID) {
+        syscall(SYS_setfsuid, uid);
+        if ((uint32_t)syscall(SYS_setfsuid, (uid_t)-1) != uid) return -EPERM;
+    }
     return 0;
 }
 
@@ -136,4 +146,18 @@ uint32_t hostfs_minor(uint64_t dev) { return minor(dev); }
 int hostfs_renameat2(int olddir, const char *oldname, int newdir, const char *newname, unsigned flags) {
     if (syscall(SYS_renameat2, olddir, oldname, newdir, newname, flags) != 0) return -errno;
     return 0;
+}
+
+int hostfs_openat2_cached(int dirfd, const char *name, int flags) {
+#ifdef SYS_openat2
+    struct open_how how;
+    memset(&how, 0, sizeof(how));
+    how.flags = (uint64_t)flags;
+    how.resolve = RESOLVE_CACHED | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS | RESOLVE_NO_XDEV;
+    long fd = syscall(SYS_openat2, dirfd, name, &how, sizeof(how));
+    return fd < 0 ? -errno : (int)fd;
+#else
+    (void)dirfd; (void)name; (void)flags;
+    return -ENOSYS;
+#endif
 }

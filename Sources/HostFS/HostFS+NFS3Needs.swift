@@ -1,3 +1,4 @@
+import CSupport
 import Glibc
 import NIOCore
 
@@ -77,7 +78,9 @@ extension HostFileSystem {
     /// The handle's object if the open-file cache has it and it still lies inside its
     /// export (the checks of `acquire`'s cache hit); nil otherwise, and then `acquire`
     /// decides (resolve again, or stale). Referenced: call `cache.release`.
-    func acquireIfCached(_ h: ObjectHandle) throws -> (Export, CachedObject)? {
+    /// Also returns the object's stat, taken as the check's first step, which
+    /// callers use instead of a second fstat.
+    func acquireIfCached(_ h: ObjectHandle) throws -> (Export, CachedObject, Glibc.stat)? {
         guard let ex = export(h.exportID) else { throw FSError.badHandle }
         guard let obj = cache.acquire(h.bytes) else { return nil }
         var st = Glibc.stat()
@@ -85,16 +88,15 @@ extension HostFileSystem {
             cache.release(obj)
             return nil
         }
-        return (ex, obj)
+        return (ex, obj, st)
     }
 
     /// READ without blocking: the same result as `read(_:offset:count:appendingTo:as:)`,
     /// or nil (buffer untouched) when that would wait for the disk or for opening the object.
     public func readWithoutBlocking(_ h: ObjectHandle, offset: UInt64, count: UInt32, appendingTo buffer: inout ByteBuffer,
                                     as cred: Credentials) throws -> (count: Int, eof: Bool, attributes: FileAttributes)? {
-        guard let preadv2 = preadv2Function, let (ex, obj) = try acquireIfCached(h) else { return nil }
+        guard let preadv2 = preadv2Function, let (ex, obj, st) = try acquireIfCached(h) else { return nil }
         defer { cache.release(obj) }
-        let st = try statOf(obj.pathFD)
         guard (st.st_mode & S_IFMT) == S_IFREG else { return nil }
         try checkAccess(obj, st, R_OK, cred, ownerOverride: true)
         let fd = try cache.dataFD(obj, write: false)
@@ -127,8 +129,59 @@ extension HostFileSystem {
 
     /// GETATTR without blocking: nil unless the object is in the open-file cache.
     public func getattrWithoutBlocking(_ h: ObjectHandle) throws -> FileAttributes? {
-        guard let (ex, obj) = try acquireIfCached(h) else { return nil }
-        defer { cache.release(obj) }
-        return try attributes(ex, fd: obj.pathFD)
+        guard let (ex, obj, st) = try acquireIfCached(h) else { return nil }
+        cache.release(obj)
+        return FileAttributes(st, exportID: ex.root.id)
     }
+
+    /// LOOKUP without blocking: the same answer as `lookup(_:_:as:)`, or nil when that
+    /// would wait (directory not in the open-file cache, name not in the dentry cache,
+    /// an index record to write, kernel older than 5.12) or when the answer is an error
+    /// other than "no such name"; the ordinary method then answers.
+    ///
+    /// The name is opened with openat2(RESOLVE_CACHED) under the caller's (squashed)
+    /// identity, as the ordinary path opens it with openat: the kernel checks search
+    /// permission on the directory exactly as there. An RCU-walk permission check that
+    /// fails or would sleep (ACLs not cached) gives EAGAIN, so denials are answered by
+    /// the ordinary path. Symlinks are opened, never followed (O_NOFOLLOW, as there);
+    /// mount points (RESOLVE_NO_XDEV), "." and ".." go to the ordinary path.
+    /// Kernel handles only: inode handles read the generation through a real open.
+    public func lookupWithoutBlocking(_ dirHandle: ObjectHandle, _ name: [UInt8], as cred: Credentials) throws -> LookupWithoutBlocking? {
+        try Self.checkName(name, creating: false)
+        guard name != [0x2E], name != [0x2E, 0x2E] else { return nil }
+        guard let (ex, dir, dirStat) = try acquireIfCached(dirHandle) else { return nil }
+        defer { cache.release(dir) }
+        guard dir.isDirectory, ex.mode == .kernel else { return nil }
+        let fd = try ident.run(cred) {
+            withName(name) { hostfs_openat2_cached(dir.pathFD, $0, O_PATH | O_NOFOLLOW | O_CLOEXEC) }
+        }
+        if fd == -ENOENT {
+            // A cached negative dentry, found after the search permission check passed.
+            return .absent(directory: FileAttributes(dirStat, exportID: ex.root.id))
+        }
+        guard fd >= 0 else { return nil }
+        var st = Glibc.stat()
+        guard fstat(fd, &st) == 0, UInt64(st.st_dev) == ex.dev,
+              ex.index?.knows(ino: UInt64(st.st_ino), parent: dir.inode.ino, name: name) ?? true else {
+            close(fd)
+            return nil
+        }
+        let h: ObjectHandle
+        do {
+            h = try makeHandle(ex, fd: fd, st: st, parentIno: dir.inode.ino, name: name)
+        } catch {
+            close(fd)
+            return nil
+        }
+        register(ex, h, fd: fd, st: st)
+        return .found(NodeResult(handle: h, attributes: FileAttributes(st, exportID: ex.root.id),
+                                 directory: WccData(before: nil, after: FileAttributes(dirStat, exportID: ex.root.id))))
+    }
+}
+
+/// What `lookupWithoutBlocking` found: the object, or that the name does not exist
+/// (with the directory's attributes, which NFS returns with NFS3ERR_NOENT).
+public enum LookupWithoutBlocking: Sendable {
+    case found(NodeResult)
+    case absent(directory: FileAttributes)
 }

@@ -26,17 +26,27 @@ struct IdentitySwitcher: Sendable {
     func run<T>(_ cred: Credentials, _ body: () throws -> T) throws -> T {
         guard enabled else { return try body() }
         let groups = cred.groups.count > 65536 ? Array(cred.groups.prefix(65536)) : cred.groups
+        // The thread holds the server's identity here (restore always puts it back), so
+        // a part equal to the server's needs no syscall, neither now nor to restore: the
+        // kernel leaves credentials (and fs capabilities) alone when a value is unchanged.
+        // Squashed callers usually bring no groups, like the server: that saves setgroups,
+        // the dearest of the switch's syscalls, twice per call.
+        var parts: Int32 = 0
+        if groups != serverGroups { parts |= HOSTFS_SET_GROUPS }
+        if cred.gid != serverGID { parts |= HOSTFS_SET_FSGID }
+        if cred.uid != serverUID { parts |= HOSTFS_SET_FSUID }
+        guard parts != 0 else { return try body() }
         let r = groups.withUnsafeBufferPointer {
-            hostfs_set_thread_identity(cred.uid, cred.gid, $0.baseAddress, $0.count)
+            hostfs_set_thread_identity_parts(cred.uid, cred.gid, $0.baseAddress, $0.count, parts)
         }
-        defer { restore() }
+        defer { restore(parts) }
         if r < 0 { throw FSError.errno(-r) }
         return try body()
     }
 
-    private func restore() {
+    private func restore(_ parts: Int32) {
         let r = serverGroups.withUnsafeBufferPointer {
-            hostfs_set_thread_identity(serverUID, serverGID, $0.baseAddress, $0.count)
+            hostfs_set_thread_identity_parts(serverUID, serverGID, $0.baseAddress, $0.count, parts)
         }
         // A thread left with a client's identity must never serve another request.
         precondition(r == 0, "HostFS: cannot restore the server's identity (errno \(-r))")

@@ -90,6 +90,14 @@ final class InodeIndex: @unchecked Sendable {
         }
     }
 
+    /// Would `record` leave the log file alone (nothing new to write)? The event
+    /// loop's LOOKUP asks first, so it never writes the index file itself.
+    func knows(ino: UInt64, parent: UInt64, name: [UInt8]) -> Bool {
+        guard ino != rootIno, name.count <= 255 else { return true }
+        let link = Link(parent: parent, name: name)
+        return lock.withLock { map[ino] == link }
+    }
+
     /// Forget `ino` if its recorded link is (parent, name) (or any link when parent is nil).
     func remove(ino: UInt64, parent: UInt64? = nil, name: [UInt8]? = nil) {
         lock.withLock {

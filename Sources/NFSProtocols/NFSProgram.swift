@@ -47,6 +47,18 @@ public struct NFSProgram: RPCProgram {
                 return .ok(env.wcc(wcc))
             }
         case .lookup:
+            if let reply = serveWithoutBlocking(call, context, NFS3LookupArgs.self, handle: \.directory, { args, h, env -> NFS3LookupResult? in
+                switch try env.fs.lookupWithoutBlocking(h, args.name.bytes, as: env.cred) {
+                case nil:
+                    return nil
+                case .found(let node)?:
+                    return .ok(NFS3LookupOK(object: NFS3FileHandle(node.handle.bytes),
+                                            objectAttributes: NFS3PostOpAttributes(node.attributes),
+                                            directoryAttributes: NFS3PostOpAttributes(node.directory.after)))
+                case .absent(let directory)?:
+                    return .fail(.noent, NFS3PostOpAttributes(directory))
+                }
+            }) { return reply }
             return serve(call, context, NFS3LookupArgs.self, handle: \.directory) { args, h, env -> NFS3LookupResult in
                 let node: NodeResult
                 do {

@@ -259,6 +259,47 @@ import Testing
         #expect(try fs.access(r, requested: [.read, .modify], as: user).granted == [.read])
     }
 
+    /// Parts of the caller's identity equal to the server's are not switched (no syscall):
+    /// the kernel must still see exactly the caller's uid, gid and groups.
+    @Test func partlyServerIdentitiesAreCheckedAsTheCaller() throws {
+        guard geteuid() == 0 else { return }
+        let box = Sandbox()
+        box.hostFile("root-group", "g0", mode: 0o040)    // root:root, group may read
+        box.hostFile("group-1234", "g1234", mode: 0o040)
+        #expect(chown(box.exportPath + "/group-1234", 0, 1234) == 0)
+        box.hostFile("user-5", "u5", mode: 0o600)
+        #expect(chown(box.exportPath + "/user-5", 5, 5) == 0)
+        let fs = try box.fs(.kernel)
+        let r = try fs.rootHandle(exportID: 1)
+        let groupsBefore = threadGroups()
+        func reads(_ name: String, _ cred: Credentials) throws -> Bool {
+            let h = try fs.lookup(r, n(name), as: root).handle
+            do {
+                _ = try fs.read(h, offset: 0, count: 10, allocator: allocator, as: cred)
+                return true
+            } catch FSError.errno(EACCES) {
+                return false
+            }
+        }
+        let serverGroups = groupsBefore
+        // uid switched, gid and groups the server's: the gid still counts, the uid's powers do not.
+        let uidOnly = Credentials(uid: 1000, gid: 0, groups: serverGroups)
+        #expect(try reads("root-group", uidOnly))
+        #expect(try !reads("user-5", uidOnly))
+        #expect(try !reads("group-1234", uidOnly))
+        // gid switched, uid root: root's fs capabilities stay, as with a full switch to uid 0.
+        let gidOnly = Credentials(uid: 0, gid: 1234, groups: serverGroups)
+        #expect(try reads("user-5", gidOnly))
+        // A supplementary group alone (uid and gid not root).
+        let member = Credentials(uid: 1000, gid: 1000, groups: [1234])
+        #expect(try reads("group-1234", member))
+        #expect(try !reads("root-group", member))
+        let nobody = Credentials(uid: 1000, gid: 1000, groups: serverGroups)
+        #expect(try !reads("group-1234", nobody))
+        #expect(hostfs_thread_fsuid() == 0 && hostfs_thread_fsgid() == 0)
+        #expect(threadGroups() == groupsBefore)
+    }
+
     @Test(arguments: bothModes) func openFileCacheStaysBounded(mode: HandleMode) throws {
         let box = Sandbox()
         let fs = try box.fs(mode, openFileLimit: 16)

@@ -1,3 +1,4 @@
+import CSupport
 import Glibc
 import NIOCore
 import Testing
@@ -69,5 +70,131 @@ import Testing
         var b = allocator.buffer(capacity: 8)
         #expect(isError(.errno(EACCES)) { _ = try fs.readWithoutBlocking(h, offset: 0, count: 6, appendingTo: &b, as: nobody) })
         #expect(isError(.errno(EACCES)) { _ = try fs.read(h, offset: 0, count: 6, appendingTo: &b, as: nobody) })
+    }
+
+    // MARK: LOOKUP
+
+    /// The handle, attributes and directory attributes of an inline LOOKUP, or nil.
+    private func found(_ r: LookupWithoutBlocking?) -> NodeResult? {
+        if case .found(let node)? = r { return node }
+        return nil
+    }
+
+    @Test func lookupGivesTheOrdinaryAnswerOnceCached() throws {
+        guard geteuid() == 0 else { return }  // kernel handles need CAP_DAC_READ_SEARCH
+        let box = Sandbox()
+        box.hostFile("f", "data")
+        box.hostMkdir("d")
+        let fs = try box.fs(.kernel)
+        let r = try fs.rootHandle(exportID: 1)
+        for name in ["f", "d"] {
+            let want = try fs.lookup(r, n(name), as: root)  // opens the root, records the index
+            let got = try #require(found(try fs.lookupWithoutBlocking(r, n(name), as: root)))
+            #expect(got.handle == want.handle)
+            #expect(got.attributes == want.attributes)
+            #expect(got.directory.after == want.directory.after)
+        }
+        // A name never looked up has no dentry, not even a negative one: the ordinary path answers.
+        #expect(try fs.lookupWithoutBlocking(r, n("never-seen"), as: root) == nil)
+        #expect(isError(.errno(ENOENT)) { _ = try fs.lookup(r, n("never-seen"), as: root) })
+        // Now the negative dentry is cached: "no such name", with the directory's attributes.
+        guard case .absent(let dir)? = try fs.lookupWithoutBlocking(r, n("never-seen"), as: root) else {
+            Issue.record("a cached negative dentry should be answered inline")
+            return
+        }
+        #expect(dir == (try fs.getattr(r, as: root)))
+        // "." and ".." and bad names always go to the ordinary path.
+        #expect(try fs.lookupWithoutBlocking(r, n("."), as: root) == nil)
+        #expect(try fs.lookupWithoutBlocking(r, n(".."), as: root) == nil)
+        #expect(throws: FSError.self) { _ = try fs.lookupWithoutBlocking(r, n("a/b"), as: root) }
+    }
+
+    @Test func lookupOfAnUncachedDirectoryOrInodeHandlesFallsBack() throws {
+        let box = Sandbox()
+        box.hostMkdir("d")
+        box.hostFile("d/f", "data")
+        let first = try box.fs(kernelIfRoot)
+        let d = try first.lookup(try first.rootHandle(exportID: 1), n("d"), as: root).handle
+        _ = try first.lookup(d, n("f"), as: root)
+        // A restarted server has not opened the directory yet.
+        let fs = try box.fs(kernelIfRoot)
+        #expect(try fs.lookupWithoutBlocking(d, n("f"), as: root) == nil)
+        // Inode handles (unprivileged servers) always take the ordinary path.
+        let inodeBox = Sandbox()
+        inodeBox.hostFile("f", "data")
+        let ifs = try inodeBox.fs(.inode)
+        let ir = try ifs.rootHandle(exportID: 1)
+        _ = try ifs.lookup(ir, n("f"), as: root)
+        #expect(try ifs.lookupWithoutBlocking(ir, n("f"), as: root) == nil)
+    }
+
+    @Test func lookupOfASymlinkReturnsTheLinkItself() throws {
+        guard geteuid() == 0 else { return }
+        let box = Sandbox()
+        box.hostFile("target", "data")
+        #expect(symlink("target", box.exportPath + "/link") == 0)
+        #expect(symlink("/etc", box.exportPath + "/escape") == 0)
+        let fs = try box.fs(.kernel)
+        let r = try fs.rootHandle(exportID: 1)
+        for name in ["link", "escape"] {
+            let want = try fs.lookup(r, n(name), as: root)
+            let got = try #require(found(try fs.lookupWithoutBlocking(r, n(name), as: root)))
+            #expect(got.attributes.type == .symlink && want.attributes.type == .symlink)
+            #expect(got.handle == want.handle)
+            #expect(got.attributes.fileid == UInt64(box.ino(name)))
+        }
+    }
+
+    @Test func lookupChecksSearchPermissionAsTheCaller() throws {
+        guard geteuid() == 0 else { return }  // identities switch only as root
+        let box = Sandbox()
+        box.hostMkdir("private")
+        box.hostFile("private/f", "secret")
+        #expect(chown(box.exportPath + "/private", 1000, 1234) == 0)
+        #expect(chmod(box.exportPath + "/private", 0o710) == 0)  // owner: search; group 1234: search; others: none
+        let fs = try box.fs(.kernel)
+        let r = try fs.rootHandle(exportID: 1)
+        let dir = try fs.lookup(r, n("private"), as: root).handle
+        _ = try fs.lookup(dir, n("f"), as: root)  // dentry cached, index recorded, directory in the open-file cache
+        _ = try? fs.lookup(dir, n("missing"), as: .init(uid: 1000, gid: 1000, groups: []))  // a negative dentry too
+
+        let squashedRoot = Credentials(uid: 65534, gid: 65534, groups: [])
+        let stranger = Credentials(uid: 1001, gid: 1001, groups: [4, 24])
+        for cred in [squashedRoot, stranger] {
+            // Denied: never answered inline (the RCU walk gives EAGAIN, or the ordinary path's error).
+            for name in ["f", "missing"] {
+                let fast = try? fs.lookupWithoutBlocking(dir, n(name), as: cred)
+                #expect(fast == nil, "uid \(cred.uid) looked up \(name) inline")
+                #expect(isError(.errno(EACCES)) { _ = try fs.lookup(dir, n(name), as: cred) })
+            }
+        }
+        // Allowed as the owner and through a supplementary group, as the ordinary path allows.
+        let owner = Credentials(uid: 1000, gid: 1000, groups: [])
+        let member = Credentials(uid: 1002, gid: 1002, groups: [7, 1234])
+        for cred in [owner, member] {
+            let want = try fs.lookup(dir, n("f"), as: cred)
+            let got = try #require(found(try fs.lookupWithoutBlocking(dir, n("f"), as: cred)))
+            #expect(got.handle == want.handle)
+            guard case .absent? = try fs.lookupWithoutBlocking(dir, n("missing"), as: cred) else {
+                Issue.record("uid \(cred.uid): a cached negative dentry should be answered inline")
+                continue
+            }
+        }
+        // The event loop's identity is the server's again afterwards.
+        #expect(hostfs_thread_fsuid() == 0)
+    }
+
+    @Test func lookupOfAMountPointFallsBack() throws {
+        guard geteuid() == 0 else { return }  // mount(2)
+        let box = Sandbox()
+        box.hostMkdir("mnt")
+        let mnt = box.exportPath + "/mnt"
+        guard Glibc.mount("vsnfs-test", mnt, "tmpfs", 0, "size=1m") == 0 else { return }
+        defer { umount2(mnt, Int32(MNT_DETACH)) }
+        let fs = try box.fs(.kernel)
+        let r = try fs.rootHandle(exportID: 1)
+        #expect(isError(.otherFilesystem) { _ = try fs.lookup(r, n("mnt"), as: root) })
+        // The dentry is cached now, and the directory open: still the ordinary path's answer.
+        #expect(try fs.lookupWithoutBlocking(r, n("mnt"), as: root) == nil)
     }
 }

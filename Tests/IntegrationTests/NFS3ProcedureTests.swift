@@ -343,6 +343,51 @@ extension NFS3TestClient {
         #expect(dirAttributes.attributes?.fileid == up.objectAttributes.attributes?.fileid)
     }
 
+    /// The second LOOKUP of a name is answered on the event loop (directory open,
+    /// dentry cached): it must give what the thread pool gave, refusals included.
+    @Test func repeatedLookupsAnswerAsTheFirst() throws {
+        let server = try NFS3TestServer(clients: [rwRule(.vsockCID(3))])
+        let user = try server.client(Self.guest, uid: 1000, gid: 1000)
+        let root = try user.rootHandle()
+        let dir = try user.createdHandle(try user.mkdir(root, "private"))
+        _ = try user.createdHandle(try user.create(dir, "f"))
+        let symlink: NFS3SymlinkResult = try user.nfs(.symlink, NFS3SymlinkArgs(
+            whereTo: NFS3DirOpArgs(directory: dir, name: "sym"), attributes: .none, target: "/etc"))
+        #expect(symlink.status == .ok)
+        let chmod: NFS3SetAttrResult = try user.nfs(.setattr, NFS3SetAttrArgs(object: dir, newAttributes: NFS3SetAttributes(mode: 0o700)))
+        #expect(chmod.status == .ok)
+
+        func twice(_ c: NFS3TestClient, _ name: String) throws -> (NFS3LookupResult, NFS3LookupResult) {
+            (try c.lookup(dir, name), try c.lookup(dir, name))
+        }
+        for name in ["f", "sym"] {
+            let (first, second) = try twice(user, name)
+            let a = try #require(first.ok), b = try #require(second.ok)
+            #expect(a.object == b.object)
+            #expect(a.objectAttributes.attributes == b.objectAttributes.attributes)
+            #expect(a.directoryAttributes.attributes == b.directoryAttributes.attributes)
+        }
+        #expect(try user.lookup(dir, "sym").ok?.objectAttributes.attributes?.type == .symlink)
+        let (missing1, missing2) = try twice(user, "missing")
+        guard case .fail(.noent, let d1) = missing1, case .fail(.noent, let d2) = missing2 else {
+            Issue.record("LOOKUP of a missing name: \(missing1.status), \(missing2.status)")
+            return
+        }
+        #expect(d1.attributes != nil && d1.attributes == d2.attributes)
+
+        // As root the server checks as the caller: squashed root and another user
+        // may not search the 0700 directory, however often they ask.
+        guard geteuid() == 0 else { return }
+        let squashed = try server.client(Self.guest, uid: 0, gid: 0)
+        let other = try server.client(Self.guest, uid: 1001, gid: 1001, gids: [1000])
+        for c in [squashed, other] {
+            for name in ["f", "sym", "missing"] {
+                let (first, second) = try twice(c, name)
+                #expect(first.status == .acces && second.status == .acces, "\(name): \(first.status), \(second.status)")
+            }
+        }
+    }
+
     @Test func handlesOfAnotherExportDoNotMix() throws {
         let sandbox = NFS3Sandbox()
         let a = sandbox.exportDirectory("a"), b = sandbox.exportDirectory("b")

@@ -13,6 +13,11 @@ uint64_t hostfs_siphash24(const uint8_t key[16], const uint8_t *data, size_t len
 /// Switch the *calling thread's* fs identity: supplementary groups, fsgid, fsuid
 /// (raw syscalls; glibc's setgroups would change every thread). Verifies the result.
 int hostfs_set_thread_identity(uint32_t uid, uint32_t gid, const uint32_t *groups, size_t ngroups);
+/// The same, for the parts named in `parts` only (the others are left as they are).
+#define HOSTFS_SET_GROUPS 1
+#define HOSTFS_SET_FSGID 2
+#define HOSTFS_SET_FSUID 4
+int hostfs_set_thread_identity_parts(uint32_t uid, uint32_t gid, const uint32_t *groups, size_t ngroups, int parts);
 /// Raises CAP_DAC_READ_SEARCH in the calling thread's effective set (it stays
 /// permitted when setfsuid drops it). linkat(fd, "", ..., AT_EMPTY_PATH) needs it;
 /// write permission on the target directory is still checked as the fsuid.
@@ -47,4 +52,12 @@ uint32_t hostfs_minor(uint64_t dev);
 
 /// renameat2 with flags (RENAME_NOREPLACE = 1).
 int hostfs_renameat2(int olddir, const char *oldname, int newdir, const char *newname, unsigned flags);
+
+/// openat2(dirfd, name, flags) with RESOLVE_CACHED | RESOLVE_NO_SYMLINKS |
+/// RESOLVE_NO_MAGICLINKS | RESOLVE_NO_XDEV: the lookup is done from the dentry
+/// cache alone (RCU walk), never waiting for the disk; -EAGAIN when that is not
+/// possible (dentry not cached, or the permission check needs to sleep), -EINVAL
+/// or -ENOSYS on kernels before 5.12. A trailing symlink with O_PATH|O_NOFOLLOW
+/// gives an fd of the link itself, as openat does.
+int hostfs_openat2_cached(int dirfd, const char *name, int flags);
 #endif
