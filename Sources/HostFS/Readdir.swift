@@ -70,35 +70,51 @@ extension HostFileSystem {
                     guard lseek(fd, off_t(Int64(bitPattern: cookie)), SEEK_SET) >= 0 else { throw FSError.badCookie }
                 }
                 var used = 0, dirUsed = 0
-                try readEntries(fd) { e in
-                    let isDot = e.name == [0x2E], isDotDot = e.name == [0x2E, 0x2E]
-                    var entry = DirectoryEntry(fileid: e.ino, name: e.name, cookie: UInt64(bitPattern: e.off))
-                    if isDotDot && atRoot { entry.fileid = ex.ino }
+                try scanEntries(fd) { e in
+                    let isDot = e.name.count == 1 && e.name[0] == 0x2E
+                    let isDotDot = e.name.count == 2 && e.name[0] == 0x2E && e.name[1] == 0x2E
                     var size = Self.readdirEntrySize(nameLength: e.name.count)
                     let dsize = size
+                    // Cheap refusal before any syscall: not even the entry without attributes fits.
+                    if used + size > maxBytes || (dirBytes.map { dirUsed + dsize > $0 } ?? false)
+                        || (plus && used + Self.readdirplusEntrySize(nameLength: e.name.count, handleLength: nil) > maxBytes) {
+                        eof = false
+                        return false
+                    }
+                    var entry = DirectoryEntry(fileid: e.ino, name: Array(e.name), cookie: UInt64(bitPattern: e.off))
+                    if isDotDot && atRoot { entry.fileid = ex.ino }
                     if plus {
                         if isDot || (isDotDot && atRoot) {
                             entry.attributes = dirAttrs
                             entry.handle = atRoot ? ex.rootHandle : dirHandle
                             if isDot { entry.handle = dirHandle }
                         } else if canSearch {
-                            let f = withName(e.name) { openat(dir.pathFD, $0, O_PATH | O_NOFOLLOW | O_CLOEXEC) }
-                            if f >= 0 {
-                                defer { close(f) }
-                                var st = Glibc.stat()
-                                // (A mount point inside the export gets neither: exports do not cross mounts.)
-                                if fstat(f, &st) == 0, UInt64(st.st_dev) == ex.dev {
+                            // (A mount point inside the export gets neither: exports do not cross mounts.)
+                            if ex.mode == .kernel {
+                                if let (st, h) = kernelEntry(ex, dirFD: dir.pathFD, name: e.cName) {
                                     entry.attributes = FileAttributes(st, exportID: ex.root.id)
                                     entry.fileid = UInt64(st.st_ino)
-                                    entry.handle = isDotDot
-                                        ? try? makeHandle(ex, fd: f, st: st, parentIno: nil, name: nil)
-                                        : try? makeHandle(ex, fd: f, st: st, parentIno: dir.inode.ino, name: e.name)
+                                    entry.handle = h
+                                    if h != nil && !isDotDot { recordLink(ex, st: st, parentIno: dir.inode.ino, name: entry.name) }
+                                }
+                            } else {
+                                let f = openat(dir.pathFD, e.cName, O_PATH | O_NOFOLLOW | O_CLOEXEC)
+                                if f >= 0 {
+                                    defer { close(f) }
+                                    var st = Glibc.stat()
+                                    if fstat(f, &st) == 0, UInt64(st.st_dev) == ex.dev {
+                                        entry.attributes = FileAttributes(st, exportID: ex.root.id)
+                                        entry.fileid = UInt64(st.st_ino)
+                                        entry.handle = isDotDot
+                                            ? try? makeHandle(ex, fd: f, st: st, parentIno: nil, name: nil)
+                                            : try? makeHandle(ex, fd: f, st: st, parentIno: dir.inode.ino, name: entry.name)
+                                    }
                                 }
                             }
                         }
                         size = Self.readdirplusEntrySize(nameLength: e.name.count, handleLength: entry.handle?.bytes.count)
                     }
-                    if used + size > maxBytes || (dirBytes.map { dirUsed + dsize > $0 } ?? false) {
+                    if used + size > maxBytes {
                         eof = false
                         return false
                     }
