@@ -70,7 +70,17 @@ extension HostFileSystem {
                     guard lseek(fd, off_t(Int64(bitPattern: cookie)), SEEK_SET) >= 0 else { throw FSError.badCookie }
                 }
                 var used = 0, dirUsed = 0
-                try scanEntries(fd) { e in
+                // getdents64 bytes per reply byte seen so far: each getdents64 call asks for
+                // about what the rest of the budget holds, not a full buffer of entries of
+                // which most would be read only to be dropped (and read again next call).
+                var readBytes = 0, replyBytes = 0
+                try scanEntries(fd, nextReadSize: {
+                    let left = maxBytes - used
+                    // Before any entry: at least 24 record bytes for a reply entry of at most
+                    // 188 (READDIRPLUS, 64-byte handle) or 28 (READDIR) bytes.
+                    guard replyBytes > 0 else { return plus ? left / 8 : left }
+                    return left * readBytes / replyBytes + left * readBytes / replyBytes / 8 + 64
+                }) { e in
                     let isDot = e.name.count == 1 && e.name[0] == 0x2E
                     let isDotDot = e.name.count == 2 && e.name[0] == 0x2E && e.name[1] == 0x2E
                     var size = Self.readdirEntrySize(nameLength: e.name.count)
@@ -120,6 +130,8 @@ extension HostFileSystem {
                     }
                     used += size
                     dirUsed += dsize
+                    readBytes += e.recordLength
+                    replyBytes += size
                     entries.append(entry)
                     return true
                 }
