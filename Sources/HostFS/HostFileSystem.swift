@@ -229,7 +229,7 @@ public final class HostFileSystem: @unchecked Sendable {
 
     /// Remember where a handed-out object was seen (the inode index, both modes). In kernel
     /// mode the index is only a hint to reconnect files (directories always reconnect).
-    func recordLink(_ ex: Export, st: Glibc.stat, parentIno: UInt64?, name: [UInt8]?) {
+    private func recordLink(_ ex: Export, st: Glibc.stat, parentIno: UInt64?, name: [UInt8]?) {
         let ino = UInt64(st.st_ino)
         if ino != ex.ino, let p = parentIno, let n = name, n != [0x2E], n != [0x2E, 0x2E] {
             ex.index?.record(ino: ino, parent: p, name: n)

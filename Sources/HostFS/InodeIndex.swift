@@ -79,15 +79,33 @@ final class InodeIndex: @unchecked Sendable {
     var count: Int { lock.withLock { map.count } }
 
     func record(ino: UInt64, parent: UInt64, name: [UInt8]) {
-        guard ino != rootIno, name.count <= 255 else { return }
-        let link = Link(parent: parent, name: name)
+        lock.withLock { recordLocked(ino: ino, parent: parent, name: name) }
+    }
+
+    /// Many records under one lock: READDIRPLUS records every entry it hands a handle for,
+    /// and after the first listing they are all known already.
+    func record(_ links: [(ino: UInt64, parent: UInt64, name: [UInt8])]) {
+        guard !links.isEmpty else { return }
         lock.withLock {
-            if map[ino] == link { return }
-            map[ino] = link
-            var rec: [UInt8] = []
-            InodeIndex.encode(op: 1, ino: ino, link: link, into: &rec)
-            append(rec)
+            for l in links { recordLocked(ino: l.ino, parent: l.parent, name: l.name) }
         }
+    }
+
+    private func recordLocked(ino: UInt64, parent: UInt64, name: [UInt8]) {
+        guard ino != rootIno, name.count <= 255 else { return }
+        if let old = map[ino], old.parent == parent, InodeIndex.sameBytes(old.name, name) { return }
+        let link = Link(parent: parent, name: name)
+        map[ino] = link
+        var rec: [UInt8] = []
+        InodeIndex.encode(op: 1, ino: ino, link: link, into: &rec)
+        append(rec)
+    }
+
+    /// [UInt8] == compares element by element; this is memcmp.
+    static func sameBytes(_ a: [UInt8], _ b: [UInt8]) -> Bool {
+        guard a.count == b.count else { return false }
+        guard !a.isEmpty else { return true }
+        return a.withUnsafeBytes { x in b.withUnsafeBytes { y in memcmp(x.baseAddress!, y.baseAddress!, x.count) == 0 } }
     }
 
     /// Forget `ino` if its recorded link is (parent, name) (or any link when parent is nil).

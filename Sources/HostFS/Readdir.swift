@@ -56,6 +56,7 @@ extension HostFileSystem {
             let atRoot = dir.inode == ex.rootInode
             let dirAttrs = try attributes(ex, fd: dir.pathFD)
             var entries: [DirectoryEntry] = []
+            entries.reserveCapacity(min(8192, maxBytes / (plus ? 128 : 32)))
             var eof = true
             // The caller's identity opens the directory (read permission) and says whether it
             // may search it (attributes and handles for READDIRPLUS); the rest runs as the server
@@ -70,6 +71,9 @@ extension HostFileSystem {
                     guard lseek(fd, off_t(Int64(bitPattern: cookie)), SEEK_SET) >= 0 else { throw FSError.badCookie }
                 }
                 var used = 0, dirUsed = 0
+                // Where each handed-out object was seen, for the inode index (one lock per call).
+                var links: [(ino: UInt64, parent: UInt64, name: [UInt8])] = []
+                defer { ex.index?.record(links) }
                 // getdents64 bytes per reply byte seen so far: each getdents64 call asks for
                 // about what the rest of the budget holds, not a full buffer of entries of
                 // which most would be read only to be dropped (and read again next call).
@@ -105,7 +109,7 @@ extension HostFileSystem {
                                     entry.attributes = FileAttributes(st, exportID: ex.root.id)
                                     entry.fileid = UInt64(st.st_ino)
                                     entry.handle = h
-                                    if h != nil && !isDotDot { recordLink(ex, st: st, parentIno: dir.inode.ino, name: entry.name) }
+                                    if h != nil && !isDotDot { links.append((UInt64(st.st_ino), dir.inode.ino, entry.name)) }
                                 }
                             } else {
                                 let f = openat(dir.pathFD, e.cName, O_PATH | O_NOFOLLOW | O_CLOEXEC)
