@@ -80,15 +80,14 @@ int hostfs_thread_groups(uint32_t *groups, int capacity) {
 
 int hostfs_name_to_handle(int dirfd, const char *name, int flags, uint8_t *out, uint32_t *len,
                           int32_t *type, int32_t *mount_id) {
-    struct file_handle *fh = malloc(sizeof(*fh) + MAX_HANDLE_SZ);
-    if (!fh) return -ENOMEM;
-    fh->handle_bytes = MAX_HANDLE_SZ;
+    /* On the stack: READDIRPLUS calls this once per entry. */
+    union { struct file_handle fh; char space[sizeof(struct file_handle) + MAX_HANDLE_SZ]; } h;
+    h.fh.handle_bytes = MAX_HANDLE_SZ;
     int mnt = 0;
-    if (name_to_handle_at(dirfd, name, fh, &mnt, flags) != 0) { int e = errno; free(fh); return -e; }
-    if (fh->handle_bytes > *len) { free(fh); return -EOVERFLOW; }
-    memcpy(out, fh->f_handle, fh->handle_bytes);
-    *len = fh->handle_bytes; *type = fh->handle_type; *mount_id = mnt;
-    free(fh);
+    if (name_to_handle_at(dirfd, name, &h.fh, &mnt, flags) != 0) return -errno;
+    if (h.fh.handle_bytes > *len) return -EOVERFLOW;
+    memcpy(out, h.fh.f_handle, h.fh.handle_bytes);
+    *len = h.fh.handle_bytes; *type = h.fh.handle_type; *mount_id = mnt;
     return 0;
 }
 

@@ -200,6 +200,33 @@ public final class HostFileSystem: @unchecked Sendable {
         }
     }
 
+    /// READDIRPLUS in kernel mode: the attributes and handle of `name` in the directory
+    /// `dirFD`, without opening it: fstatat and name_to_handle_at, both on the name and
+    /// neither following a final symlink. Nil attributes: the entry is gone, or on another
+    /// filesystem or mount (a mount point inside the export), which gets no handle either.
+    /// The name is stat'ed again after the handle is taken, so the two name the same inode
+    /// unless the name was replaced and put back in between.
+    func kernelEntry(_ ex: Export, dirFD: Int32, name: UnsafePointer<CChar>) -> (stat, ObjectHandle?)? {
+        precondition(ex.mode == .kernel)
+        var st = Glibc.stat()
+        guard fstatat(dirFD, name, &st, AT_SYMLINK_NOFOLLOW) == 0, UInt64(st.st_dev) == ex.dev else { return nil }
+        return withUnsafeTemporaryAllocation(byteCount: 128, alignment: 8) { buf -> (stat, ObjectHandle?)? in
+            var len: UInt32 = 128
+            var type: Int32 = 0
+            var mnt: Int32 = 0
+            let r = hostfs_name_to_handle(dirFD, name, 0, buf.baseAddress!.assumingMemoryBound(to: UInt8.self), &len, &type, &mnt)
+            guard r == 0 else { return (st, nil) }
+            guard mnt == ex.mountID else { return nil }
+            var again = Glibc.stat()
+            guard fstatat(dirFD, name, &again, AT_SYMLINK_NOFOLLOW) == 0,
+                  again.st_ino == st.st_ino, again.st_dev == st.st_dev else { return nil }
+            guard type >= 0 && type <= 255 else { return (st, nil) }
+            let h = try? codec.sealKernel(type: UInt8(type), handle: UnsafeRawBufferPointer(rebasing: buf[0..<Int(len)]),
+                                          exportID: ex.root.id)
+            return (st, h)
+        }
+    }
+
     /// Remember where a handed-out object was seen (the inode index, both modes). In kernel
     /// mode the index is only a hint to reconnect files (directories always reconnect).
     private func recordLink(_ ex: Export, st: Glibc.stat, parentIno: UInt64?, name: [UInt8]?) {
@@ -527,26 +554,53 @@ struct RawDirEntry {
     var name: [UInt8]
 }
 
-/// Reads getdents64 records from `fd` (a readable directory fd) until `limit` returns false.
-func readEntries(_ fd: Int32, bufferSize: Int = 32768, _ each: (RawDirEntry) throws -> Bool) throws {
-    var buf = [UInt8](repeating: 0, count: bufferSize)
+/// One getdents64 record, viewed in place in the read buffer (valid only during the callback).
+struct DirentView {
+    var ino: UInt64
+    var off: Int64
+    var type: UInt8
+    /// Bytes of this record in the getdents64 buffer.
+    var recordLength: Int
+    /// The name without its NUL.
+    var name: UnsafeBufferPointer<UInt8>
+    /// The same name, NUL-terminated (getdents64 stores it so), for *at() calls.
+    var cName: UnsafePointer<CChar>
+}
+
+/// Reads getdents64 records from `fd` (a readable directory fd) until `each` returns false.
+/// `nextReadSize` says how many bytes the next getdents64 call should ask for
+/// (clamped to 512...`bufferSize`; 512 holds the longest record), so a caller that wants
+/// only a few entries does not make the kernel produce a buffer full of them.
+func scanEntries(_ fd: Int32, bufferSize: Int = 32768, nextReadSize: () -> Int = { .max },
+                 _ each: (DirentView) throws -> Bool) throws {
+    let buf = UnsafeMutableRawPointer.allocate(byteCount: bufferSize, alignment: 8)
+    defer { buf.deallocate() }
     while true {
-        let n = try buf.withUnsafeMutableBytes { p in try shim { hostfs_getdents64(fd, p.baseAddress, p.count) } }
+        let ask = min(bufferSize, max(512, nextReadSize()))
+        let n = try shim { hostfs_getdents64(fd, buf, ask) }
         if n == 0 { return }
         var i = 0
         while i < n {
-            let reclen = Int(UInt16(buf[i + 16]) | UInt16(buf[i + 17]) << 8)
-            var ino: UInt64 = 0, off: UInt64 = 0
-            for k in 0..<8 {
-                ino |= UInt64(buf[i + k]) << (8 * UInt64(k))
-                off |= UInt64(buf[i + 8 + k]) << (8 * UInt64(k))
-            }
-            var end = i + 19
-            while end < i + reclen && buf[end] != 0 { end += 1 }
-            let e = RawDirEntry(ino: ino, off: Int64(bitPattern: off), type: buf[i + 18], name: Array(buf[(i + 19)..<end]))
+            let rec = buf + i
+            let ino = UInt64(littleEndian: rec.loadUnaligned(as: UInt64.self))
+            let off = Int64(littleEndian: (rec + 8).loadUnaligned(as: Int64.self))
+            let reclen = Int(UInt16(littleEndian: (rec + 16).loadUnaligned(as: UInt16.self)))
+            let type = (rec + 18).load(as: UInt8.self)
+            let namePtr = (rec + 19).assumingMemoryBound(to: UInt8.self)
+            let nameLen = strnlen(UnsafeRawPointer(namePtr).assumingMemoryBound(to: CChar.self), reclen - 19)
+            let e = DirentView(ino: ino, off: off, type: type, recordLength: reclen,
+                               name: UnsafeBufferPointer(start: namePtr, count: nameLen),
+                               cName: UnsafeRawPointer(namePtr).assumingMemoryBound(to: CChar.self))
             i += reclen
             if try !each(e) { return }
         }
+    }
+}
+
+/// Reads getdents64 records from `fd` (a readable directory fd) until `each` returns false.
+func readEntries(_ fd: Int32, bufferSize: Int = 32768, _ each: (RawDirEntry) throws -> Bool) throws {
+    try scanEntries(fd, bufferSize: bufferSize) { e in
+        try each(RawDirEntry(ino: e.ino, off: e.off, type: e.type, name: Array(e.name)))
     }
 }
 

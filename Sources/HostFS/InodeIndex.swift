@@ -79,23 +79,45 @@ final class InodeIndex: @unchecked Sendable {
     var count: Int { lock.withLock { map.count } }
 
     func record(ino: UInt64, parent: UInt64, name: [UInt8]) {
-        guard ino != rootIno, name.count <= 255 else { return }
-        let link = Link(parent: parent, name: name)
+        lock.withLock { recordLocked(ino: ino, parent: parent, name: name) }
+    }
+
+    /// Many records under one lock: READDIRPLUS records every entry it hands a handle for,
+    /// and after the first listing they are all known already.
+    func record(_ links: [(ino: UInt64, parent: UInt64, name: [UInt8])]) {
+        guard !links.isEmpty else { return }
         lock.withLock {
-            if map[ino] == link { return }
-            map[ino] = link
-            var rec: [UInt8] = []
-            InodeIndex.encode(op: 1, ino: ino, link: link, into: &rec)
-            append(rec)
+            for l in links { recordLocked(ino: l.ino, parent: l.parent, name: l.name) }
         }
     }
 
     /// Would `record` leave the log file alone (nothing new to write)? The event
     /// loop's LOOKUP asks first, so it never writes the index file itself.
     func knows(ino: UInt64, parent: UInt64, name: [UInt8]) -> Bool {
+        lock.withLock { knowsLocked(ino: ino, parent: parent, name: name) }
+    }
+
+    /// The one rule for "nothing to record": the root, over-long names, and links already held.
+    private func knowsLocked(ino: UInt64, parent: UInt64, name: [UInt8]) -> Bool {
         guard ino != rootIno, name.count <= 255 else { return true }
+        guard let old = map[ino] else { return false }
+        return old.parent == parent && InodeIndex.sameBytes(old.name, name)
+    }
+
+    private func recordLocked(ino: UInt64, parent: UInt64, name: [UInt8]) {
+        guard !knowsLocked(ino: ino, parent: parent, name: name) else { return }
         let link = Link(parent: parent, name: name)
-        return lock.withLock { map[ino] == link }
+        map[ino] = link
+        var rec: [UInt8] = []
+        InodeIndex.encode(op: 1, ino: ino, link: link, into: &rec)
+        append(rec)
+    }
+
+    /// [UInt8] == compares element by element; this is memcmp.
+    static func sameBytes(_ a: [UInt8], _ b: [UInt8]) -> Bool {
+        guard a.count == b.count else { return false }
+        guard !a.isEmpty else { return true }
+        return a.withUnsafeBytes { x in b.withUnsafeBytes { y in memcmp(x.baseAddress!, y.baseAddress!, x.count) == 0 } }
     }
 
     /// Forget `ino` if its recorded link is (parent, name) (or any link when parent is nil).

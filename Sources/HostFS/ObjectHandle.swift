@@ -74,21 +74,44 @@ struct HandleCodec: Sendable {
     }
 
     func seal(_ body: ObjectHandle.Body, exportID: UInt32) throws -> ObjectHandle {
-        var b: [UInt8] = [ObjectHandle.version, 0]
-        b.appendBE(exportID)
         switch body {
         case let .kernel(type, handle):
-            guard !handle.isEmpty, handle.count <= ObjectHandle.maxKernelPayload else { throw FSError.notSupported }
-            b[1] = 1
-            b += [UInt8(handle.count), type, 0, 0]
-            b += handle
+            return try handle.withUnsafeBytes { try sealKernel(type: type, handle: $0, exportID: exportID) }
         case let .inode(ino, generation, birth):
-            b[1] = 2
+            var b: [UInt8] = []
+            b.reserveCapacity(ObjectHandle.inodeSize)
+            b += [ObjectHandle.version, 2]
+            b.appendBE(exportID)
             b.appendBE(ino)
             b.appendBE(generation)
             b.appendBE(birth)
+            b.appendBE(mac(b[...]))
+            return ObjectHandle(uncheckedBytes: b, exportID: exportID)
         }
-        b.appendBE(mac(b[...]))
+    }
+
+    /// A kernel handle from the bytes name_to_handle_at returned, in one allocation
+    /// (READDIRPLUS makes one per entry).
+    func sealKernel(type: UInt8, handle: UnsafeRawBufferPointer, exportID: UInt32) throws -> ObjectHandle {
+        guard !handle.isEmpty, handle.count <= ObjectHandle.maxKernelPayload else { throw FSError.notSupported }
+        let total = ObjectHandle.kernelHeader + handle.count + ObjectHandle.macSize
+        let b = [UInt8](unsafeUninitializedCapacity: total) { out, count in
+            out[0] = ObjectHandle.version
+            out[1] = 1
+            out[2] = UInt8(truncatingIfNeeded: exportID >> 24)
+            out[3] = UInt8(truncatingIfNeeded: exportID >> 16)
+            out[4] = UInt8(truncatingIfNeeded: exportID >> 8)
+            out[5] = UInt8(truncatingIfNeeded: exportID)
+            out[6] = UInt8(handle.count)
+            out[7] = type
+            out[8] = 0
+            out[9] = 0
+            for (i, byte) in handle.enumerated() { out[ObjectHandle.kernelHeader + i] = byte }
+            let macAt = ObjectHandle.kernelHeader + handle.count
+            let tag = key.withUnsafeBufferPointer { k in hostfs_siphash24(k.baseAddress, out.baseAddress, macAt) }
+            for i in 0..<8 { out[macAt + i] = UInt8(truncatingIfNeeded: tag >> (56 - 8 * UInt64(i))) }
+            count = total
+        }
         return ObjectHandle(uncheckedBytes: b, exportID: exportID)
     }
 

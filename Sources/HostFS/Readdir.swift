@@ -56,6 +56,7 @@ extension HostFileSystem {
             let atRoot = dir.inode == ex.rootInode
             let dirAttrs = try attributes(ex, fd: dir.pathFD)
             var entries: [DirectoryEntry] = []
+            entries.reserveCapacity(min(8192, maxBytes / (plus ? 128 : 32)))
             var eof = true
             // The caller's identity opens the directory (read permission) and says whether it
             // may search it (attributes and handles for READDIRPLUS); the rest runs as the server
@@ -70,40 +71,71 @@ extension HostFileSystem {
                     guard lseek(fd, off_t(Int64(bitPattern: cookie)), SEEK_SET) >= 0 else { throw FSError.badCookie }
                 }
                 var used = 0, dirUsed = 0
-                try readEntries(fd) { e in
-                    let isDot = e.name == [0x2E], isDotDot = e.name == [0x2E, 0x2E]
-                    var entry = DirectoryEntry(fileid: e.ino, name: e.name, cookie: UInt64(bitPattern: e.off))
-                    if isDotDot && atRoot { entry.fileid = ex.ino }
+                // Where each handed-out object was seen, for the inode index (one lock per call).
+                var links: [(ino: UInt64, parent: UInt64, name: [UInt8])] = []
+                defer { ex.index?.record(links) }
+                // getdents64 bytes per reply byte seen so far: each getdents64 call asks for
+                // about what the rest of the budget holds, not a full buffer of entries of
+                // which most would be read only to be dropped (and read again next call).
+                var readBytes = 0, replyBytes = 0
+                try scanEntries(fd, nextReadSize: {
+                    let left = maxBytes - used
+                    // Before any entry: at least 24 record bytes for a reply entry of at most
+                    // 188 (READDIRPLUS, 64-byte handle) or 28 (READDIR) bytes.
+                    guard replyBytes > 0 else { return plus ? left / 8 : left }
+                    return left * readBytes / replyBytes + left * readBytes / replyBytes / 8 + 64
+                }) { e in
+                    let isDot = e.name.count == 1 && e.name[0] == 0x2E
+                    let isDotDot = e.name.count == 2 && e.name[0] == 0x2E && e.name[1] == 0x2E
                     var size = Self.readdirEntrySize(nameLength: e.name.count)
                     let dsize = size
+                    // Cheap refusal before any syscall: not even the entry without attributes fits.
+                    if used + size > maxBytes || (dirBytes.map { dirUsed + dsize > $0 } ?? false)
+                        || (plus && used + Self.readdirplusEntrySize(nameLength: e.name.count, handleLength: nil) > maxBytes) {
+                        eof = false
+                        return false
+                    }
+                    var entry = DirectoryEntry(fileid: e.ino, name: Array(e.name), cookie: UInt64(bitPattern: e.off))
+                    if isDotDot && atRoot { entry.fileid = ex.ino }
                     if plus {
                         if isDot || (isDotDot && atRoot) {
                             entry.attributes = dirAttrs
                             entry.handle = atRoot ? ex.rootHandle : dirHandle
                             if isDot { entry.handle = dirHandle }
                         } else if canSearch {
-                            let f = withName(e.name) { openat(dir.pathFD, $0, O_PATH | O_NOFOLLOW | O_CLOEXEC) }
-                            if f >= 0 {
-                                defer { close(f) }
-                                var st = Glibc.stat()
-                                // (A mount point inside the export gets neither: exports do not cross mounts.)
-                                if fstat(f, &st) == 0, UInt64(st.st_dev) == ex.dev {
+                            // (A mount point inside the export gets neither: exports do not cross mounts.)
+                            if ex.mode == .kernel {
+                                if let (st, h) = kernelEntry(ex, dirFD: dir.pathFD, name: e.cName) {
                                     entry.attributes = FileAttributes(st, exportID: ex.root.id)
                                     entry.fileid = UInt64(st.st_ino)
-                                    entry.handle = isDotDot
-                                        ? try? makeHandle(ex, fd: f, st: st, parentIno: nil, name: nil)
-                                        : try? makeHandle(ex, fd: f, st: st, parentIno: dir.inode.ino, name: e.name)
+                                    entry.handle = h
+                                    if h != nil && !isDotDot { links.append((UInt64(st.st_ino), dir.inode.ino, entry.name)) }
+                                }
+                            } else {
+                                let f = openat(dir.pathFD, e.cName, O_PATH | O_NOFOLLOW | O_CLOEXEC)
+                                if f >= 0 {
+                                    defer { close(f) }
+                                    var st = Glibc.stat()
+                                    if fstat(f, &st) == 0, UInt64(st.st_dev) == ex.dev {
+                                        entry.attributes = FileAttributes(st, exportID: ex.root.id)
+                                        entry.fileid = UInt64(st.st_ino)
+                                        entry.handle = isDotDot
+                                            ? try? makeHandle(ex, fd: f, st: st, parentIno: nil, name: nil)
+                                            : try? makeHandle(ex, fd: f, st: st, parentIno: dir.inode.ino, name: entry.name)
+                                    }
                                 }
                             }
                         }
                         size = Self.readdirplusEntrySize(nameLength: e.name.count, handleLength: entry.handle?.bytes.count)
                     }
-                    if used + size > maxBytes || (dirBytes.map { dirUsed + dsize > $0 } ?? false) {
+                    if used + size > maxBytes {
                         eof = false
                         return false
                     }
                     used += size
                     dirUsed += dsize
+                    readBytes += e.recordLength
+                    replyBytes += size
                     entries.append(entry)
                     return true
                 }

@@ -237,19 +237,33 @@ public struct NFS3Attributes: Sendable, Hashable, XDRCodable {
     }
 
     public func encode(xdr buffer: inout ByteBuffer) {
-        buffer.writeXDREnum(type)
-        buffer.writeXDRUInt32(mode)
-        buffer.writeXDRUInt32(nlink)
-        buffer.writeXDRUInt32(uid)
-        buffer.writeXDRUInt32(gid)
-        buffer.writeXDRUInt64(size)
-        buffer.writeXDRUInt64(used)
-        rdev.encode(xdr: &buffer)
-        buffer.writeXDRUInt64(fsid)
-        buffer.writeXDRUInt64(fileid)
-        atime.encode(xdr: &buffer)
-        mtime.encode(xdr: &buffer)
-        ctime.encode(xdr: &buffer)
+        buffer.writeWithUnsafeMutableBytes(minimumWritableBytes: Self.xdrSize) { p in
+            var w = XDRRawWriter(p.baseAddress!)
+            write(to: &w)
+            return w.count
+        }
+    }
+
+    /// The 84 bytes of fattr3, unchecked (the caller made room).
+    @inline(__always)
+    func write(to w: inout XDRRawWriter) {
+        w.u32(type.rawValue)
+        w.u32(mode)
+        w.u32(nlink)
+        w.u32(uid)
+        w.u32(gid)
+        w.u64(size)
+        w.u64(used)
+        w.u32(rdev.major)
+        w.u32(rdev.minor)
+        w.u64(fsid)
+        w.u64(fileid)
+        w.u32(atime.seconds)
+        w.u32(atime.nseconds)
+        w.u32(mtime.seconds)
+        w.u32(mtime.nseconds)
+        w.u32(ctime.seconds)
+        w.u32(ctime.nseconds)
     }
 
     /// wcc_attr of these attributes.
@@ -439,4 +453,31 @@ public enum NFS3Result<OK: XDRCodable & Sendable & Hashable, Fail: XDRCodable & 
 
 extension NFS3Result where Fail == NFS3Empty {
     public static func fail(_ status: NFS3Status) -> Self { .fail(status, NFS3Empty()) }
+}
+
+/// Big-endian XDR stores into memory the caller has already reserved (e.g. inside
+/// ByteBuffer.writeWithUnsafeMutableBytes(minimumWritableBytes:)); no bounds checks.
+struct XDRRawWriter {
+    let base: UnsafeMutableRawPointer
+    private(set) var count = 0
+    init(_ base: UnsafeMutableRawPointer) { self.base = base }
+    @inline(__always) mutating func u32(_ v: UInt32) {
+        base.storeBytes(of: v.bigEndian, toByteOffset: count, as: UInt32.self)
+        count += 4
+    }
+    @inline(__always) mutating func u64(_ v: UInt64) {
+        base.storeBytes(of: v.bigEndian, toByteOffset: count, as: UInt64.self)
+        count += 8
+    }
+    /// Variable-length opaque: length, bytes, zero padding to 4.
+    @inline(__always) mutating func opaque(_ bytes: UnsafeRawBufferPointer) {
+        u32(UInt32(bytes.count))
+        if let src = bytes.baseAddress { (base + count).copyMemory(from: src, byteCount: bytes.count) }
+        count += bytes.count
+        let pad = (4 - bytes.count & 3) & 3
+        for _ in 0..<pad { base.storeBytes(of: 0, toByteOffset: count, as: UInt8.self); count += 1 }
+    }
+    @inline(__always) mutating func opaque(_ bytes: [UInt8]) {
+        bytes.withUnsafeBytes { opaque($0) }
+    }
 }

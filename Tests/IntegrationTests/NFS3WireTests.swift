@@ -31,6 +31,48 @@ import XDR
         }
     }
 
+    /// READDIRPLUS entries and fattr3 are written with unchecked stores: byte for byte
+    /// what the field-by-field XDR writes give, for every name and handle padding.
+    @Test func readdirplusEntryBytes() throws {
+        let t = { (s: UInt32) in NFS3Time(seconds: s, nseconds: s &* 7 + 1) }
+        let a = NFS3Attributes(type: .characterDevice, mode: 0o4755, nlink: 3, uid: 0xFFFF_FFFE, gid: 17, size: 0x0102_0304_0506_0708,
+                               used: 9, rdev: NFS3SpecData(major: 10, minor: 11), fsid: 0xA0B0_C0D0_E0F0_0010, fileid: 99,
+                               atime: t(1), mtime: t(2), ctime: t(3))
+        var entries: [NFS3DirEntryPlus] = []
+        for i in 0..<12 {
+            entries.append(NFS3DirEntryPlus(
+                fileid: UInt64(i) << 40 | 5, name: NFS3Name(Array(repeating: UInt8(0x61 + i), count: i % 6)), cookie: ~UInt64(i),
+                attributes: i % 3 == 0 ? .none : NFS3PostOpAttributes(a),
+                handle: i % 4 == 1 ? nil : NFS3FileHandle(Array(0..<UInt8(24 + i % 5)))))
+        }
+        let ok = NFS3ReaddirPlusOK(directoryAttributes: NFS3PostOpAttributes(a), cookieVerifier: NFS3Verifier(3), entries: entries, eof: true)
+        var got = ByteBuffer()
+        ok.encode(xdr: &got)
+
+        func fattr(_ b: inout ByteBuffer) {
+            for v in [a.type.rawValue, a.mode, a.nlink, a.uid, a.gid] { b.writeXDRUInt32(v) }
+            b.writeXDRUInt64(a.size); b.writeXDRUInt64(a.used)
+            b.writeXDRUInt32(a.rdev.major); b.writeXDRUInt32(a.rdev.minor)
+            b.writeXDRUInt64(a.fsid); b.writeXDRUInt64(a.fileid)
+            for x in [a.atime, a.mtime, a.ctime] { b.writeXDRUInt32(x.seconds); b.writeXDRUInt32(x.nseconds) }
+        }
+        var want = ByteBuffer()
+        want.writeXDRBool(true); fattr(&want)
+        want.writeXDRUInt64(3)
+        for e in entries {
+            want.writeXDRBool(true)
+            want.writeXDRUInt64(e.fileid)
+            want.writeXDRVariableOpaque(e.name.bytes)
+            want.writeXDRUInt64(e.cookie)
+            if e.attributes.attributes != nil { want.writeXDRBool(true); fattr(&want) } else { want.writeXDRBool(false) }
+            if let h = e.handle { want.writeXDRBool(true); want.writeXDRVariableOpaque(h.bytes) } else { want.writeXDRBool(false) }
+        }
+        want.writeXDRBool(false)
+        want.writeXDRBool(true)
+        #expect(Array(got.readableBytesView) == Array(want.readableBytesView))
+        #expect(try NFS3ReaddirPlusOK(xdr: &got) == ok)
+    }
+
     @Test func basicTypes() throws {
         try roundTrip(Self.attrs)
         try roundTrip(Self.sattr)

@@ -26,14 +26,6 @@ import XDR
         return try results.readXDRUInt32()
     }
 
-    func waitFor(_ server: ServerProcess, _ text: String, count: Int) throws {
-        let deadline = Date().addingTimeInterval(10)
-        while server.log.components(separatedBy: text).count - 1 < count {
-            guard Date() < deadline else { throw ServerProcessError.timeout(log: server.log) }
-            Thread.sleep(forTimeInterval: 0.05)
-        }
-    }
-
     @Test func sighupAppliesTheNewTableToLiveConnections() throws {
         let dir = try makeTemporaryDirectory()
         defer { try? FileManager.default.removeItem(at: dir) }
@@ -53,21 +45,21 @@ import XDR
         // A broken file is refused as a whole: the old table stays.
         try "\(export) 127.0.0.1(rw,bogus)\n".write(to: exportsFile, atomically: true, encoding: .utf8)
         server.signal(SIGHUP)
-        try waitFor(server, "reload failed", count: 1)
+        try server.waitForLog("reload failed", count: 1)
         #expect(server.log.contains("bogus"))
         #expect(try mount(client, export).status == 0)
 
         // Access moves to another address: this connection is refused from its next call.
         try "\(export) 10.9.9.9(rw)\n".write(to: exportsFile, atomically: true, encoding: .utf8)
         server.signal(SIGHUP)
-        try waitFor(server, "reloaded exports", count: 1)
+        try server.waitForLog("reloaded exports", count: 1)
         #expect(try mount(client, export).status == 13, "MNT3ERR_ACCES")
         #expect(try getattrStatus(client, handle) == 13, "NFS3ERR_ACCES")
 
         // And back.
         try "\(export) 127.0.0.0/8(ro)\n".write(to: exportsFile, atomically: true, encoding: .utf8)
         server.signal(SIGHUP)
-        try waitFor(server, "reloaded exports", count: 2)
+        try server.waitForLog("reloaded exports", count: 2)
         #expect(try getattrStatus(client, handle) == 0)
     }
 }

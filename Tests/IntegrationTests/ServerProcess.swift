@@ -62,6 +62,16 @@ final class ServerProcess: @unchecked Sendable {
 
     var log: String { collected.text }
 
+    /// Waits (at most 10 s) until the log holds `text` at least `count` times:
+    /// the server logs from its own threads, after the event a test caused.
+    func waitForLog(_ text: String, count: Int = 1) throws {
+        let deadline = Date().addingTimeInterval(10)
+        while log.components(separatedBy: text).count - 1 < count {
+            guard Date() < deadline else { throw ServerProcessError.logLineMissing(text, log: log) }
+            Thread.sleep(forTimeInterval: 0.05)
+        }
+    }
+
     /// Listen specs as the server logged them ("listening on tcp:127.0.0.1:40123").
     var listening: [String] {
         log.split(separator: "\n").compactMap { line in
@@ -119,10 +129,12 @@ final class ServerProcess: @unchecked Sendable {
 enum ServerProcessError: Error, CustomStringConvertible {
     case exited(status: Int32, log: String)
     case timeout(log: String)
+    case logLineMissing(String, log: String)
     var description: String {
         switch self {
         case .exited(let status, let log): return "vsnfs exited with status \(status):\n\(log)"
         case .timeout(let log): return "vsnfs did not start listening in time:\n\(log)"
+        case .logLineMissing(let text, let log): return "vsnfs did not log \"\(text)\" within 10 s:\n\(log)"
         }
     }
 }
