@@ -58,13 +58,16 @@ extension HostFileSystem {
             var entries: [DirectoryEntry] = []
             entries.reserveCapacity(min(8192, maxBytes / (plus ? 128 : 32)))
             var eof = true
-            // The caller's identity opens the directory (read permission) and says whether it
-            // may search it (attributes and handles for READDIRPLUS); the rest runs as the server
-            // so that handles never depend on who asked.
-            let (fd, canSearch) = try ident.run(cred) { () throws -> (Int32, Bool) in
-                let fd = try sys { openat(dir.pathFD, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC) }
-                return (fd, plus && hostfs_access_fd(dir.pathFD, X_OK) == 0)
+            // The kernel checks, as the caller, read permission (the names) and search
+            // permission (attributes and handles for READDIRPLUS), as knfsd does: read without
+            // search lists names only. The server opens and reads the directory, so that
+            // handles never depend on who asked. (Opening "." from the O_PATH fd as the caller
+            // would need search permission too.)
+            let (readable, canSearch) = try ident.run(cred) {
+                (hostfs_access_fd(dir.pathFD, R_OK), plus && hostfs_access_fd(dir.pathFD, X_OK) == 0)
             }
+            if readable < 0 { throw FSError.errno(-readable) }
+            let fd = try sys { openat(dir.pathFD, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC) }
             defer { close(fd) }
             do {
                 if cookie != 0 {

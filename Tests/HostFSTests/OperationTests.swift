@@ -227,8 +227,7 @@ import Testing
         #expect(isError(.errno(EISDIR)) { _ = try fs.link(d.handle, to: r, n("dl"), as: root) })
     }
 
-    @Test func identityIsSwitchedPerThreadAndRestored() throws {
-        guard geteuid() == 0 else { return }
+    @Test(.enabled(if: geteuid() == 0, "needs root")) func identityIsSwitchedPerThreadAndRestored() throws {
         let box = Sandbox()
         box.hostFile("secret", "root only", mode: 0o600)
         box.hostMkdir("shared")
@@ -261,8 +260,7 @@ import Testing
 
     /// Parts of the caller's identity equal to the server's are not switched (no syscall):
     /// the kernel must still see exactly the caller's uid, gid and groups.
-    @Test func partlyServerIdentitiesAreCheckedAsTheCaller() throws {
-        guard geteuid() == 0 else { return }
+    @Test(.enabled(if: geteuid() == 0, "needs root")) func partlyServerIdentitiesAreCheckedAsTheCaller() throws {
         let box = Sandbox()
         box.hostFile("root-group", "g0", mode: 0o040)    // root:root, group may read
         box.hostFile("group-1234", "g1234", mode: 0o040)
@@ -360,8 +358,7 @@ enum DispatchLikeThreads {
 
 @Suite struct ConcurrentIdentityTests {
     /// Each thread works as its own user at the same time: identities never leak across threads.
-    @Test func identitiesStayOnTheirThreads() throws {
-        guard geteuid() == 0 else { return }
+    @Test(.enabled(if: geteuid() == 0, "needs root")) func identitiesStayOnTheirThreads() throws {
         let box = Sandbox()
         box.hostMkdir("shared")
         chmod(box.exportPath + "/shared", 0o777)

@@ -60,8 +60,7 @@ import Testing
         #expect(isError(.stale) { _ = try fs.getattr(h, as: root) })
     }
 
-    @Test func permissionIsChecked() throws {
-        guard geteuid() == 0 else { return }  // identities switch only as root
+    @Test(.enabled(if: geteuid() == 0, "identities switch only as root")) func permissionIsChecked() throws {
         let box = Sandbox()
         box.hostFile("private", "secret", mode: 0o600)
         let fs = try box.fs(kernelIfRoot)
@@ -80,8 +79,7 @@ import Testing
         return nil
     }
 
-    @Test func lookupGivesTheOrdinaryAnswerOnceCached() throws {
-        guard geteuid() == 0 else { return }  // kernel handles need CAP_DAC_READ_SEARCH
+    @Test(.enabled(if: geteuid() == 0, "kernel handles need CAP_DAC_READ_SEARCH")) func lookupGivesTheOrdinaryAnswerOnceCached() throws {
         let box = Sandbox()
         box.hostFile("f", "data")
         box.hostMkdir("d")
@@ -128,8 +126,7 @@ import Testing
         #expect(try ifs.lookupWithoutBlocking(ir, n("f"), as: root) == nil)
     }
 
-    @Test func lookupOfASymlinkReturnsTheLinkItself() throws {
-        guard geteuid() == 0 else { return }
+    @Test(.enabled(if: geteuid() == 0, "needs root")) func lookupOfASymlinkReturnsTheLinkItself() throws {
         let box = Sandbox()
         box.hostFile("target", "data")
         #expect(symlink("target", box.exportPath + "/link") == 0)
@@ -145,8 +142,7 @@ import Testing
         }
     }
 
-    @Test func lookupChecksSearchPermissionAsTheCaller() throws {
-        guard geteuid() == 0 else { return }  // identities switch only as root
+    @Test(.enabled(if: geteuid() == 0, "identities switch only as root")) func lookupChecksSearchPermissionAsTheCaller() throws {
         let box = Sandbox()
         box.hostMkdir("private")
         box.hostFile("private/f", "secret")
@@ -184,8 +180,7 @@ import Testing
         #expect(hostfs_thread_fsuid() == 0)
     }
 
-    @Test func lookupOfAMountPointFallsBack() throws {
-        guard geteuid() == 0 else { return }  // mount(2)
+    @Test(.enabled(if: geteuid() == 0, "mount(2) needs root")) func lookupOfAMountPointFallsBack() throws {
         let box = Sandbox()
         box.hostMkdir("mnt")
         let mnt = box.exportPath + "/mnt"
