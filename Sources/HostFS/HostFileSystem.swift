@@ -60,11 +60,23 @@ final class Export: @unchecked Sendable {
     var rootInode: InodeKey { InodeKey(dev: dev, ino: ino) }
 
     /// Is this fd's path (as the kernel reports it) the root or below it?
+    /// Runs on every call that uses a cached object, so it reads the link into
+    /// a stack buffer, relative to a kept fd of /proc/self/fd (no path walk of
+    /// "/proc/self/fd/N", no String, no array): the same kernel answer as
+    /// `procPath(fd)`, checked the same way.
     func contains(fd: Int32) -> Bool {
-        guard let p = procPath(fd) else { return false }
-        if p == realPath { return true }
-        if realPath == [0x2F] { return p.first == 0x2F }
-        return p.count > realPath.count && p.starts(with: realPath) && p[realPath.count] == 0x2F
+        withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 4096) { b in
+            let n = procReadlink(fd, into: UnsafeMutableRawBufferPointer(b))
+            guard n > 0 else { return false }
+            return Export.path(UnsafeBufferPointer(rebasing: b[0..<n]), isWithin: realPath)
+        }
+    }
+
+    /// `path` is `root` or below it (`root` has no trailing slash unless it is "/").
+    static func path<P: Collection>(_ p: P, isWithin root: [UInt8]) -> Bool where P.Element == UInt8, P.Index == Int {
+        if p.elementsEqual(root) { return true }
+        if root == [0x2F] { return p.first == 0x2F }
+        return p.count > root.count && p.starts(with: root) && p[p.startIndex + root.count] == 0x2F
     }
 }
 
@@ -509,11 +521,37 @@ func monotonicNanoseconds() -> UInt64 {
 }
 
 /// The path the kernel reports for an fd (readlink /proc/self/fd/N).
+/// /proc/self/fd, opened once (the process's fd table; threads share it). -1 if /proc
+/// is not there, and then `procReadlink` takes the full path each time.
+private let procSelfFDDirectory: Int32 = open("/proc/self/fd", O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+
+/// readlink of /proc/self/fd/`fd` into `buffer`: the byte count, or -1.
+func procReadlink(_ fd: Int32, into buffer: UnsafeMutableRawBufferPointer) -> Int {
+    // The decimal name of fd, NUL-terminated, on the stack.
+    withUnsafeTemporaryAllocation(of: CChar.self, capacity: 32) { name -> Int in
+        let prefix = "/proc/self/fd/"
+        var i = 0
+        if procSelfFDDirectory < 0 {
+            for c in prefix.utf8 { name[i] = CChar(bitPattern: c); i += 1 }
+        }
+        guard fd >= 0 else { return -1 }
+        var digits = 1
+        var t = Int(fd)
+        while t >= 10 { t /= 10; digits += 1 }
+        var v = Int(fd)
+        for k in stride(from: i + digits - 1, through: i, by: -1) { name[k] = CChar(0x30 + v % 10); v /= 10 }
+        i += digits
+        name[i] = 0
+        let dir = procSelfFDDirectory < 0 ? AT_FDCWD : procSelfFDDirectory
+        return readlinkat(dir, name.baseAddress!, buffer.baseAddress!.assumingMemoryBound(to: CChar.self), buffer.count)
+    }
+}
+
 func procPath(_ fd: Int32) -> [UInt8]? {
-    withUnsafeTemporaryAllocation(of: CChar.self, capacity: 4097) { b -> [UInt8]? in
-        let n = readlink("/proc/self/fd/\(fd)", b.baseAddress!, 4096)
+    withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 4096) { b -> [UInt8]? in
+        let n = procReadlink(fd, into: UnsafeMutableRawBufferPointer(b))
         guard n > 0 else { return nil }
-        return UnsafeRawBufferPointer(start: b.baseAddress!, count: n).map { $0 }
+        return Array(b[0..<n])
     }
 }
 

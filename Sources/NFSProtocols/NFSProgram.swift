@@ -23,16 +23,20 @@ public struct NFSProgram: RPCProgram {
     }
 
     public func handle(_ call: RPCCall, context: RPCCallContext) -> EventLoopFuture<RPCReplyBody> {
-        let loop = context.eventLoop
+        self.answer(call, context: context).future(on: context.eventLoop)
+    }
+
+    /// Calls answered on the event loop come back `.now`, without a future.
+    public func answer(_ call: RPCCall, context: RPCCallContext) -> RPCAnswer {
         if call.version == 4 {
-            return loop.makeSucceededFuture(call.procedure == 0 ? .success(results: ByteBuffer()) : .procedureUnavailable)
+            return .now(call.procedure == 0 ? .success(results: ByteBuffer()) : .procedureUnavailable)
         }
         guard call.version == 3, let procedure = NFS3Procedure(rawValue: call.procedure) else {
-            return loop.makeSucceededFuture(.procedureUnavailable)
+            return .now(.procedureUnavailable)
         }
         switch procedure {
         case .null:
-            return loop.makeSucceededFuture(.success(results: ByteBuffer()))
+            return .now(.success(results: ByteBuffer()))
         case .getattr:
             if let reply = serveWithoutBlocking(call, context, NFS3GetAttrArgs.self, handle: \.object, { args, h, env in
                 try env.fs.getattrWithoutBlocking(h).map { NFS3GetAttrResult.ok(NFS3Attributes($0)) }
@@ -252,10 +256,10 @@ public struct NFSProgram: RPCProgram {
         handle: KeyPath<Args, NFS3FileHandle> & Sendable,
         replyCapacity: @escaping @Sendable (Args) -> Int = { _ in 512 },
         _ body: @escaping @Sendable (Args, ObjectHandle, NFS3CallEnvironment) throws -> NFS3Result<OK, Fail>
-    ) -> EventLoopFuture<RPCReplyBody> {
+    ) -> RPCAnswer {
         var arguments = call.arguments
         guard let args = try? Args(xdr: &arguments) else {
-            return context.eventLoop.makeSucceededFuture(.garbageArguments)
+            return .now(.garbageArguments)
         }
         let server = self.server
         let peer = context.peer
@@ -264,7 +268,7 @@ public struct NFSProgram: RPCProgram {
         let procedure = call.procedure
         // The one list of changing procedures (NFS3ERR_ROFS on read-only exports).
         let modifies = NFS3Procedure(rawValue: procedure)?.modifies ?? true
-        return server.threadPool.runIfActive(eventLoop: context.eventLoop) {
+        return .later(server.threadPool.runIfActive(eventLoop: context.eventLoop) {
             let result: NFS3Result<OK, Fail>
             do {
                 let (h, env) = try NFS3CallEnvironment.authorize(args[keyPath: handle], modifies: modifies, server: server,
@@ -282,7 +286,7 @@ public struct NFSProgram: RPCProgram {
             var out = allocator.buffer(capacity: result.status == .ok ? replyCapacity(args) : 128)
             result.encode(xdr: &out)
             return .success(results: out)
-        }
+        })
     }
 
     /// `serve` on the event loop, for a call that HostFS can answer without
@@ -292,7 +296,7 @@ public struct NFSProgram: RPCProgram {
     private func serveWithoutBlocking<Args: XDRDecodable, OK, Fail: NFS3FailureArm>(
         _ call: RPCCall, _ context: RPCCallContext, _ type: Args.Type, handle: KeyPath<Args, NFS3FileHandle>,
         _ body: (Args, ObjectHandle, NFS3CallEnvironment) throws -> NFS3Result<OK, Fail>?
-    ) -> EventLoopFuture<RPCReplyBody>? {
+    ) -> RPCAnswer? {
         var arguments = call.arguments
         guard let args = try? Args(xdr: &arguments) else { return nil }
         let result: NFS3Result<OK, Fail>
@@ -304,9 +308,9 @@ public struct NFSProgram: RPCProgram {
         } catch {
             return nil
         }
-        var out = context.allocator.buffer(capacity: 512)
+        var out = context.makeResultsBuffer(capacity: 512)
         result.encode(xdr: &out)
-        return context.eventLoop.makeSucceededFuture(.success(results: out))
+        return context.successRecord(&out)
     }
 
     /// READs up to this size whose data is in the page cache are answered on
@@ -315,24 +319,24 @@ public struct NFSProgram: RPCProgram {
 
     /// READ writes the reply header, then has HostFS append the file data
     /// straight into the reply buffer (no second copy of up to 1 MiB).
-    private func read(_ call: RPCCall, _ context: RPCCallContext) -> EventLoopFuture<RPCReplyBody> {
+    private func read(_ call: RPCCall, _ context: RPCCallContext) -> RPCAnswer {
         var arguments = call.arguments
         guard let args = try? NFS3ReadArgs(xdr: &arguments) else {
-            return context.eventLoop.makeSucceededFuture(.garbageArguments)
+            return .now(.garbageArguments)
         }
         let server = self.server
         let peer = context.peer
         let credential = call.credential
         let allocator = context.allocator
         if args.count <= Self.maximumReadWithoutBlocking,
-           let out = Self.readReply(args, server: server, peer: peer, credential: credential, allocator: allocator,
+           var out = Self.readReply(args, server: server, peer: peer, credential: credential, allocator: allocator,
                                     withoutBlocking: true) {
-            return context.eventLoop.makeSucceededFuture(.success(results: out))
+            return context.successRecord(&out)
         }
-        return server.threadPool.runIfActive(eventLoop: context.eventLoop) {
+        return .later(server.threadPool.runIfActive(eventLoop: context.eventLoop) {
             .success(results: Self.readReply(args, server: server, peer: peer, credential: credential, allocator: allocator,
                                              withoutBlocking: false)!)
-        }
+        })
     }
 
     /// The READ3res. `withoutBlocking`: nil when HostFS would block or fails
@@ -343,7 +347,8 @@ public struct NFSProgram: RPCProgram {
         let count = min(args.count, NFS3Limits.maxReadSize)
         // status, post_op_attr (present), count, eof, data length
         let headerSize = 4 + 4 + NFS3Attributes.xdrSize + 4 + 4 + 4
-        var out = allocator.buffer(capacity: headerSize + Int(count) + 4)
+        // With headroom: an event-loop reply then goes out as this one buffer.
+        var out = RPCCallContext.makeResultsBuffer(capacity: headerSize + Int(count) + 4, allocator: allocator)
         do {
             let (h, env) = try NFS3CallEnvironment.authorize(args.file, modifies: false, server: server,
                                                               peer: peer, credential: credential)

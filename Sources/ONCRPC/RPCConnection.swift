@@ -120,12 +120,19 @@ public final class RPCConnectionHandler: ChannelDuplexHandler {
         case .call(let xid, let rpcVersion, let program, let version, let procedure, let credential, let verifier, let arguments):
             self.callsInFlight += 1
             let callContext = RPCCallContext(peer: self.peer, eventLoop: context.eventLoop,
-                                             allocator: context.channel.allocator, connection: self.connection!)
-            let reply = self.dispatcher.dispatch(xid: xid, rpcVersion: rpcVersion, program: program, version: version,
-                                                 procedure: procedure, credential: credential, verifier: verifier,
-                                                 arguments: arguments, context: callContext)
-            reply.hop(to: context.eventLoop).whenComplete { result in
-                self.callFinished(xid: xid, result: result, program: program, procedure: procedure)
+                                             allocator: context.channel.allocator, connection: self.connection!, xid: xid)
+            let answer = self.dispatcher.answer(xid: xid, rpcVersion: rpcVersion, program: program, version: version,
+                                                procedure: procedure, credential: credential, verifier: verifier,
+                                                arguments: arguments, context: callContext)
+            switch consume answer {
+            case .now(let body):
+                self.callFinished(xid: xid, body: body)
+            case .record(let record):
+                self.callFinished(record: record)
+            case .later(let reply):
+                reply.hop(to: context.eventLoop).whenComplete { result in
+                    self.callFinished(xid: xid, result: result, program: program, procedure: procedure)
+                }
             }
         case .reply(let xid, let body, _):
             if let promise = self.outstandingCalls.removeValue(forKey: xid) {
@@ -146,21 +153,37 @@ public final class RPCConnectionHandler: ChannelDuplexHandler {
     }
 
     private func callFinished(xid: UInt32, result: Result<RPCReplyBody, Error>, program: UInt32, procedure: UInt32) {
-        self.callsInFlight -= 1
-        guard let context = self.context, !self.closed else { return }
-        let body: RPCReplyBody
         switch result {
-        case .success(let b): body = b
+        case .success(let body):
+            self.callFinished(xid: xid, body: body)
         case .failure(let error):
             self.logger.error("program \(program) procedure \(procedure) failed: \(error)")
-            body = .systemError
+            self.callFinished(xid: xid, body: .systemError)
         }
+    }
+
+    private func callFinished(xid: UInt32, body: RPCReplyBody) {
+        self.callsInFlight -= 1
+        guard let context = self.context, !self.closed else { return }
         self.writeRecord(context: context) { buffer in
             RPCMessage.encodeReplyHeader(xid: xid, body: body, into: &buffer)
         } payload: {
             if case .success(let results) = body { return results }
             return nil
         }
+        self.resumeReadingIfWithheld(context: context)
+    }
+
+    /// A `.record` answer: the whole reply, record mark included, as one buffer.
+    private func callFinished(record: ByteBuffer) {
+        self.callsInFlight -= 1
+        guard let context = self.context, !self.closed else { return }
+        context.write(self.wrapOutboundOut(record), promise: nil)
+        self.flushSoon(context: context)
+        self.resumeReadingIfWithheld(context: context)
+    }
+
+    private func resumeReadingIfWithheld(context: ChannelHandlerContext) {
         if self.readPending && self.callsInFlight < self.maximumCallsInFlight {
             self.readPending = false
             context.read()
@@ -192,6 +215,11 @@ public final class RPCConnectionHandler: ChannelDuplexHandler {
         if let body {
             context.write(self.wrapOutboundOut(body), promise: nil)
         }
+        self.flushSoon(context: context)
+    }
+
+    /// Flushes now, or once at the end of the read burst.
+    private func flushSoon(context: ChannelHandlerContext) {
         if self.inReadBurst {
             self.flushPending = true
         } else {

@@ -9,12 +9,59 @@ public struct RPCCallContext: Sendable {
     public let allocator: ByteBufferAllocator
     /// The connection itself, for calls back to the client (NFSv4.1 backchannel).
     public let connection: RPCConnection
+    /// The call's XID (for `successRecord`).
+    public let xid: UInt32
 
-    public init(peer: PeerIdentity, eventLoop: EventLoop, allocator: ByteBufferAllocator, connection: RPCConnection) {
+    public init(peer: PeerIdentity, eventLoop: EventLoop, allocator: ByteBufferAllocator, connection: RPCConnection,
+                xid: UInt32 = 0) {
         self.peer = peer
         self.eventLoop = eventLoop
         self.allocator = allocator
         self.connection = connection
+        self.xid = xid
+    }
+}
+
+extension RPCCallContext {
+    /// Record mark and accepted-success reply header (xid, REPLY, MSG_ACCEPTED,
+    /// AUTH_NONE verifier, SUCCESS): the bytes the connection puts before the results.
+    public static let successReplyHeadroom = 4 + 24
+
+    /// An empty buffer for a call's results, with room reserved before its
+    /// reader index for the record mark and reply header: the connection then
+    /// writes them there and sends the reply as one buffer, instead of
+    /// allocating a header buffer and copying the results behind it.
+    /// `capacity` is for the results alone.
+    public func makeResultsBuffer(capacity: Int) -> ByteBuffer {
+        Self.makeResultsBuffer(capacity: capacity, allocator: self.allocator)
+    }
+
+    public static func makeResultsBuffer(capacity: Int, allocator: ByteBufferAllocator) -> ByteBuffer {
+        var buffer = allocator.buffer(capacity: successReplyHeadroom + capacity)
+        buffer.moveWriterIndex(forwardBy: successReplyHeadroom)
+        buffer.moveReaderIndex(forwardBy: successReplyHeadroom)
+        return buffer
+    }
+
+    /// The answer `.now(.success(results:))`, as a whole reply record when `results`
+    /// has the headroom (`makeResultsBuffer`): the record mark and header are written
+    /// there, in the caller's own buffer (no copy while nobody else holds it), and the
+    /// connection sends the record as it is.
+    public func successRecord(_ results: inout ByteBuffer) -> RPCAnswer {
+        let headroom = Self.successReplyHeadroom
+        guard results.readerIndex >= headroom,
+              results.readableBytes + headroom - 4 <= Int(~RecordMarking.lastFragmentBit) else {
+            return .now(.success(results: results))
+        }
+        let end = results.writerIndex
+        let start = results.readerIndex - headroom
+        results.moveReaderIndex(to: start)
+        results.moveWriterIndex(to: start)
+        results.writeInteger(RecordMarking.lastFragmentBit | UInt32(end - start - 4), endianness: .big)
+        RPCMessage.encodeReplyHeader(xid: self.xid, body: .success(results: ByteBuffer()), into: &results)
+        assert(results.writerIndex == start + headroom)
+        results.moveWriterIndex(to: end)
+        return .record(results)
     }
 }
 
@@ -27,6 +74,37 @@ public protocol RPCProgram: Sendable {
     /// unknown procedure and `.garbageArguments` for undecodable arguments.
     /// The future must complete on `context.eventLoop`.
     func handle(_ call: RPCCall, context: RPCCallContext) -> EventLoopFuture<RPCReplyBody>
+    /// The same answer as `handle`, but a call answered on the event loop at once
+    /// comes back as `.now` or `.record`, without a future (`.record`: the reply
+    /// goes out as one buffer, see `RPCCallContext.successRecord`). The default
+    /// wraps `handle`.
+    func answer(_ call: RPCCall, context: RPCCallContext) -> RPCAnswer
+}
+
+/// A program's answer to a call: ready now, or later.
+public enum RPCAnswer: Sendable {
+    case now(RPCReplyBody)
+    /// A successful reply, ready: the whole record (record mark, reply header, results),
+    /// as `RPCCallContext.successRecord` makes it.
+    case record(ByteBuffer)
+    case later(EventLoopFuture<RPCReplyBody>)
+
+    /// As a future (on `eventLoop` for `.now` and `.record`).
+    public func future(on eventLoop: EventLoop) -> EventLoopFuture<RPCReplyBody> {
+        switch self {
+        case .now(let body): return eventLoop.makeSucceededFuture(body)
+        case .record(var record):
+            record.moveReaderIndex(forwardBy: RPCCallContext.successReplyHeadroom)
+            return eventLoop.makeSucceededFuture(.success(results: record))
+        case .later(let future): return future
+        }
+    }
+}
+
+extension RPCProgram {
+    public func answer(_ call: RPCCall, context: RPCCallContext) -> RPCAnswer {
+        .later(self.handle(call, context: context))
+    }
 }
 
 /// The programs served on a set of connections, and the checks every call
@@ -52,24 +130,33 @@ public struct RPCDispatcher: Sendable {
     public func dispatch(xid: UInt32, rpcVersion: UInt32, program: UInt32, version: UInt32, procedure: UInt32,
                          credential: RPCOpaqueAuth, verifier: RPCOpaqueAuth, arguments: ByteBuffer,
                          context: RPCCallContext) -> EventLoopFuture<RPCReplyBody> {
+        self.answer(xid: xid, rpcVersion: rpcVersion, program: program, version: version, procedure: procedure,
+                    credential: credential, verifier: verifier, arguments: arguments, context: context)
+            .future(on: context.eventLoop)
+    }
+
+    /// `dispatch`, with answers that are ready at once (header errors, and the
+    /// program's `.now` answers) given without a future.
+    public func answer(xid: UInt32, rpcVersion: UInt32, program: UInt32, version: UInt32, procedure: UInt32,
+                       credential: RPCOpaqueAuth, verifier: RPCOpaqueAuth, arguments: ByteBuffer,
+                       context: RPCCallContext) -> RPCAnswer {
         guard rpcVersion == Self.rpcVersion else {
-            return context.eventLoop.makeSucceededFuture(.rpcMismatch(low: Self.rpcVersion, high: Self.rpcVersion))
+            return .now(.rpcMismatch(low: Self.rpcVersion, high: Self.rpcVersion))
         }
         let checkedCredential: RPCCredential
         switch Self.checkCredential(credential, verifier: verifier) {
         case .success(let c): checkedCredential = c
-        case .failure(let status): return context.eventLoop.makeSucceededFuture(.authError(status))
+        case .failure(let status): return .now(.authError(status))
         }
         guard let handler = self.programs[program] else {
-            return context.eventLoop.makeSucceededFuture(.programUnavailable)
+            return .now(.programUnavailable)
         }
         guard handler.versions.contains(version) else {
-            return context.eventLoop.makeSucceededFuture(
-                .programMismatch(low: handler.versions.lowerBound, high: handler.versions.upperBound))
+            return .now(.programMismatch(low: handler.versions.lowerBound, high: handler.versions.upperBound))
         }
         let call = RPCCall(xid: xid, program: program, version: version, procedure: procedure,
                            credential: checkedCredential, arguments: arguments)
-        return handler.handle(call, context: context)
+        return handler.answer(call, context: context)
     }
 
     /// AUTH_NONE and AUTH_SYS are accepted, each with an AUTH_NONE verifier;

@@ -60,6 +60,59 @@ import Testing
         #expect(isError(.stale) { _ = try fs.getattr(h, as: root) })
     }
 
+    @Test(arguments: bothModes) func objectMovedOutOfTheExportFallsBack(mode: HandleMode) throws {
+        let box = Sandbox()
+        box.hostMkdir("d")
+        box.hostFile("d/f", "data")
+        let fs = try box.fs(mode)
+        let d = try fs.lookup(try fs.rootHandle(exportID: 1), n("d"), as: root).handle
+        let f = try fs.lookup(d, n("f"), as: root).handle
+        #expect(try fs.getattrWithoutBlocking(f) != nil)
+        // A sibling whose name starts with the export's is still outside it.
+        #expect(Glibc.rename(box.exportPath + "/d", box.exportPath + "-sibling") == 0)
+        #expect(try fs.getattrWithoutBlocking(f) == nil)
+        #expect(try fs.getattrWithoutBlocking(d) == nil)
+        var b = allocator.buffer(capacity: 8)
+        #expect(try fs.readWithoutBlocking(f, offset: 0, count: 4, appendingTo: &b, as: root) == nil)
+        #expect(b.readableBytes == 0)
+        #expect(isError(.stale) { _ = try fs.getattr(f, as: root) })
+    }
+
+    @Test func pathContainment() {
+        let root: [UInt8] = Array("/srv/share".utf8)
+        func within(_ p: String, _ r: [UInt8] = root) -> Bool { Export.path(Array(p.utf8), isWithin: r) }
+        #expect(within("/srv/share"))
+        #expect(within("/srv/share/a"))
+        #expect(within("/srv/share/a/b"))
+        #expect(!within("/srv/shared"))
+        #expect(!within("/srv/share-x/a"))
+        #expect(!within("/srv"))
+        #expect(!within("/"))
+        #expect(!within(""))
+        #expect(within("/anything", [0x2F]))
+        #expect(within("/", [0x2F]))
+        #expect(!within("anon_inode:[x]", [0x2F]))
+    }
+
+    @Test func procReadlinkMatchesReadlink() throws {
+        let box = Sandbox()
+        box.hostFile("f", "x")
+        let fd = open(box.exportPath + "/f", O_PATH | O_CLOEXEC)
+        #expect(fd >= 0)
+        defer { close(fd) }
+        let high = fcntl(fd, F_DUPFD_CLOEXEC, 1000)
+        #expect(high >= 1000)
+        defer { close(high) }
+        for x in [fd, high] {
+            var want = [CChar](repeating: 0, count: 4096)
+            let n = readlink("/proc/self/fd/\(x)", &want, 4096)
+            #expect(n > 0)
+            #expect(procPath(x) == want[0..<n].map { UInt8(bitPattern: $0) })
+        }
+        #expect(procPath(-1) == nil)
+        #expect(procPath(999_999) == nil)
+    }
+
     @Test(.enabled(if: geteuid() == 0, "identities switch only as root")) func permissionIsChecked() throws {
         let box = Sandbox()
         box.hostFile("private", "secret", mode: 0o600)
