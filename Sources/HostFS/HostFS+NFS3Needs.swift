@@ -166,16 +166,9 @@ extension HostFileSystem {
             close(fd)
             return nil
         }
-        let h: ObjectHandle
-        do {
-            h = try makeHandle(ex, fd: fd, st: st, parentIno: dir.inode.ino, name: name)
-        } catch {
-            close(fd)
-            return nil
-        }
-        register(ex, h, fd: fd, st: st)
-        return .found(NodeResult(handle: h, attributes: FileAttributes(st, exportID: ex.root.id),
-                                 directory: WccData(before: nil, after: FileAttributes(dirStat, exportID: ex.root.id))))
+        let directory = WccData(before: nil, after: FileAttributes(dirStat, exportID: ex.root.id))
+        // A handle that cannot be made here is the ordinary path's to report.
+        return (try? node(ex, dir: dir, name: name, fd: fd, st: st, directory: directory)).map { .found($0) }
     }
 }
 

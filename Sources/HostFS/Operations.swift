@@ -104,6 +104,13 @@ extension HostFileSystem {
     func node(_ ex: Export, dir: CachedObject, name: [UInt8], fd: Int32, dirBefore: FileAttributes?) throws -> NodeResult {
         let st: Glibc.stat
         do { st = try statOf(fd) } catch { close(fd); throw error }
+        return try node(ex, dir: dir, name: name, fd: fd, st: st,
+                        directory: WccData(before: dirBefore, after: attributesIfPossible(ex, fd: dir.pathFD)))
+    }
+
+    /// The same, with the object's stat and the directory's wcc data already taken.
+    /// On failure the fd is closed.
+    func node(_ ex: Export, dir: CachedObject, name: [UInt8], fd: Int32, st: Glibc.stat, directory: WccData) throws -> NodeResult {
         let h: ObjectHandle
         do {
             h = try makeHandle(ex, fd: fd, st: st, parentIno: dir.inode.ino, name: name)
@@ -112,8 +119,7 @@ extension HostFileSystem {
             throw error
         }
         register(ex, h, fd: fd, st: st)
-        return NodeResult(handle: h, attributes: FileAttributes(st, exportID: ex.root.id),
-                          directory: WccData(before: dirBefore, after: attributesIfPossible(ex, fd: dir.pathFD)))
+        return NodeResult(handle: h, attributes: FileAttributes(st, exportID: ex.root.id), directory: directory)
     }
 
     // MARK: procedures
