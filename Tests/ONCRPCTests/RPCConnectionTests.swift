@@ -56,12 +56,7 @@ struct Harness {
     }
 
     func send(_ message: RPCMessage) throws {
-        var body = ByteBuffer()
-        message.encode(xdr: &body)
-        var record = ByteBuffer()
-        record.writeInteger(RecordMarking.lastFragmentBit | UInt32(body.readableBytes), endianness: .big)
-        record.writeBuffer(&body)
-        try channel.writeInbound(record)
+        try channel.writeInbound(message.singleRecord())
     }
 
     func call(xid: UInt32, rpcVersion: UInt32 = 2, program: UInt32 = 200_000, version: UInt32 = 1, procedure: UInt32,

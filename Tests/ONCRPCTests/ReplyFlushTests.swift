@@ -11,13 +11,8 @@ import XDR
     func record(xid: UInt32, procedure: UInt32, value: UInt32? = nil) -> ByteBuffer {
         var args = ByteBuffer()
         if let value { args.writeXDRUInt32(value) }
-        var body = ByteBuffer()
-        RPCMessage.call(xid: xid, rpcVersion: 2, program: 200_000, version: 1, procedure: procedure,
-                        credential: .none, verifier: .none, arguments: args).encode(xdr: &body)
-        var r = ByteBuffer()
-        r.writeInteger(RecordMarking.lastFragmentBit | UInt32(body.readableBytes), endianness: .big)
-        r.writeBuffer(&body)
-        return r
+        return RPCMessage.call(xid: xid, rpcVersion: 2, program: 200_000, version: 1, procedure: procedure,
+                               credential: .none, verifier: .none, arguments: args).singleRecord()
     }
 
     @Test func repliesOfOneBurstAreFlushedAtReadComplete() throws {

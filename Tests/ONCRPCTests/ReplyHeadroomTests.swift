@@ -46,13 +46,8 @@ final class AnsweringProgram: RPCProgram, @unchecked Sendable {
     func call(_ channel: EmbeddedChannel, xid: UInt32, procedure: UInt32, count: UInt32) throws {
         var args = ByteBuffer()
         args.writeXDRUInt32(count)
-        var body = ByteBuffer()
-        RPCMessage.call(xid: xid, rpcVersion: 2, program: 200_001, version: 1, procedure: procedure,
-                        credential: .none, verifier: .none, arguments: args).encode(xdr: &body)
-        var record = ByteBuffer()
-        record.writeInteger(RecordMarking.lastFragmentBit | UInt32(body.readableBytes), endianness: .big)
-        record.writeBuffer(&body)
-        try channel.writeInbound(record)
+        try channel.writeInbound(RPCMessage.call(xid: xid, rpcVersion: 2, program: 200_001, version: 1, procedure: procedure,
+                                                 credential: .none, verifier: .none, arguments: args).singleRecord())
     }
 
     /// The buffers written for one reply, and the reply they make together.
@@ -103,13 +98,8 @@ final class AnsweringProgram: RPCProgram, @unchecked Sendable {
 
     @Test func headerErrorsAreAnsweredAtOnce() throws {
         let channel = try channel()
-        var body = ByteBuffer()
-        RPCMessage.call(xid: 5, rpcVersion: 2, program: 200_001, version: 9, procedure: 1,
-                        credential: .none, verifier: .none, arguments: ByteBuffer()).encode(xdr: &body)
-        var record = ByteBuffer()
-        record.writeInteger(RecordMarking.lastFragmentBit | UInt32(body.readableBytes), endianness: .big)
-        record.writeBuffer(&body)
-        try channel.writeInbound(record)
+        try channel.writeInbound(RPCMessage.call(xid: 5, rpcVersion: 2, program: 200_001, version: 9, procedure: 1,
+                                                 credential: .none, verifier: .none, arguments: ByteBuffer()).singleRecord())
         let (_, xid, reply) = try reply(channel)
         #expect(xid == 5 && reply == .programMismatch(low: 1, high: 1))
     }
