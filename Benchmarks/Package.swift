@@ -4,7 +4,8 @@
 // counts (ordo-one/benchmark). A separate package so the main build and
 // `swift test` never build the benchmark machinery. Run from the top:
 //   make bench                         (all of it; bench/micro.sh runs this part)
-//   cd Benchmarks && swift package --scratch-path ../.build-bench benchmark
+//   cd Benchmarks && swift package --scratch-path ../.build-bench-rel benchmark
+// (the scratch path of the release build in bench/run.sh: shared modules are built once)
 import Foundation
 import PackageDescription
 

@@ -2,6 +2,9 @@
 # The micro rows of `make bench`: encode/decode of hot RPC/NFSv3 messages
 # with ordo-one/benchmark (Benchmarks/, its own package), appended to TABLE
 # as time per operation and mallocs per operation (no peer: ratio "-").
+# It builds in the scratch path of bench/run.sh's release build
+# (.build-bench-rel): vsnfs's modules and swift-nio are compiled with the same
+# commands there, so only package-benchmark itself is built here.
 #   bench/micro.sh BENCH_DIR TABLE
 set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
@@ -11,7 +14,7 @@ mkdir -p "$out"
 cd "$top/Benchmarks"
 # jemalloc is the benchmark package's default allocator statistics source.
 [ -f /usr/include/jemalloc/jemalloc.h ] || { echo "bench/micro: libjemalloc-dev is missing" >&2; exit 1; }
-swift package --scratch-path "$top/.build-bench" --allow-writing-to-package-directory benchmark \
+swift package --scratch-path "$top/.build-bench-rel" --allow-writing-to-package-directory benchmark \
     --format markdown --no-progress > "$out/report.md" 2> "$out/stderr.log" \
     || { tail -30 "$out/stderr.log" "$out/report.md" >&2; exit 1; }
 # The markdown report has, per benchmark, "### NAME" and a table whose rows are
@@ -28,6 +31,6 @@ awk -F'|' -v table="$TABLE" '
         if (k == 0) { print "bench/micro: no benchmark results in the report" > "/dev/stderr"; exit 1 }
         for (i = 1; i <= k; i++) {
             nm = order[i]
-            printf "micro: %s\t%s/op, %s mallocs/op\t-\t-\tcd Benchmarks && swift package benchmark --filter \"%s\"\n", nm, wall[nm], mall[nm], nm >> table
+            printf "micro: %s\t%s/op, %s mallocs/op\t-\t-\tcd Benchmarks && swift package --scratch-path ../.build-bench-rel benchmark --filter \"%s\"\n", nm, wall[nm], mall[nm], nm >> table
         }
     }' "$out/report.md"

@@ -157,29 +157,49 @@ run_load() {  # server args... -> prints the result line
 field() { sed -n "s/.* $1=\([^ ]*\).*/\1/p"; }
 median() { sort -g | awk '{ a[NR] = $1 } END { if (NR == 0) { print "nan"; exit } if (NR % 2) print a[(NR + 1) / 2]; else printf "%.6g\n", (a[NR / 2] + a[NR / 2 + 1]) / 2 }'; }
 
-# wire_row NAME FIELD BETTER(high|low) SCALE UNIT nfsload-args...
+# wire_row ROW... -- nfsload-args...
+# Each ROW is "NAME|FIELD|BETTER(high|low)|SCALE|UNIT"; all rows of one call
+# are read from the same runs (e.g. IOPS and p99 latency of one load).
 wire_row() {
-    local name=$1 fieldname=$2 better=$3 scale=$4 unit=$5; shift 5
-    [[ -z "${BENCH_ONLY:-}" || "$name" =~ $BENCH_ONLY ]] || return 0
-    local vs=() gs=() ratios=() a1 b1 b2 a2
-    for r in $(seq 1 "$ROUNDS"); do
-        a1=$(run_load vsnfs "$@" | field "$fieldname")
-        b1=$(run_load ganesha "$@" | field "$fieldname")
-        b2=$(run_load ganesha "$@" | field "$fieldname")
-        a2=$(run_load vsnfs "$@" | field "$fieldname")
-        vs+=("$a1" "$a2"); gs+=("$b1" "$b2")
-        if [ "$better" = high ]; then
-            ratios+=("$(awk -v a="$a1" -v b="$a2" -v c="$b1" -v d="$b2" 'BEGIN { printf "%.4f", (a + b) / (c + d) }')")
-        else
-            ratios+=("$(awk -v a="$a1" -v b="$a2" -v c="$b1" -v d="$b2" 'BEGIN { printf "%.4f", (c + d) / (a + b) }')")
-        fi
+    local specs=()
+    while [ "$1" != -- ]; do specs+=("$1"); shift; done
+    shift
+    local want=0 spec
+    for spec in "${specs[@]}"; do
+        [[ -z "${BENCH_ONLY:-}" || "${spec%%|*}" =~ $BENCH_ONLY ]] && want=1
     done
-    local v g q
-    v=$(printf '%s\n' "${vs[@]}" | median); g=$(printf '%s\n' "${gs[@]}" | median)
-    q=$(printf '%s\n' "${ratios[@]}" | median)
-    v=$(awk -v x="$v" -v s="$scale" 'BEGIN { printf "%.1f", x * s }'); g=$(awk -v x="$g" -v s="$scale" 'BEGIN { printf "%.1f", x * s }')
-    log "$name: vsnfs $v ganesha $g ratio $q (rounds: ${ratios[*]})"
-    row "$name" "$v $unit" "$g $unit" "$(printf '%.2f' "$q")" "nfsload -p PORT -m MPORT -e EXPORT -s $SECS $*"
+    [ $want = 1 ] || return 0
+    local runs=() r out
+    for r in $(seq 1 "$ROUNDS"); do
+        for s in vsnfs ganesha ganesha vsnfs; do    # A B B A
+            out=$(run_load $s "$@")
+            runs+=("$out")
+        done
+    done
+    local name fieldname better scale unit
+    for spec in "${specs[@]}"; do
+        IFS='|' read -r name fieldname better scale unit <<< "$spec"
+        [[ -z "${BENCH_ONLY:-}" || "$name" =~ $BENCH_ONLY ]] || continue
+        local vs=() gs=() ratios=() x a1 b1 b2 a2 i
+        for r in $(seq 0 $(( ROUNDS - 1 ))); do
+            i=$(( r * 4 ))
+            a1=$(field "$fieldname" <<< "${runs[i]}"); b1=$(field "$fieldname" <<< "${runs[i + 1]}")
+            b2=$(field "$fieldname" <<< "${runs[i + 2]}"); a2=$(field "$fieldname" <<< "${runs[i + 3]}")
+            for x in "$a1" "$b1" "$b2" "$a2"; do [ -n "$x" ] || die "nfsload printed no $fieldname for: $name"; done
+            vs+=("$a1" "$a2"); gs+=("$b1" "$b2")
+            if [ "$better" = high ]; then
+                ratios+=("$(awk -v a="$a1" -v b="$a2" -v c="$b1" -v d="$b2" 'BEGIN { printf "%.4f", (a + b) / (c + d) }')")
+            else
+                ratios+=("$(awk -v a="$a1" -v b="$a2" -v c="$b1" -v d="$b2" 'BEGIN { printf "%.4f", (c + d) / (a + b) }')")
+            fi
+        done
+        local v g q
+        v=$(printf '%s\n' "${vs[@]}" | median); g=$(printf '%s\n' "${gs[@]}" | median)
+        q=$(printf '%s\n' "${ratios[@]}" | median)
+        v=$(awk -v x="$v" -v s="$scale" 'BEGIN { printf "%.1f", x * s }'); g=$(awk -v x="$g" -v s="$scale" 'BEGIN { printf "%.1f", x * s }')
+        log "$name: vsnfs $v ganesha $g ratio $q (rounds: ${ratios[*]})"
+        row "$name" "$v $unit" "$g $unit" "$(printf '%.2f' "$q")" "nfsload -p PORT -m MPORT -e EXPORT -s $SECS $*"
+    done
 }
 
 if has_part wire || has_part memory; then
@@ -190,14 +210,14 @@ fi
 
 if has_part wire; then
     log "wire level: $ROUNDS rounds of A B B A per row, ${SECS}s each"
-    wire_row "4k rand read, 16 in flight (warm cache)" ops_per_s high 1 IOPS -t randread -f read.dat -b 4096 -q 16
-    wire_row "4k rand read p99 latency (ratio peer/vsnfs)" p99_us low 1 us -t randread -f read.dat -b 4096 -q 16
-    wire_row "4k rand write UNSTABLE, 16 in flight" ops_per_s high 1 IOPS -t randwrite -f write-rand.dat -b 4096 -q 16
-    wire_row "1M seq read, 4 in flight (warm cache)" mib_per_s high 1 MiB/s -t seqread -f read.dat -b 1048576 -q 4
-    wire_row "1M seq write UNSTABLE + COMMIT, 4 in flight" mib_per_s high 1 MiB/s -t seqwrite -f write-seq.dat -b 1048576 -q 4
-    wire_row "small files: CREATE+WRITE 4k+COMMIT+REMOVE, 16 in flight" ops_per_s high 1 files/s -t smallfile -d small -q 16
-    wire_row "GETATTR/LOOKUP mix over 1000 files, 16 in flight" ops_per_s high 1 ops/s -t getattr -d meta -q 16
-    wire_row "READDIRPLUS of 10,000 entries, full listing (ratio peer/vsnfs)" p50_us low 0.001 ms -t readdirplus -d d10k
+    wire_row "4k rand read, 16 in flight (warm cache)|ops_per_s|high|1|IOPS" \
+             "4k rand read p99 latency (ratio peer/vsnfs)|p99_us|low|1|us" -- -t randread -f read.dat -b 4096 -q 16
+    wire_row "4k rand write UNSTABLE, 16 in flight|ops_per_s|high|1|IOPS" -- -t randwrite -f write-rand.dat -b 4096 -q 16
+    wire_row "1M seq read, 4 in flight (warm cache)|mib_per_s|high|1|MiB/s" -- -t seqread -f read.dat -b 1048576 -q 4
+    wire_row "1M seq write UNSTABLE + COMMIT, 4 in flight|mib_per_s|high|1|MiB/s" -- -t seqwrite -f write-seq.dat -b 1048576 -q 4
+    wire_row "small files: CREATE+WRITE 4k+COMMIT+REMOVE, 16 in flight|ops_per_s|high|1|files/s" -- -t smallfile -d small -q 16
+    wire_row "GETATTR/LOOKUP mix over 1000 files, 16 in flight|ops_per_s|high|1|ops/s" -- -t getattr -d meta -q 16
+    wire_row "READDIRPLUS of 10,000 entries, full listing (ratio peer/vsnfs)|p50_us|low|0.001|ms" -- -t readdirplus -d d10k
 fi
 
 # ---------- memory ----------
