@@ -1,19 +1,17 @@
 #!/bin/bash
 # The micro rows of `make bench`: encode/decode of hot RPC/NFSv3 messages
-# with ordo-one/benchmark (Benchmarks/, its own package), appended to TABLE
-# as time per operation and mallocs per operation (no peer: ratio "-").
-# It builds in the scratch path of bench/run.sh's release build
-# (.build-bench-rel): vsnfs's modules and swift-nio are compiled with the same
-# commands there, so only package-benchmark itself is built here.
+# with ordo-one/benchmark (Benchmarks/Codecs, a target Package.swift adds when
+# VSNFS_BENCHMARKS is set), appended to TABLE as time per operation and
+# mallocs per operation (no peer: ratio "-"). bench/run.sh has built it in
+# release in .build-bench-rel; the plugin builds only its own tool here.
 #   bench/micro.sh BENCH_DIR TABLE
 set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
 B=$1 TABLE=$2
 out=$B/micro
 mkdir -p "$out"
-cd "$top/Benchmarks"
-# jemalloc is the benchmark package's default allocator statistics source.
-[ -f /usr/include/jemalloc/jemalloc.h ] || { echo "bench/micro: libjemalloc-dev is missing" >&2; exit 1; }
+cd "$top"
+export VSNFS_BENCHMARKS=1
 swift package --scratch-path "$top/.build-bench-rel" --allow-writing-to-package-directory benchmark \
     --format markdown --no-progress > "$out/report.md" 2> "$out/stderr.log" \
     || { tail -30 "$out/stderr.log" "$out/report.md" >&2; exit 1; }
@@ -31,6 +29,6 @@ awk -F'|' -v table="$TABLE" '
         if (k == 0) { print "bench/micro: no benchmark results in the report" > "/dev/stderr"; exit 1 }
         for (i = 1; i <= k; i++) {
             nm = order[i]
-            printf "micro: %s\t%s/op, %s mallocs/op\t-\t-\tcd Benchmarks && swift package --scratch-path ../.build-bench-rel benchmark --filter \"%s\"\n", nm, wall[nm], mall[nm], nm >> table
+            printf "micro: %s\t%s/op, %s mallocs/op\t-\t-\tVSNFS_BENCHMARKS=1 swift package --scratch-path .build-bench-rel benchmark --filter \"%s\"\n", nm, wall[nm], mall[nm], nm >> table
         }
     }' "$out/report.md"
