@@ -67,10 +67,25 @@ private let fstatfsFunction: FStatFS? = {
     return unsafeBitCast(symbol, to: FStatFS.self)
 }()
 
-private func isTmpfs(_ fd: Int32) -> Bool {
+func isTmpfs(_ fd: Int32) -> Bool {
     guard let fstatfs = fstatfsFunction else { return false }
     return withUnsafeTemporaryAllocation(byteCount: 512, alignment: 16) { p in
         fstatfs(fd, p.baseAddress) == 0 && p.load(as: Int.self) == TMPFS_MAGIC
+    }
+}
+
+extension CachedObject {
+    /// Whether the object's data is memory (tmpfs): reading or writing it never waits
+    /// for a disk. Asked once per cached object (one fstatfs), then remembered.
+    var isMemoryBacked: Bool {
+        switch memoryBacked.load(ordering: .relaxed) {
+        case 1: return true
+        case 2: return false
+        default:
+            let yes = isTmpfs(pathFD)
+            memoryBacked.store(yes ? 1 : 2, ordering: .relaxed)
+            return yes
+        }
     }
 }
 
@@ -105,14 +120,15 @@ extension HostFileSystem {
             var wouldBlock = false
             total = try buffer.writeWithUnsafeMutableBytes(minimumWritableBytes: Int(count)) { p in
                 var done = 0
-                var flags = RWF_NOWAIT
+                // tmpfs data is memory: a plain read never waits for a disk, and
+                // before Linux 6.6 tmpfs refuses RWF_NOWAIT (one wasted syscall per READ).
+                var flags = obj.isMemoryBacked ? 0 : RWF_NOWAIT
                 while done < Int(count) {
                     var iov = iovec(iov_base: p.baseAddress! + done, iov_len: Int(count) - done)
                     let n = preadv2(fd, &iov, 1, off_t(offset) + off_t(done), flags)
                     if n < 0 {
                         let e = errno
                         if e == EINTR { continue }
-                        if e == EOPNOTSUPP && flags != 0 && isTmpfs(fd) { flags = 0; continue }
                         if e == EAGAIN || e == EOPNOTSUPP { wouldBlock = true; return 0 }
                         throw FSError.errno(e)
                     }
@@ -125,6 +141,40 @@ extension HostFileSystem {
         }
         let after = try attributes(ex, fd: obj.pathFD)
         return (total, offset + UInt64(total) >= after.size, after)
+    }
+
+    /// WRITE without blocking: the same result as `write(_:offset:data:stability:as:)`,
+    /// or nil when that could wait: the object is not in the open-file cache, or its data
+    /// is not memory (tmpfs), where a write, and the fsync of a stable one, may wait for a
+    /// disk. On tmpfs the data is copied into memory pages and fsync has nothing to flush,
+    /// so the call costs no more than a READ of the same size does on the event loop. (It
+    /// takes the inode lock, which another writer of the file holds only for its own copy.)
+    /// Errors are thrown before anything is written (checks) or by the write itself; the
+    /// caller answers every error on the ordinary path, which repeats the write at the same
+    /// offset with the same data.
+    public func writeWithoutBlocking(_ h: ObjectHandle, offset: UInt64, data: ByteBuffer, stability: WriteStability,
+                                     as cred: Credentials) throws -> WriteResult? {
+        guard let (ex, obj, st) = try acquireIfCached(h) else { return nil }
+        defer { cache.release(obj) }
+        guard (st.st_mode & S_IFMT) == S_IFREG, obj.isMemoryBacked else { return nil }
+        let before = FileAttributes(st, exportID: ex.root.id)
+        try checkAccess(obj, st, W_OK, cred, ownerOverride: true)
+        let fd = try cache.dataFD(obj, write: true)
+        let written = try data.withUnsafeReadableBytes { p -> Int in
+            var done = 0
+            while done < p.count {
+                let n = try sys { pwrite(fd, p.baseAddress! + done, p.count - done, off_t(offset) + off_t(done)) }
+                done += n
+            }
+            return done
+        }
+        switch stability {
+        case .unstable: break
+        case .dataSync: _ = try sys { fdatasync(fd) }
+        case .fileSync: _ = try sys { fsync(fd) }
+        }
+        return WriteResult(count: UInt32(written), committed: stability, verifier: writeVerifier,
+                           wcc: WccData(before: before, after: attributesIfPossible(ex, fd: obj.pathFD)))
     }
 
     /// GETATTR without blocking: nil unless the object is in the open-file cache.

@@ -94,6 +94,17 @@ public struct NFSProgram: RPCProgram {
         case .read:
             return read(call, context)
         case .write:
+            // Small writes to memory-backed files (tmpfs) on the event loop: no thread hops.
+            if let reply = serveWithoutBlocking(call, context, NFS3WriteArgs.self, handle: \.file, modifies: true, { args, h, env -> NFS3WriteResult? in
+                guard args.count <= Self.maximumWriteWithoutBlocking,
+                      let data = args.data.getSlice(at: args.data.readerIndex, length: Int(args.count)) else { return nil }
+                let stability: WriteStability = env.access.sync ? WriteStability(args.stable) : .unstable
+                guard let result = try env.fs.writeWithoutBlocking(h, offset: args.offset, data: data, stability: stability,
+                                                                   as: env.cred) else { return nil }
+                let committed = env.access.sync ? NFS3StableHow(result.committed) : args.stable
+                return .ok(NFS3WriteOK(fileWcc: env.wcc(result.wcc), count: result.count, committed: committed,
+                                       verifier: NFS3Verifier(result.verifier)))
+            }) { return reply }
             return serve(call, context, NFS3WriteArgs.self, handle: \.file) { args, h, env -> NFS3WriteResult in
                 guard args.data.readableBytes >= Int(args.count) else { throw NFS3Status.inval }
                 let data = args.data.getSlice(at: args.data.readerIndex, length: Int(args.count))!
@@ -295,13 +306,14 @@ public struct NFSProgram: RPCProgram {
     /// (one place maps errors). Saves the two thread hops per call.
     private func serveWithoutBlocking<Args: XDRDecodable, OK, Fail: NFS3FailureArm>(
         _ call: RPCCall, _ context: RPCCallContext, _ type: Args.Type, handle: KeyPath<Args, NFS3FileHandle>,
+        modifies: Bool = false,
         _ body: (Args, ObjectHandle, NFS3CallEnvironment) throws -> NFS3Result<OK, Fail>?
     ) -> RPCAnswer? {
         var arguments = call.arguments
         guard let args = try? Args(xdr: &arguments) else { return nil }
         let result: NFS3Result<OK, Fail>
         do {
-            let (h, env) = try NFS3CallEnvironment.authorize(args[keyPath: handle], modifies: false, server: server,
+            let (h, env) = try NFS3CallEnvironment.authorize(args[keyPath: handle], modifies: modifies, server: server,
                                                               peer: context.peer, credential: call.credential)
             guard let r = try body(args, h, env) else { return nil }
             result = r
@@ -316,6 +328,9 @@ public struct NFSProgram: RPCProgram {
     /// READs up to this size whose data is in the page cache are answered on
     /// the event loop; larger ones go to the thread pool, where several copy at once.
     static let maximumReadWithoutBlocking: UInt32 = 64 * 1024
+    /// WRITEs up to this size to memory-backed files are done on the event loop (a
+    /// bounded copy, like an inline READ); larger ones go to the thread pool.
+    static let maximumWriteWithoutBlocking: UInt32 = 64 * 1024
 
     /// READ writes the reply header, then has HostFS append the file data
     /// straight into the reply buffer (no second copy of up to 1 MiB).

@@ -245,4 +245,74 @@ import Testing
         // The dentry is cached now, and the directory open: still the ordinary path's answer.
         #expect(try fs.lookupWithoutBlocking(r, n("mnt"), as: root) == nil)
     }
+
+    /// A sandbox whose export directory is a fresh tmpfs (memory-backed data).
+    private func tmpfsSandbox() -> Sandbox? {
+        let box = Sandbox()
+        guard Glibc.mount("vsnfs-test", box.exportPath, "tmpfs", 0, "size=4m,mode=0755") == 0 else {
+            Issue.record("mount tmpfs: errno \(errno)")
+            return nil
+        }
+        return box
+    }
+
+    @Test(.enabled(if: geteuid() == 0, "mount(2) needs root")) func writeOnTmpfsMatchesTheOrdinaryWrite() throws {
+        guard let box = tmpfsSandbox() else { return }
+        defer { umount2(box.exportPath, Int32(MNT_DETACH)) }
+        box.hostFile("f", "0123456789")
+        let fs = try box.fs(.kernel)
+        let f = try fs.lookup(try fs.rootHandle(exportID: 1), n("f"), as: root).handle
+        var data = allocator.buffer(capacity: 8)
+        data.writeString("abcd")
+        let fast = try #require(try fs.writeWithoutBlocking(f, offset: 8, data: data, stability: .fileSync, as: root))
+        #expect(fast.count == 4 && fast.committed == .fileSync && fast.verifier == fs.writeVerifier)
+        #expect(fast.wcc.before?.size == 10 && fast.wcc.after?.size == 12)
+        var back = allocator.buffer(capacity: 16)
+        _ = try fs.read(f, offset: 0, count: 16, appendingTo: &back, as: root)
+        #expect(string(back) == "01234567abcd")
+        // The ordinary write of the same bytes gives the same answer.
+        let slow = try fs.write(f, offset: 8, data: data, stability: .fileSync, as: root)
+        #expect(slow.count == fast.count && slow.committed == fast.committed && slow.wcc.after?.size == 12)
+        // Reads on tmpfs answer inline too (no RWF_NOWAIT needed there).
+        var inline = allocator.buffer(capacity: 16)
+        let r = try #require(try fs.readWithoutBlocking(f, offset: 8, count: 10, appendingTo: &inline, as: root))
+        #expect(r.count == 4 && r.eof && string(inline) == "abcd")
+    }
+
+    @Test(.enabled(if: geteuid() == 0, "mount(2) needs root")) func writeOnTmpfsChecksPermissionAsTheCaller() throws {
+        guard let box = tmpfsSandbox() else { return }
+        defer { umount2(box.exportPath, Int32(MNT_DETACH)) }
+        box.hostFile("ro", "data", mode: 0o644)   // owned by root, not writable by others
+        let fs = try box.fs(.kernel)
+        let h = try fs.lookup(try fs.rootHandle(exportID: 1), n("ro"), as: root).handle
+        var data = allocator.buffer(capacity: 4)
+        data.writeString("XXXX")
+        let nobody = Credentials(uid: 65534, gid: 65534, groups: [])
+        #expect(isError(.errno(EACCES)) { _ = try fs.writeWithoutBlocking(h, offset: 0, data: data, stability: .unstable, as: nobody) })
+        var back = allocator.buffer(capacity: 8)
+        _ = try fs.read(h, offset: 0, count: 8, appendingTo: &back, as: root)
+        #expect(string(back) == "data")
+        #expect(hostfs_thread_fsuid() == 0)
+    }
+
+    @Test func writeOffTmpfsOrUncachedGoesToThePool() throws {
+        let box = Sandbox()   // under /tmp: a disk filesystem on the build machines
+        box.hostFile("f", "data")
+        var data = allocator.buffer(capacity: 4)
+        data.writeString("XXXX")
+        let first = try box.fs(kernelIfRoot)
+        let h = try first.lookup(try first.rootHandle(exportID: 1), n("f"), as: root).handle
+        let dirFD = open(box.exportPath, O_RDONLY | O_DIRECTORY)
+        let onTmpfs = HostFS.isTmpfs(dirFD)
+        close(dirFD)
+        if !onTmpfs {
+            #expect(try first.writeWithoutBlocking(h, offset: 0, data: data, stability: .unstable, as: root) == nil)
+        }
+        // Not in the open-file cache (a second server, as after a restart): nil on any filesystem.
+        let fs = try box.fs(kernelIfRoot)
+        #expect(try fs.writeWithoutBlocking(h, offset: 0, data: data, stability: .unstable, as: root) == nil)
+        var back = allocator.buffer(capacity: 8)
+        _ = try fs.read(h, offset: 0, count: 8, appendingTo: &back, as: root)
+        #expect(string(back) == (onTmpfs ? "XXXX" : "data"))
+    }
 }
