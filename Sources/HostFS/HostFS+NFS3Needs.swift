@@ -157,24 +157,7 @@ extension HostFileSystem {
         guard let (ex, obj, st) = try acquireIfCached(h) else { return nil }
         defer { cache.release(obj) }
         guard (st.st_mode & S_IFMT) == S_IFREG, obj.isMemoryBacked else { return nil }
-        let before = FileAttributes(st, exportID: ex.root.id)
-        try checkAccess(obj, st, W_OK, cred, ownerOverride: true)
-        let fd = try cache.dataFD(obj, write: true)
-        let written = try data.withUnsafeReadableBytes { p -> Int in
-            var done = 0
-            while done < p.count {
-                let n = try sys { pwrite(fd, p.baseAddress! + done, p.count - done, off_t(offset) + off_t(done)) }
-                done += n
-            }
-            return done
-        }
-        switch stability {
-        case .unstable: break
-        case .dataSync: _ = try sys { fdatasync(fd) }
-        case .fileSync: _ = try sys { fsync(fd) }
-        }
-        return WriteResult(count: UInt32(written), committed: stability, verifier: writeVerifier,
-                           wcc: WccData(before: before, after: attributesIfPossible(ex, fd: obj.pathFD)))
+        return try write(ex, obj, st, offset: offset, data: data, stability: stability, as: cred)
     }
 
     /// GETATTR without blocking: nil unless the object is in the open-file cache.

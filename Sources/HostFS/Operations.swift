@@ -229,25 +229,33 @@ extension HostFileSystem {
             case S_IFDIR: throw FSError.errno(EISDIR)
             default: throw FSError.errno(EINVAL)
             }
-            let before = FileAttributes(st, exportID: ex.root.id)
-            try checkAccess(obj, st, W_OK, cred, ownerOverride: true)
-            let fd = try cache.dataFD(obj, write: true)
-            let written = try data.withUnsafeReadableBytes { p -> Int in
-                var done = 0
-                while done < p.count {
-                    let n = try sys { pwrite(fd, p.baseAddress! + done, p.count - done, off_t(offset) + off_t(done)) }
-                    done += n
-                }
-                return done
-            }
-            switch stability {
-            case .unstable: break
-            case .dataSync: _ = try sys { fdatasync(fd) }
-            case .fileSync: _ = try sys { fsync(fd) }
-            }
-            return WriteResult(count: UInt32(written), committed: stability, verifier: writeVerifier,
-                               wcc: WccData(before: before, after: attributesIfPossible(ex, fd: obj.pathFD)))
+            return try write(ex, obj, st, offset: offset, data: data, stability: stability, as: cred)
         }
+    }
+
+    /// WRITE to an acquired regular file (`st`: its fstat): the permission check as
+    /// the caller, the write, the sync `stability` asks for, and the wcc data. The
+    /// one body of both WRITE paths (the thread pool's and `writeWithoutBlocking`).
+    func write(_ ex: Export, _ obj: CachedObject, _ st: Glibc.stat, offset: UInt64, data: ByteBuffer,
+               stability: WriteStability, as cred: Credentials) throws -> WriteResult {
+        let before = FileAttributes(st, exportID: ex.root.id)
+        try checkAccess(obj, st, W_OK, cred, ownerOverride: true)
+        let fd = try cache.dataFD(obj, write: true)
+        let written = try data.withUnsafeReadableBytes { p -> Int in
+            var done = 0
+            while done < p.count {
+                let n = try sys { pwrite(fd, p.baseAddress! + done, p.count - done, off_t(offset) + off_t(done)) }
+                done += n
+            }
+            return done
+        }
+        switch stability {
+        case .unstable: break
+        case .dataSync: _ = try sys { fdatasync(fd) }
+        case .fileSync: _ = try sys { fsync(fd) }
+        }
+        return WriteResult(count: UInt32(written), committed: stability, verifier: writeVerifier,
+                           wcc: WccData(before: before, after: attributesIfPossible(ex, fd: obj.pathFD)))
     }
 
     /// COMMIT: fsync of the whole file (the range is not used). Returns the write verifier.

@@ -96,24 +96,15 @@ public struct NFSProgram: RPCProgram {
         case .write:
             // Small writes to memory-backed files (tmpfs) on the event loop: no thread hops.
             if let reply = serveWithoutBlocking(call, context, NFS3WriteArgs.self, handle: \.file, modifies: true, { args, h, env -> NFS3WriteResult? in
-                guard args.count <= Self.maximumWriteWithoutBlocking,
-                      let data = args.data.getSlice(at: args.data.readerIndex, length: Int(args.count)) else { return nil }
-                let stability: WriteStability = env.access.sync ? WriteStability(args.stable) : .unstable
-                guard let result = try env.fs.writeWithoutBlocking(h, offset: args.offset, data: data, stability: stability,
-                                                                   as: env.cred) else { return nil }
-                let committed = env.access.sync ? NFS3StableHow(result.committed) : args.stable
-                return .ok(NFS3WriteOK(fileWcc: env.wcc(result.wcc), count: result.count, committed: committed,
-                                       verifier: NFS3Verifier(result.verifier)))
+                guard args.count <= Self.maximumWriteWithoutBlocking else { return nil }
+                return try Self.write(args, env) { data, stability in
+                    try env.fs.writeWithoutBlocking(h, offset: args.offset, data: data, stability: stability, as: env.cred)
+                }
             }) { return reply }
             return serve(call, context, NFS3WriteArgs.self, handle: \.file) { args, h, env -> NFS3WriteResult in
-                guard args.data.readableBytes >= Int(args.count) else { throw NFS3Status.inval }
-                let data = args.data.getSlice(at: args.data.readerIndex, length: Int(args.count))!
-                // `async` exports answer as asked without syncing (as knfsd does).
-                let stability: WriteStability = env.access.sync ? WriteStability(args.stable) : .unstable
-                let result = try env.fs.write(h, offset: args.offset, data: data, stability: stability, as: env.cred)
-                let committed = env.access.sync ? NFS3StableHow(result.committed) : args.stable
-                return .ok(NFS3WriteOK(fileWcc: env.wcc(result.wcc), count: result.count, committed: committed,
-                                       verifier: NFS3Verifier(result.verifier)))
+                try Self.write(args, env) { data, stability in
+                    try env.fs.write(h, offset: args.offset, data: data, stability: stability, as: env.cred)
+                }!
             }
         case .create:
             return serve(call, context, NFS3CreateArgs.self, handle: \.whereTo.directory) { args, h, env -> NFS3CreateResult in
@@ -323,6 +314,20 @@ public struct NFSProgram: RPCProgram {
         var out = context.makeResultsBuffer(capacity: 512)
         result.encode(xdr: &out)
         return context.successRecord(&out)
+    }
+
+    /// WRITE's result from one of HostFS's writes (`perform`, given the data and the
+    /// stability to sync with; nil when it would block): the one place WRITE's
+    /// arguments and stability become a reply. `async` exports answer as asked
+    /// without syncing (as knfsd does).
+    static func write(_ args: NFS3WriteArgs, _ env: NFS3CallEnvironment,
+                      _ perform: (ByteBuffer, WriteStability) throws -> WriteResult?) throws -> NFS3WriteResult? {
+        guard let data = args.data.getSlice(at: args.data.readerIndex, length: Int(args.count)) else { throw NFS3Status.inval }
+        let stability: WriteStability = env.access.sync ? WriteStability(args.stable) : .unstable
+        guard let result = try perform(data, stability) else { return nil }
+        let committed = env.access.sync ? NFS3StableHow(result.committed) : args.stable
+        return .ok(NFS3WriteOK(fileWcc: env.wcc(result.wcc), count: result.count, committed: committed,
+                               verifier: NFS3Verifier(result.verifier)))
     }
 
     /// READs up to this size whose data is in the page cache are answered on
