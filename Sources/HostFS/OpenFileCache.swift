@@ -152,7 +152,7 @@ final class OpenFileCache: @unchecked Sendable {
             }
             return nil
         }) { return fd }
-        let fd = open("/proc/self/fd/\(obj.pathFD)", (write ? O_WRONLY : O_RDONLY) | O_CLOEXEC | O_NOCTTY | O_NONBLOCK)
+        let fd = procReopen(obj.pathFD, (write ? O_WRONLY : O_RDONLY) | O_CLOEXEC | O_NOCTTY | O_NONBLOCK)
         if fd < 0 { throw FSError.current }
         return lock.withLock {
             if write {

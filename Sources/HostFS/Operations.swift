@@ -222,8 +222,7 @@ extension HostFileSystem {
     /// WRITE the readable bytes of `data` at `offset`. `.dataSync` runs fdatasync and
     /// `.fileSync` fsync before returning; `committed` says what was done.
     public func write(_ h: ObjectHandle, offset: UInt64, data: ByteBuffer, stability: WriteStability, as cred: Credentials) throws -> WriteResult {
-        try withObject(h) { ex, obj in
-            let st = try statOf(obj.pathFD)
+        try withObjectStat(h) { ex, obj, st in
             switch st.st_mode & S_IFMT {
             case S_IFREG: break
             case S_IFDIR: throw FSError.errno(EISDIR)
@@ -260,8 +259,8 @@ extension HostFileSystem {
 
     /// COMMIT: fsync of the whole file (the range is not used). Returns the write verifier.
     public func commit(_ h: ObjectHandle, offset: UInt64, count: UInt32, as cred: Credentials) throws -> (verifier: UInt64, wcc: WccData) {
-        try withObject(h) { ex, obj in
-            let before = try attributes(ex, fd: obj.pathFD)
+        try withObjectStat(h) { ex, obj, st in
+            let before = FileAttributes(st, exportID: ex.root.id)
             guard before.type == .regular else { throw FSError.errno(before.type == .directory ? EISDIR : EINVAL) }
             let fd = try cache.syncFD(obj)
             _ = try sys { fsync(fd) }
@@ -272,9 +271,9 @@ extension HostFileSystem {
     /// CREATE a regular file.
     public func create(_ dirHandle: ObjectHandle, _ name: [UInt8], how: CreateHow, as cred: Credentials) throws -> NodeResult {
         try Self.checkName(name, creating: true)
-        return try withObject(dirHandle) { ex, dir in
+        return try withObjectStat(dirHandle) { ex, dir, dirStat in
             try requireDirectory(dir)
-            let before = attributesIfPossible(ex, fd: dir.pathFD)
+            let before: FileAttributes? = FileAttributes(dirStat, exportID: ex.root.id)
             let flags = O_CREAT | O_EXCL | O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC | O_NOCTTY
             var attrs = SetAttributes.none
             var created = true
@@ -399,9 +398,9 @@ extension HostFileSystem {
 
     private func unlinkEntry(_ dirHandle: ObjectHandle, _ name: [UInt8], flags: Int32, _ cred: Credentials) throws -> WccData {
         try Self.checkName(name, creating: true)
-        return try withObject(dirHandle) { ex, dir in
+        return try withObjectStat(dirHandle) { ex, dir, dirStat in
             try requireDirectory(dir)
-            let before = attributesIfPossible(ex, fd: dir.pathFD)
+            let before: FileAttributes? = FileAttributes(dirStat, exportID: ex.root.id)
             var st = Glibc.stat()
             let had = withName(name) { fstatat(dir.pathFD, $0, &st, AT_SYMLINK_NOFOLLOW) } == 0
             try ident.run(cred) {

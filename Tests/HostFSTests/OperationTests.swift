@@ -168,6 +168,57 @@ import Testing
         #expect(fs2.writeVerifier != fs.writeVerifier)
     }
 
+    /// WRITE, COMMIT, CREATE and REMOVE take their pre-operation attributes from the stat
+    /// made when the object is acquired: it must be the state before the call, of the
+    /// right object, in every one of them (cached and freshly resolved handles alike).
+    @Test(arguments: bothModes) func preOperationAttributesAreBeforeTheCall(mode: HandleMode) throws {
+        let box = Sandbox()
+        box.hostFile("f", "0123456789")
+        let fs = try box.fs(mode)
+        let r = try fs.rootHandle(exportID: 1)
+        let dirBefore = try fs.getattr(r, as: root)
+        let f = try fs.lookup(r, n("f"), as: root).handle
+        let fileBefore = try fs.getattr(f, as: root)
+        let w = try fs.write(f, offset: 10, data: ByteBuffer(string: "abc"), stability: .unstable, as: root)
+        #expect(w.wcc.before == fileBefore)
+        #expect(w.wcc.after?.size == 13)
+        let c = try fs.commit(f, offset: 0, count: 0, as: root)
+        #expect(c.wcc.before?.size == 13)
+        #expect(c.wcc.before?.fileid == fileBefore.fileid)
+        #expect(c.wcc.after?.size == 13)
+        let g = try fs.create(r, n("g"), how: .guarded(.none), as: root)
+        #expect(g.directory.before?.fileid == dirBefore.fileid)
+        #expect(g.directory.before?.type == .directory)
+        let dirAfterCreate = try #require(g.directory.after)
+        #expect(try fs.getattr(r, as: root) == dirAfterCreate)
+        let rm = try fs.remove(r, n("g"), as: root)
+        #expect(rm.before == dirAfterCreate)
+        #expect(rm.after?.fileid == dirBefore.fileid)
+        // COMMIT and WRITE on a directory still fail as before.
+        #expect(isError(.errno(EISDIR)) { _ = try fs.commit(r, offset: 0, count: 0, as: root) })
+        #expect(isError(.errno(EISDIR)) {
+            _ = try fs.write(r, offset: 0, data: ByteBuffer(string: "x"), stability: .unstable, as: root)
+        })
+        // A handle of a removed file is stale for all of them, not answered from an old stat.
+        _ = try fs.remove(r, n("f"), as: root)
+        #expect(isError(.stale) { _ = try fs.commit(f, offset: 0, count: 0, as: root) })
+        #expect(isError(.stale) { _ = try fs.write(f, offset: 0, data: ByteBuffer(string: "x"), stability: .unstable, as: root) })
+    }
+
+    @Test func procReopenOpensTheSameObject() throws {
+        let box = Sandbox()
+        box.hostFile("f", "data")
+        let p = open(box.exportPath + "/f", O_PATH | O_CLOEXEC)
+        defer { close(p) }
+        let w = procReopen(p, O_WRONLY | O_CLOEXEC)
+        #expect(w >= 0)
+        var a = stat(), b = stat()
+        #expect(fstat(p, &a) == 0 && fstat(w, &b) == 0 && a.st_ino == b.st_ino)
+        #expect(fcntl(w, F_GETFL) & O_ACCMODE == O_WRONLY)
+        close(w)
+        #expect(procReopen(-1, O_RDONLY) == -1 && errno == EBADF)
+    }
+
     @Test(arguments: bothModes) func setattrAndGuard(mode: HandleMode) throws {
         let box = Sandbox()
         box.hostFile("f", "0123456789")
