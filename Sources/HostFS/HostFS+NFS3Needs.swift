@@ -122,7 +122,7 @@ extension HostFileSystem {
                 var done = 0
                 // tmpfs data is memory: a plain read never waits for a disk, and
                 // before Linux 6.6 tmpfs refuses RWF_NOWAIT (one wasted syscall per READ).
-                var flags = obj.isMemoryBacked ? 0 : RWF_NOWAIT
+                let flags = obj.isMemoryBacked ? 0 : RWF_NOWAIT
                 while done < Int(count) {
                     var iov = iovec(iov_base: p.baseAddress! + done, iov_len: Int(count) - done)
                     let n = preadv2(fd, &iov, 1, off_t(offset) + off_t(done), flags)
