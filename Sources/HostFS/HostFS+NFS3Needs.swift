@@ -74,21 +74,6 @@ func isTmpfs(_ fd: Int32) -> Bool {
     }
 }
 
-extension CachedObject {
-    /// Whether the object's data is memory (tmpfs): reading or writing it never waits
-    /// for a disk. Asked once per cached object (one fstatfs), then remembered.
-    var isMemoryBacked: Bool {
-        switch memoryBacked.load(ordering: .relaxed) {
-        case 1: return true
-        case 2: return false
-        default:
-            let yes = isTmpfs(pathFD)
-            memoryBacked.store(yes ? 1 : 2, ordering: .relaxed)
-            return yes
-        }
-    }
-}
-
 extension HostFileSystem {
     /// The handle's object if the open-file cache has it and it still lies inside its
     /// export (the checks of `acquire`'s cache hit); nil otherwise, and then `acquire`
@@ -122,7 +107,7 @@ extension HostFileSystem {
                 var done = 0
                 // tmpfs data is memory: a plain read never waits for a disk, and
                 // before Linux 6.6 tmpfs refuses RWF_NOWAIT (one wasted syscall per READ).
-                let flags = obj.isMemoryBacked ? 0 : RWF_NOWAIT
+                let flags = ex.isMemoryBacked ? 0 : RWF_NOWAIT
                 while done < Int(count) {
                     var iov = iovec(iov_base: p.baseAddress! + done, iov_len: Int(count) - done)
                     let n = preadv2(fd, &iov, 1, off_t(offset) + off_t(done), flags)
@@ -154,9 +139,9 @@ extension HostFileSystem {
     /// offset with the same data.
     public func writeWithoutBlocking(_ h: ObjectHandle, offset: UInt64, data: ByteBuffer, stability: WriteStability,
                                      as cred: Credentials) throws -> WriteResult? {
-        guard let (ex, obj, st) = try acquireIfCached(h) else { return nil }
+        guard export(h.exportID)?.isMemoryBacked == true, let (ex, obj, st) = try acquireIfCached(h) else { return nil }
         defer { cache.release(obj) }
-        guard (st.st_mode & S_IFMT) == S_IFREG, obj.isMemoryBacked else { return nil }
+        guard (st.st_mode & S_IFMT) == S_IFREG else { return nil }
         return try write(ex, obj, st, offset: offset, data: data, stability: stability, as: cred)
     }
 

@@ -1,5 +1,6 @@
 import CSupport
 import Glibc
+import Synchronization
 import Logging
 import NIOCore
 
@@ -40,6 +41,10 @@ final class Export: @unchecked Sendable {
     let mode: HandleMode
     let index: InodeIndex?
     var rootHandle: ObjectHandle!
+    /// Whether the export's filesystem keeps its data in memory (tmpfs): reading or
+    /// writing never waits for a disk. Every object served lies on the root's
+    /// filesystem (resolution refuses any other st_dev), so one fstatfs answers for all.
+    let isMemoryBacked: Bool
 
     init(root: ExportRoot, rootFD: Int32, mountFD: Int32, realPath: [UInt8], st: stat, mountID: Int32, mode: HandleMode, index: InodeIndex?) {
         self.root = root
@@ -51,6 +56,7 @@ final class Export: @unchecked Sendable {
         self.mountID = mountID
         self.mode = mode
         self.index = index
+        self.isMemoryBacked = isTmpfs(rootFD)
     }
     deinit {
         close(rootFD)
@@ -114,6 +120,7 @@ public final class HostFileSystem: @unchecked Sendable {
     let logger: Logger
     private let exportsLock = Lock()
     private var exports: [UInt32: Export] = [:]
+    private let memoryBackedExports = Atomic<Bool>(false)
     private var reconnects = 0  // guarded by exportsLock
     /// Handles found stale recently -> when to forget that (CLOCK_MONOTONIC ns); guarded by
     /// exportsLock. Spares the export a search per retry of a dead handle.
@@ -154,7 +161,12 @@ public final class HostFileSystem: @unchecked Sendable {
             }
         }
         exportsLock.withLock { exports = next }
+        memoryBackedExports.store(next.values.contains { $0.isMemoryBacked }, ordering: .relaxed)
     }
+
+    /// Whether any export is memory-backed (tmpfs), so that callers can skip asking
+    /// for work that only those allow on the event loop (`writeWithoutBlocking`).
+    public var servesMemoryBackedExport: Bool { memoryBackedExports.load(ordering: .relaxed) }
 
     /// The handle mode an export uses.
     public func handleMode(exportID: UInt32) -> HandleMode? { export(exportID)?.mode }

@@ -1,6 +1,5 @@
 import CSupport
 import Glibc
-import Synchronization
 
 struct InodeKey: Hashable {
     var dev: UInt64
@@ -23,10 +22,6 @@ final class CachedObject: @unchecked Sendable {
     var invalidated = false
     var prev: CachedObject?
     var next: CachedObject?
-    /// Whether the object lives on a filesystem whose data is memory (tmpfs), found
-    /// once with fstatfs: 0 not known yet, 1 yes, 2 no. The path fd pins the
-    /// filesystem, so the answer cannot change while the object is cached.
-    let memoryBacked = Atomic<UInt8>(0)
 
     init(key: [UInt8], exportID: UInt32, pathFD: Int32, inode: InodeKey, isDirectory: Bool) {
         self.key = key

@@ -95,7 +95,8 @@ public struct NFSProgram: RPCProgram {
             return read(call, context)
         case .write:
             // Small writes to memory-backed files (tmpfs) on the event loop: no thread hops.
-            if let reply = serveWithoutBlocking(call, context, NFS3WriteArgs.self, handle: \.file, modifies: true, { args, h, env -> NFS3WriteResult? in
+            // Without a tmpfs export, WRITE goes straight to the pool.
+            if server.hostFS.servesMemoryBackedExport, let reply = serveWithoutBlocking(call, context, NFS3WriteArgs.self, handle: \.file, modifies: true, { args, h, env -> NFS3WriteResult? in
                 guard args.count <= Self.maximumWriteWithoutBlocking else { return nil }
                 return try Self.write(args, env) { data, stability in
                     try env.fs.writeWithoutBlocking(h, offset: args.offset, data: data, stability: stability, as: env.cred)

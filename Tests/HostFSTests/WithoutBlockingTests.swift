@@ -261,6 +261,7 @@ import Testing
         defer { umount2(box.exportPath, Int32(MNT_DETACH)) }
         box.hostFile("f", "0123456789")
         let fs = try box.fs(.kernel)
+        #expect(fs.servesMemoryBackedExport)
         let f = try fs.lookup(try fs.rootHandle(exportID: 1), n("f"), as: root).handle
         var data = allocator.buffer(capacity: 8)
         data.writeString("abcd")
@@ -305,6 +306,7 @@ import Testing
         let dirFD = open(box.exportPath, O_RDONLY | O_DIRECTORY)
         let onTmpfs = HostFS.isTmpfs(dirFD)
         close(dirFD)
+        #expect(first.servesMemoryBackedExport == onTmpfs)
         if !onTmpfs {
             #expect(try first.writeWithoutBlocking(h, offset: 0, data: data, stability: .unstable, as: root) == nil)
         }
