@@ -312,9 +312,7 @@ public final class HostFileSystem: @unchecked Sendable {
     }
 
     func withObject<T>(_ h: ObjectHandle, _ body: (Export, CachedObject) throws -> T) throws -> T {
-        let (ex, obj, _) = try acquire(h)
-        defer { cache.release(obj) }
-        return try body(ex, obj)
+        try withObjectStat(h) { ex, obj, _ in try body(ex, obj) }
     }
 
     /// `withObject`, also handing the body the object's stat taken as it was acquired
