@@ -154,6 +154,36 @@ extension NFS3TestClient {
         #expect(FileManager.default.fileExists(atPath: path + "/x"))
     }
 
+    /// On a tmpfs export small WRITEs are done on the event loop (`writeWithoutBlocking`):
+    /// they must answer as the pool's WRITE does, and a read-only export still refuses them.
+    @Test(.enabled(if: geteuid() == 0, "mount(2) needs root")) func tmpfsWritesAnswerAsOrdinaryWrites() throws {
+        let sandbox = NFS3Sandbox()
+        let rw = sandbox.exportDirectory("rw"), ro = sandbox.exportDirectory("ro")
+        for path in [rw, ro] {
+            try #require(Glibc.mount("vsnfs-test", path, "tmpfs", 0, "size=4m,mode=0777") == 0, "mount tmpfs: errno \(errno)")
+            FileManager.default.createFile(atPath: path + "/x", contents: Data("hello".utf8), attributes: [.posixPermissions: 0o666])
+        }
+        defer { for path in [rw, ro] { umount2(path, Int32(MNT_DETACH)) } }
+        let server = try NFS3TestServer(exports: [Export(hostPath: rw, mountPath: "/rw", clients: [rwRule()]),
+                                                  Export(hostPath: ro, mountPath: "/ro", clients: [roRule()])],
+                                        sandbox: sandbox)
+        #expect(server.context.hostFS.servesMemoryBackedExport)
+        let c = try server.client(Self.guest)
+        for (mountPath, expected) in [("/rw", NFS3Status.ok), ("/ro", .rofs)] {
+            let root = try c.rootHandle(mountPath)
+            let file = try #require(try c.lookup(root, "x").ok?.object)
+            _ = try c.read(file, count: 5)   // in the open-file cache now: the event loop may answer
+            let written = try c.write(file, offset: 5, Array(" world".utf8), stable: .fileSync)
+            #expect(written.status == expected, "\(mountPath)")
+            if expected == .ok {
+                #expect(written.ok?.count == 6 && written.ok?.committed == .fileSync)
+                #expect(written.ok?.fileWcc.after?.size == 11)
+            }
+        }
+        #expect(try String(contentsOfFile: rw + "/x", encoding: .utf8) == "hello world")
+        #expect(try String(contentsOfFile: ro + "/x", encoding: .utf8) == "hello")
+    }
+
     @Test func rootIsSquashedByDefault() throws {
         let server = try NFS3TestServer(clients: [rwRule(.vsockCID(3)), rwRule(.vsockCID(7), squash: .noRootSquash)])
         let c = try server.client(Self.guest, uid: 0, gid: 0)
