@@ -186,6 +186,29 @@ final class OpenFileCache: @unchecked Sendable {
         }
     }
 
+    /// Close objects nobody holds whose inode has lost its last name: deleted on the
+    /// host, not through NFS (REMOVE and RENAME invalidate at once). Their fds would
+    /// keep the file's blocks allocated until LRU eviction, so a host deleting files to
+    /// free space would get none of it back while the server ran. A handle to such an
+    /// object is stale already (`acquire` checks the link count), so nothing is lost.
+    /// One fstat per cached object, under the lock in batches: a call waits for at
+    /// most one batch.
+    func sweepUnlinked(batch: Int = 256) {
+        let snapshot = lock.withLock { Array(entries.values) }
+        var start = 0
+        while start < snapshot.count {
+            let end = min(start + batch, snapshot.count)
+            lock.withLock {
+                var st = Glibc.stat()
+                // Still cached (so its fds are still open) and unused.
+                for e in snapshot[start..<end] where e.refs == 0 && entries[e.key] === e {
+                    if fstat(e.pathFD, &st) == 0 && st.st_nlink == 0 { drop(e) }
+                }
+            }
+            start = end
+        }
+    }
+
     // MARK: background sweeper
 
     private var sweeperThread: pthread_t?
@@ -193,7 +216,8 @@ final class OpenFileCache: @unchecked Sendable {
     private let sweeperCond: UnsafeMutablePointer<pthread_cond_t> = .allocate(capacity: 1)
     private let sweeperMutex: UnsafeMutablePointer<pthread_mutex_t> = .allocate(capacity: 1)
 
-    /// Start a thread that closes idle write fds every `interval` (stopped by `stopSweeper`).
+    /// Start a thread that, every `interval`, closes idle write fds and the fds of objects
+    /// deleted on the host (stopped by `stopSweeper`).
     func startSweeper(interval: UInt64, idle: UInt64) {
         final class Args {
             let cache: OpenFileCache
@@ -227,6 +251,7 @@ final class OpenFileCache: @unchecked Sendable {
             if sweeperStop { break }
             pthread_mutex_unlock(sweeperMutex)
             sweepIdleWriters(idle: idle)
+            sweepUnlinked()
             pthread_mutex_lock(sweeperMutex)
         }
         pthread_mutex_unlock(sweeperMutex)
@@ -247,15 +272,20 @@ final class OpenFileCache: @unchecked Sendable {
         while fds > limit, let e = cursor {
             cursor = e.prev
             guard e.refs == 0 else { continue }
-            unlink(e)
-            entries.removeValue(forKey: e.key)
-            if var s = byInode[e.inode] {
-                s.remove(e.key)
-                byInode[e.inode] = s.isEmpty ? nil : s
-            }
-            fds -= e.fdCount
-            e.closeAll()
+            drop(e)
         }
+    }
+
+    /// Removes an object nobody holds from the cache and closes its fds (lock held).
+    private func drop(_ e: CachedObject) {
+        unlink(e)
+        entries.removeValue(forKey: e.key)
+        if var s = byInode[e.inode] {
+            s.remove(e.key)
+            byInode[e.inode] = s.isEmpty ? nil : s
+        }
+        fds -= e.fdCount
+        e.closeAll()
     }
 
     private func pushFront(_ e: CachedObject) {

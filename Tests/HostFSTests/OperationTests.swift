@@ -456,6 +456,28 @@ enum DispatchLikeThreads {
         _ = try fs.read(script, offset: 0, count: 100, allocator: allocator, as: root)
         #expect(spawnStatus(path) == .exited(7))
     }
+
+    /// A file deleted on the host (not through REMOVE) loses its cached fds at the next
+    /// sweep, so its blocks are freed; a file still linked elsewhere keeps them.
+    @Test(arguments: bothModes) func filesDeletedOnTheHostAreClosed(mode: HandleMode) throws {
+        let box = Sandbox()
+        let fs = try box.fs(mode)
+        let r = try fs.rootHandle(exportID: 1)
+        var handles: [ObjectHandle] = []
+        for name in ["gone", "linked"] {
+            let h = try fs.create(r, n(name), how: .guarded(.none), as: root).handle
+            _ = try fs.write(h, offset: 0, data: ByteBuffer(string: name), stability: .unstable, as: root)
+            handles.append(h)
+        }
+        #expect(link(box.exportPath + "/linked", box.exportPath + "/other-name") == 0)
+        let cached = fs.cachedFileDescriptorCount
+        #expect(unlink(box.exportPath + "/gone") == 0 && unlink(box.exportPath + "/linked") == 0)
+        fs.cache.sweepUnlinked()
+        // "gone": its path fd and write fd are closed; "linked" keeps both.
+        #expect(fs.cachedFileDescriptorCount == cached - 2)
+        #expect(throws: FSError.stale) { try fs.getattr(handles[0], as: root) }
+        #expect(string(try fs.read(handles[1], offset: 0, count: 64, allocator: allocator, as: root).data) == "linked")
+    }
 }
 
 enum SpawnResult: Equatable {
