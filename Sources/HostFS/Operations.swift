@@ -240,11 +240,18 @@ extension HostFileSystem {
         let before = FileAttributes(st, exportID: ex.root.id)
         try checkAccess(obj, st, W_OK, cred, ownerOverride: true)
         let fd = try cache.dataFD(obj, write: true)
+        // A write that stops part-way (the filesystem filled up, the file reached its
+        // size limit) answers the bytes it wrote, as write(2) does: the client is told
+        // the count and sends the rest again, which then gets the error. Only an error
+        // before the first byte is the answer.
         let written = try data.withUnsafeReadableBytes { p -> Int in
             var done = 0
             while done < p.count {
-                let n = try sys { pwrite(fd, p.baseAddress! + done, p.count - done, off_t(offset) + off_t(done)) }
-                done += n
+                let n = pwrite(fd, p.baseAddress! + done, p.count - done, off_t(offset) + off_t(done))
+                if n > 0 { done += n; continue }
+                if n < 0 && errno == EINTR { continue }
+                if done > 0 { break }
+                throw n < 0 ? FSError.current : FSError.errno(EIO)
             }
             return done
         }
