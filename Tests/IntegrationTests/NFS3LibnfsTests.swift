@@ -44,12 +44,24 @@ final class LibnfsTarget {
     let server: ServerProcess
     var port: Int { server.port }
 
-    init() throws {
+    /// With `tmpfsSize`, the export is a tmpfs of that size (needs root).
+    init(tmpfsSize: String? = nil) throws {
         exportPath = sandbox.exportDirectory("export")
+        if let tmpfsSize {
+            guard mount("vsnfs-test", exportPath, "tmpfs", 0, "size=\(tmpfsSize),mode=0777") == 0 else {
+                throw LibnfsError.failed("mount tmpfs on \(exportPath): errno \(errno)")
+            }
+            mountedTmpfs = true
+        }
         server = try ServerProcess([exportPath, "--listen", "tcp:127.0.0.1:0"], stateDirectory: sandbox.statePath)
     }
 
-    deinit { server.stop() }
+    private var mountedTmpfs = false
+
+    deinit {
+        server.stop()
+        if mountedTmpfs { umount2(exportPath, Int32(MNT_DETACH)) }
+    }
 
     func url(_ relative: String) -> String { Libnfs.url(port: port, relative.isEmpty ? "/" : relative) }
 
@@ -104,6 +116,34 @@ func randomBytes(_ count: Int) -> Data {
             let cat = try Libnfs.check("nfs-cat", [target.url("/data/file-\(size)")])
             #expect(cat == data)
         }
+    }
+
+    /// nfs-cp of 4 MiB into a 2 MiB export fails; the file already there is intact,
+    /// and once the host deletes the partial copy, a copy that fits works.
+    @Test(.enabled(if: geteuid() == 0, "mount(2) needs root")) func copyIntoAFullExportFailsAndLosesNothing() throws {
+        let target = try LibnfsTarget(tmpfsSize: "2m")
+        mkdir(target.exportPath + "/data", 0o777)
+        chmod(target.exportPath + "/data", 0o777)
+        let keep = randomBytes(500_000), big = randomBytes(4 << 20), small = randomBytes(10_000)
+        for (name, data) in [("keep", keep), ("big", big), ("small", small)] {
+            try data.write(to: URL(fileURLWithPath: target.sandbox.dir + "/" + name))
+        }
+        try Libnfs.check("nfs-cp", [target.sandbox.dir + "/keep", target.url("/data/keep")])
+        let failed = try Libnfs.run("nfs-cp", [target.sandbox.dir + "/big", target.url("/data/big")])
+        #expect(failed.status != 0, "nfs-cp of 4 MiB into 2 MiB succeeded")   // it prints only "Failed to write to dest file"
+        #expect(try Data(contentsOf: URL(fileURLWithPath: target.exportPath + "/data/keep")) == keep)
+        #expect(try Libnfs.check("nfs-cat", [target.url("/data/keep")]) == keep)
+        // The host removes the partial copy: its space comes back once the server has
+        // closed its fds of the file (within its one-second sweep), and the next copy fits.
+        #expect(unlink(target.exportPath + "/data/big") == 0)
+        var fsStat = statvfs()
+        let deadline = Date().addingTimeInterval(5)
+        while statvfs(target.exportPath, &fsStat) == 0 && fsStat.f_bfree < 256 && Date() < deadline {
+            Thread.sleep(forTimeInterval: 0.1)
+        }
+        #expect(fsStat.f_bfree >= 256, "only \(fsStat.f_bfree) blocks free 5 s after the host deleted the file")
+        try Libnfs.check("nfs-cp", [target.sandbox.dir + "/small", target.url("/data/small")])
+        #expect(try Data(contentsOf: URL(fileURLWithPath: target.exportPath + "/data/small")) == small)
     }
 
     @Test func listsTenThousandEntriesCompletely() throws {

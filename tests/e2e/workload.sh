@@ -365,6 +365,45 @@ t_refused() {
 }
 check "export for another CID is refused with a clear message" t_refused
 
+# A third server exports a 2 MiB tmpfs. The kernel client's writer must see
+# ENOSPC (not EIO, not a hang), another file stays intact, and once the host
+# deletes the big file the server takes writes again (it closes its fds of
+# files deleted on the host, which would otherwise keep the space in use).
+t_full_export() {
+    small=/small-export
+    mkdir -p $small /mnt/f
+    mount -t tmpfs -o size=2m,mode=0777 tmpfs $small || fail "mount tmpfs"
+    head -c 300000 /dev/urandom > $small/keep
+    want=$(sum $small/keep)
+    vsnfs serve $small --listen vsock:2051 --state-dir /var/lib/vsnfs-3 >> /tmp/vsnfs-serve-3.log 2>&1 &
+    pid3=$!
+    i=0
+    until mount -t vsnfs -o "vers=$VERS,port=2051" 1:/ /mnt/f 2>/dev/null; do
+        i=$((i + 1)); [ $i -lt 100 ] || { kill $pid3; cat /tmp/vsnfs-serve-3.log; fail "third server did not start"; }
+        sleep 0.2
+    done
+    out=$(dd if=/dev/zero of=/mnt/f/big bs=64k count=64 conv=fsync 2>&1)
+    rc=$?
+    echo "dd: $out"
+    result=ok
+    [ $rc -ne 0 ] || result="dd of 4 MiB into 2 MiB succeeded"
+    echo "$out" | grep -q "No space left on device" || result="dd did not report ENOSPC"
+    [ "$(sum /mnt/f/keep)" = "$want" ] || result="keep differs (client view)"
+    [ "$(sum $small/keep)" = "$want" ] || result="keep differs (host view)"
+    if [ "$result" = ok ]; then
+        rm -f $small/big
+        i=0
+        until echo after > /mnt/f/after 2>/dev/null && [ "$(cat $small/after)" = after ]; do
+            i=$((i + 1)); [ $i -lt 50 ] || { result="no write 10 s after the host freed space"; break; }
+            sleep 0.2
+        done
+    fi
+    kill -0 $pid3 || result="server died"
+    umount /mnt/f; kill $pid3; umount $small
+    [ "$result" = ok ] || fail "$result"
+}
+check "a full export: ENOSPC to the writer, nothing else lost, space back once the host deletes" t_full_export
+
 t_umount() {
     need_mount
     relay=$(cut -d' ' -f1 /run/vsnfs/relay-1-$PORT.port)
