@@ -144,7 +144,7 @@ public final class BlockingRPCClient {
         RPCMessage.call(xid: xid, rpcVersion: RPCDispatcher.rpcVersion, program: program, version: version,
                         procedure: procedure, credential: credential, verifier: .none,
                         arguments: arguments).encode(xdr: &body)
-        body.setInteger(RecordMarking.lastFragmentBit | UInt32(body.readableBytes - 4), at: 0, endianness: .big)
+        body.setInteger(RecordMarking.singleFragmentHeader(length: body.readableBytes - 4)!, at: 0, endianness: .big)
         return Array(body.readableBytesView)
     }
 

@@ -205,12 +205,12 @@ public final class RPCConnectionHandler: ChannelDuplexHandler {
             body = nil
         }
         let length = buffer.readableBytes - 4 + (body?.readableBytes ?? 0)
-        guard length <= Int(~RecordMarking.lastFragmentBit) else {
+        guard let mark = RecordMarking.singleFragmentHeader(length: length) else {
             self.logger.error("reply of \(length) bytes is too large for one record; closing")
             self.closeConnection(context: context)
             return
         }
-        buffer.setInteger(RecordMarking.lastFragmentBit | UInt32(length), at: buffer.readerIndex, endianness: .big)
+        buffer.setInteger(mark, at: buffer.readerIndex, endianness: .big)
         context.write(self.wrapOutboundOut(buffer), promise: nil)
         if let body {
             context.write(self.wrapOutboundOut(body), promise: nil)

@@ -50,14 +50,14 @@ extension RPCCallContext {
     public func successRecord(_ results: inout ByteBuffer) -> RPCAnswer {
         let headroom = Self.successReplyHeadroom
         guard results.readerIndex >= headroom,
-              results.readableBytes + headroom - 4 <= Int(~RecordMarking.lastFragmentBit) else {
+              let mark = RecordMarking.singleFragmentHeader(length: results.readableBytes + headroom - 4) else {
             return .now(.success(results: results))
         }
         let end = results.writerIndex
         let start = results.readerIndex - headroom
         results.moveReaderIndex(to: start)
         results.moveWriterIndex(to: start)
-        results.writeInteger(RecordMarking.lastFragmentBit | UInt32(end - start - 4), endianness: .big)
+        results.writeInteger(mark, endianness: .big)
         RPCMessage.encodeReplyHeader(xid: self.xid, body: .success(results: ByteBuffer()), into: &results)
         assert(results.writerIndex == start + headroom)
         results.moveWriterIndex(to: end)

@@ -7,6 +7,13 @@ public enum RecordMarking {
     public static let lastFragmentBit: UInt32 = 0x8000_0000
     /// Enough for a 1 MiB READ or WRITE plus RPC and NFS headers.
     public static let defaultMaximumRecordSize = 1024 * 1024 + 64 * 1024
+
+    /// The header of a record of `length` bytes sent as one fragment (every record
+    /// vsnfs sends is), or nil when `length` does not fit in a fragment's 31 bits.
+    @inlinable
+    public static func singleFragmentHeader(length: Int) -> UInt32? {
+        length >= 0 && length <= Int(~lastFragmentBit) ? lastFragmentBit | UInt32(length) : nil
+    }
 }
 
 public enum RecordMarkingError: Error, Hashable, Sendable, CustomStringConvertible {
@@ -108,9 +115,11 @@ public final class RecordMarkingEncoder: ChannelOutboundHandler {
 
     public func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
         let record = self.unwrapOutboundIn(data)
-        precondition(record.readableBytes < Int(RecordMarking.lastFragmentBit))
+        guard let mark = RecordMarking.singleFragmentHeader(length: record.readableBytes) else {
+            preconditionFailure("a record of \(record.readableBytes) bytes does not fit in one fragment")
+        }
         var header = context.channel.allocator.buffer(capacity: 4)
-        header.writeInteger(RecordMarking.lastFragmentBit | UInt32(record.readableBytes), endianness: .big)
+        header.writeInteger(mark, endianness: .big)
         context.write(self.wrapOutboundOut(header), promise: nil)
         context.write(self.wrapOutboundOut(record), promise: promise)
     }

@@ -84,4 +84,14 @@ import Testing
         while var part = try channel.readOutbound(as: ByteBuffer.self) { out.writeBuffer(&part) }
         #expect(Array(out.readableBytesView) == fragment([7, 8, 9], last: true))
     }
+
+    /// The one rule for the header of every record vsnfs sends: the last-fragment bit
+    /// and a length that fits in 31 bits.
+    @Test func singleFragmentHeaderHasTheLastBitAndA31BitLength() {
+        #expect(RecordMarking.singleFragmentHeader(length: 0) == 0x8000_0000)
+        #expect(RecordMarking.singleFragmentHeader(length: 28) == 0x8000_001C)
+        #expect(RecordMarking.singleFragmentHeader(length: 0x7FFF_FFFF) == 0xFFFF_FFFF)
+        #expect(RecordMarking.singleFragmentHeader(length: 0x8000_0000) == nil)
+        #expect(RecordMarking.singleFragmentHeader(length: -1) == nil)
+    }
 }
