@@ -75,19 +75,13 @@ func isTmpfs(_ fd: Int32) -> Bool {
 }
 
 extension HostFileSystem {
-    /// The handle's object if the open-file cache has it and it still lies inside its
-    /// export (the checks of `acquire`'s cache hit); nil otherwise, and then `acquire`
-    /// decides (resolve again, or stale). Referenced: call `cache.release`.
-    /// Also returns the object's stat, taken as the check's first step, which
-    /// callers use instead of a second fstat.
+    /// The handle's object if the open-file cache has it and it passes `cacheHit`'s
+    /// checks; nil otherwise, and then `acquire` decides (resolve again, or stale).
+    /// Referenced: call `cache.release`. Also returns the object's stat, taken as the
+    /// check's first step, which callers use instead of a second fstat.
     func acquireIfCached(_ h: ObjectHandle) throws -> (Export, CachedObject, Glibc.stat)? {
         guard let ex = export(h.exportID) else { throw FSError.badHandle }
-        guard let obj = cache.acquire(h.bytes) else { return nil }
-        var st = Glibc.stat()
-        if fstat(obj.pathFD, &st) != 0 || st.st_nlink == 0 || !ex.contains(fd: obj.pathFD) {
-            cache.release(obj)
-            return nil
-        }
+        guard case .usable(let obj, let st) = cacheHit(ex, h) else { return nil }
         return (ex, obj, st)
     }
 

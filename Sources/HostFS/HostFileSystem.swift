@@ -265,18 +265,11 @@ public final class HostFileSystem: @unchecked Sendable {
     /// pre-operation attributes instead of a second fstat).
     func acquire(_ h: ObjectHandle) throws -> (Export, CachedObject, Glibc.stat) {
         guard let ex = export(h.exportID) else { throw FSError.badHandle }
-        if let obj = cache.acquire(h.bytes) {
-            var st = Glibc.stat()
-            if fstat(obj.pathFD, &st) != 0 || st.st_nlink == 0 {
-                cache.release(obj)
-                cache.invalidate(obj.inode)
-                throw FSError.stale
-            }
-            // Cached fds are connected dentries, so their path says whether the host moved
-            // the object out of the export meanwhile; if so, resolve again from scratch.
-            if ex.contains(fd: obj.pathFD) { return (ex, obj, st) }
-            cache.release(obj)
-            cache.invalidate(obj.inode)
+        switch cacheHit(ex, h) {
+        case .usable(let obj, let st): return (ex, obj, st)
+        case .unlinked(let inode): cache.invalidate(inode); throw FSError.stale
+        case .movedOut(let inode): cache.invalidate(inode)   // resolve again from scratch
+        case .miss: break
         }
         if isRecentlyStale(h.bytes) { throw FSError.stale }
         let fd: Int32
@@ -292,6 +285,36 @@ public final class HostFileSystem: @unchecked Sendable {
                                inode: InodeKey(dev: UInt64(st.st_dev), ino: UInt64(st.st_ino)),
                                isDirectory: (st.st_mode & S_IFMT) == S_IFDIR)
         return (ex, cache.insert(obj), st)
+    }
+
+    enum CacheHit {
+        /// Referenced, with the fstat of the check.
+        case usable(CachedObject, Glibc.stat)
+        case miss
+        /// Cached, but no longer linked (the handle is stale); released.
+        case unlinked(InodeKey)
+        /// Cached, but the host moved it out of its export; released.
+        case movedOut(InodeKey)
+    }
+
+    /// The open-file cache's object for `h`, if it still holds: linked, and inside its
+    /// export. The checks of every cache hit, for `acquire` (which invalidates what
+    /// fails them) and `acquireIfCached` (which leaves that to `acquire`).
+    @inline(__always)
+    func cacheHit(_ ex: Export, _ h: ObjectHandle) -> CacheHit {
+        guard let obj = cache.acquire(h.bytes) else { return .miss }
+        var st = Glibc.stat()
+        if fstat(obj.pathFD, &st) != 0 || st.st_nlink == 0 {
+            cache.release(obj)
+            return .unlinked(obj.inode)
+        }
+        // Cached fds are connected dentries, so their path says whether the host moved
+        // the object out of the export meanwhile.
+        guard ex.contains(fd: obj.pathFD) else {
+            cache.release(obj)
+            return .movedOut(obj.inode)
+        }
+        return .usable(obj, st)
     }
 
     private func isRecentlyStale(_ key: [UInt8]) -> Bool {
