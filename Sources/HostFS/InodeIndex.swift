@@ -17,6 +17,8 @@ final class InodeIndex: @unchecked Sendable {
     private var map: [UInt64: Link] = [:]
     private var fd: Int32 = -1
     private var appended = 0
+    /// Bytes in the log file: where the next record starts.
+    private var length: off_t = 0
     private let header: [UInt8]
     let path: String
     let rootIno: UInt64
@@ -39,8 +41,10 @@ final class InodeIndex: @unchecked Sendable {
                 guard i + 19 + n <= data.count else { break }
                 if op == 1 {
                     map[ino] = Link(parent: parent, name: Array(data[i + 19..<i + 19 + n]))
-                } else {
+                } else if op == 2 {
                     map[ino] = nil
+                } else {
+                    break   // not a record: keep what came before, not what a misread would make of the rest
                 }
                 i += 19 + n
             }
@@ -67,11 +71,20 @@ final class InodeIndex: @unchecked Sendable {
         if fd >= 0 { close(fd) }
         fd = f
         appended = 0
+        length = off_t(out.count)
     }
 
     /// Append one record; compact once the log holds many more records than live entries.
+    /// A record that cannot be written whole (the state directory's filesystem is full) is
+    /// cut off again: a partial record would misalign every record appended after it. The
+    /// entry then lives in memory only, which after a restart costs a bounded search.
     private func append(_ rec: [UInt8]) {
-        _ = try? InodeIndex.writeAll(fd, rec)
+        do {
+            try InodeIndex.writeAll(fd, rec)
+            length += off_t(rec.count)
+        } catch {
+            _ = ftruncate(fd, length)
+        }
         appended += 1
         if appended > max(65536, 2 * map.count) { try? compact() }
     }

@@ -241,6 +241,38 @@ import Testing
         let other = try InodeIndex(path: path, rootDev: 1, rootIno: 3)
         #expect(other.count == 0)
     }
+
+    /// The state directory's filesystem fills up (often the export's own disk): a record
+    /// cut short is cut off again, so the records written before and after load back.
+    @Test(.enabled(if: geteuid() == 0, "mount(2) needs root")) func indexSurvivesAFullStateDirectory() throws {
+        let box = Sandbox()
+        Glibc.mkdir(box.statePath, 0o700)
+        try #require(Glibc.mount("vsnfs-test", box.statePath, "tmpfs", 0, "size=64k,mode=0700") == 0, "mount: errno \(errno)")
+        defer { umount2(box.statePath, Int32(MNT_DETACH)) }
+        let path = box.statePath + "/index-test"
+        let idx = try InodeIndex(path: path, rootDev: 1, rootIno: 2)
+        // Fill the filesystem; the index keeps the one page it has (its 24-byte header).
+        let filler = open(box.statePath + "/filler", O_CREAT | O_WRONLY, 0o600)
+        var page = [UInt8](repeating: 1, count: 4096)
+        while write(filler, &page, page.count) > 0 {}
+        close(filler)
+        // Records of 19 + 200 bytes: 18 fit in the page, the 19th is cut short.
+        let name = { (i: UInt64) in n(String(repeating: "x", count: 196) + String(format: "%04d", i)) }
+        for i in 1...30 as ClosedRange<UInt64> { idx.record(ino: 100 + i, parent: 2, name: name(i)) }
+        #expect(unlink(box.statePath + "/filler") == 0)
+        for i in 31...40 as ClosedRange<UInt64> { idx.record(ino: 100 + i, parent: 2, name: name(i)) }
+
+        let again = try InodeIndex(path: path, rootDev: 1, rootIno: 2)
+        for i in 1...40 as ClosedRange<UInt64> {
+            let loaded = again.chain(to: 100 + i)?.map(\.name)
+            if i <= 18 || i > 30 {
+                #expect(loaded == [name(i)], "record \(i)")
+            } else {
+                #expect(loaded == nil, "record \(i) was never written whole")
+            }
+        }
+        #expect(again.count == 28)
+    }
 }
 
 @Suite struct StateDirectoryTests {
