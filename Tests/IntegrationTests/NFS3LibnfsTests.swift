@@ -53,7 +53,12 @@ final class LibnfsTarget {
             }
             mountedTmpfs = true
         }
-        server = try ServerProcess([exportPath, "--listen", "tcp:127.0.0.1:0"], stateDirectory: sandbox.statePath)
+        do {
+            server = try ServerProcess([exportPath, "--listen", "tcp:127.0.0.1:0"], stateDirectory: sandbox.statePath)
+        } catch {
+            if mountedTmpfs { umount2(exportPath, Int32(MNT_DETACH)) }   // no deinit for a failed init
+            throw error
+        }
     }
 
     private var mountedTmpfs = false
