@@ -47,10 +47,13 @@ public enum RPCConnectionError: Error, Hashable, Sendable {
 /// to the client. Inbound: whole records (after `RecordMarkingDecoder`).
 ///
 /// Calls are dispatched as they arrive and replies go out as each finishes,
-/// in any order (the XID matches them). At most `maximumCallsInFlight`
-/// calls run at once: past that, the handler stops asking the socket for
-/// more data, so a fast client meets TCP back-pressure instead of growing
-/// the server's memory.
+/// in any order (the XID matches them). The handler stops asking the socket
+/// for more data while `maximumCallsInFlight` calls run, and while the channel
+/// is not writable (replies the client has not read fill the socket and pass
+/// the channel's write watermark): a fast client, or one that sends calls and
+/// never reads the replies, meets TCP back-pressure instead of growing the
+/// server's memory. A connection then holds at most its calls in flight, the
+/// watermark's worth of replies, and the kernel's socket buffers.
 public final class RPCConnectionHandler: ChannelDuplexHandler {
     public typealias InboundIn = ByteBuffer
     public typealias OutboundIn = Never
@@ -67,6 +70,9 @@ public final class RPCConnectionHandler: ChannelDuplexHandler {
     private var connection: RPCConnection?
     private var callsInFlight = 0
     private var readPending = false
+    /// Calls received but not yet run (see `mayDispatch`).
+    private var waitingCalls = CircularBuffer<RPCMessage>()
+    private var dispatchingWaitingCalls = false
     private var closed = false
     /// Between the first channelRead of a read burst and channelReadComplete:
     /// replies finished meanwhile (answered without a thread hop) are written
@@ -89,7 +95,14 @@ public final class RPCConnectionHandler: ChannelDuplexHandler {
         self.nextXID = UInt32.random(in: 1...UInt32.max)
     }
 
+    /// Bytes of replies waiting in the server (the socket's buffers full: the client is not
+    /// reading) past which no new call runs, and below which calls run again. A few
+    /// maximum-size replies, so a client that streams 1 MiB READs never waits on it;
+    /// NIO's default (64 KiB) held up every call behind one such reply.
+    public static let replyWatermark = WriteBufferWaterMark(low: 2 << 20, high: 4 << 20)
+
     public func handlerAdded(context: ChannelHandlerContext) {
+        try? context.channel.syncOptions?.setOption(.writeBufferWaterMark, value: Self.replyWatermark)
         self.context = context
         self.connection = RPCConnection(peer: self.peer, channel: context.channel, handler: self)
     }
@@ -117,6 +130,43 @@ public final class RPCConnectionHandler: ChannelDuplexHandler {
             return
         }
         switch message {
+        case .call:
+            // One socket read can hold many calls: past the limit they wait here
+            // (already in memory, and no more are read meanwhile).
+            if self.waitingCalls.isEmpty && self.mayDispatch(context: context) {
+                self.dispatch(message, context: context)
+            } else {
+                self.waitingCalls.append(message)
+                self.dispatchWaitingCalls(context: context)
+            }
+        case .reply(let xid, let body, _):
+            if let promise = self.outstandingCalls.removeValue(forKey: xid) {
+                promise.succeed(body)
+            } else {
+                self.logger.debug("dropping reply with unknown xid \(xid)")
+            }
+        }
+    }
+
+    /// Calls run at once: below `maximumCallsInFlight`, and only while the channel is
+    /// writable (the client reads its replies).
+    private func mayDispatch(context: ChannelHandlerContext) -> Bool {
+        self.callsInFlight < self.maximumCallsInFlight && context.channel.isWritable && !self.closed
+    }
+
+    /// Runs waiting calls while `mayDispatch`. Not re-entered: a call answered at once
+    /// finishes inside `dispatch`, and this loop takes the next.
+    private func dispatchWaitingCalls(context: ChannelHandlerContext) {
+        guard !self.dispatchingWaitingCalls else { return }
+        self.dispatchingWaitingCalls = true
+        defer { self.dispatchingWaitingCalls = false }
+        while !self.waitingCalls.isEmpty && self.mayDispatch(context: context) {
+            self.dispatch(self.waitingCalls.removeFirst(), context: context)
+        }
+    }
+
+    private func dispatch(_ message: RPCMessage, context: ChannelHandlerContext) {
+        switch message {
         case .call(let xid, let rpcVersion, let program, let version, let procedure, let credential, let verifier, let arguments):
             self.callsInFlight += 1
             let callContext = RPCCallContext(peer: self.peer, eventLoop: context.eventLoop,
@@ -134,12 +184,8 @@ public final class RPCConnectionHandler: ChannelDuplexHandler {
                     self.callFinished(xid: xid, result: result, program: program, procedure: procedure)
                 }
             }
-        case .reply(let xid, let body, _):
-            if let promise = self.outstandingCalls.removeValue(forKey: xid) {
-                promise.succeed(body)
-            } else {
-                self.logger.debug("dropping reply with unknown xid \(xid)")
-            }
+        case .reply:
+            preconditionFailure("only calls are dispatched")
         }
     }
 
@@ -183,11 +229,24 @@ public final class RPCConnectionHandler: ChannelDuplexHandler {
         self.resumeReadingIfWithheld(context: context)
     }
 
+    /// After a call finished or the channel became writable: run the calls that
+    /// waited, then read more from the socket if none wait any longer.
     private func resumeReadingIfWithheld(context: ChannelHandlerContext) {
-        if self.readPending && self.callsInFlight < self.maximumCallsInFlight {
+        self.dispatchWaitingCalls(context: context)
+        if self.readPending && self.mayRead(context: context) {
             self.readPending = false
             context.read()
         }
+    }
+
+    /// The one rule for taking more calls off the socket: none wait, and one more may run.
+    private func mayRead(context: ChannelHandlerContext) -> Bool {
+        self.waitingCalls.isEmpty && self.mayDispatch(context: context)
+    }
+
+    public func channelWritabilityChanged(context: ChannelHandlerContext) {
+        self.resumeReadingIfWithheld(context: context)
+        context.fireChannelWritabilityChanged()
     }
 
     /// Writes one record: a header built in a fresh buffer, then an optional
@@ -228,10 +287,10 @@ public final class RPCConnectionHandler: ChannelDuplexHandler {
     }
 
     public func read(context: ChannelHandlerContext) {
-        if self.callsInFlight >= self.maximumCallsInFlight {
-            self.readPending = true
-        } else {
+        if self.mayRead(context: context) {
             context.read()
+        } else {
+            self.readPending = true
         }
     }
 

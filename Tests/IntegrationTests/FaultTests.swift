@@ -126,6 +126,52 @@ import XDR
         #expect(!server.log.contains("error"), "\(server.log)")
     }
 
+    /// A client that sends READs and never reads the replies: once its replies back up,
+    /// the server stops reading its calls (back-pressure through the socket), instead of
+    /// queueing replies in memory without bound. 400 READs of 1 MiB would be 400 MiB of
+    /// queued replies; the server may hold the calls in flight (8 here), the reply
+    /// watermark's worth (4 MiB) and the socket buffers'. Without the back-pressure it
+    /// grew by the whole 400 MiB.
+    @Test func aClientThatNeverReadsRepliesCannotGrowTheServer() throws {
+        let sandbox = NFS3Sandbox()
+        let path = sandbox.exportDirectory("export")
+        try randomBytes(1 << 20).write(to: URL(fileURLWithPath: path + "/big"))
+        let server = try ServerProcess([path, "--listen", "tcp:127.0.0.1:0", "--max-calls-in-flight", "8"],
+                                       stateDirectory: sandbox.statePath)
+        defer { server.stop() }
+        let c = try NFS3TestClient(port: server.port)
+        c.credential = Self.rootCredential
+        let file = try #require(try c.lookup(try c.rootHandle("/"), "big").ok?.object)
+        #expect(try c.read(file, count: 1 << 20).ok?.count == 1 << 20)
+        let before = try Self.residentKiB(server)
+
+        var calls: [UInt8] = []
+        for xid in 1...400 as ClosedRange<UInt32> {
+            var arguments = ByteBuffer()
+            NFS3ReadArgs(file: file, offset: 0, count: 1 << 20).encode(xdr: &arguments)
+            var body = ByteBuffer()
+            RPCMessage.call(xid: xid, rpcVersion: 2, program: 100_003, version: 3, procedure: NFS3Procedure.read.rawValue,
+                            credential: Self.rootCredential, verifier: .none, arguments: arguments).encode(xdr: &body)
+            calls += RawRPCClient.frame(body)
+        }
+        let silent = try RawRPCClient(tcpPort: server.port)
+        try silent.send(calls)   // about 60 KiB: the kernel takes it all, read or not
+        var peak = before
+        for _ in 0..<30 {
+            Thread.sleep(forTimeInterval: 0.1)
+            peak = max(peak, try Self.residentKiB(server))
+        }
+        #expect(peak - before < 100 * 1024, "resident memory grew from \(before / 1024) MiB to \(peak / 1024) MiB")
+        // Other clients are served meanwhile.
+        #expect(try c.read(file, offset: 4096, count: 4096).ok?.count == 4096)
+    }
+
+    static func residentKiB(_ server: ServerProcess) throws -> Int {
+        let status = try String(contentsOfFile: "/proc/\(server.process.processIdentifier)/status", encoding: .utf8)
+        let line = try #require(status.split(separator: "\n").first { $0.hasPrefix("VmRSS:") })
+        return try #require(Int(line.split(separator: " ", omittingEmptySubsequences: true)[1]))
+    }
+
     /// One whole record (record mark included) holding a FILE_SYNC WRITE call as root.
     static func writeRecord(_ file: NFS3FileHandle, offset: UInt64, _ bytes: [UInt8], xid: UInt32) throws -> [UInt8] {
         var arguments = ByteBuffer()

@@ -220,6 +220,54 @@ struct Harness {
         _ = try h.replies()
     }
 
+    /// Five calls in one read with a limit of two: two run, the others wait (in order)
+    /// and run as earlier ones finish; no read is asked for while any wait.
+    @Test func callsOfOneReadPastTheLimitWaitTheirTurn() throws {
+        let h = try Harness(maximumCallsInFlight: 2)
+        var bytes = ByteBuffer()
+        for xid in 1...5 as ClosedRange<UInt32> {
+            var record = RPCMessage.call(xid: xid, rpcVersion: 2, program: 200_000, version: 1, procedure: 2,
+                                         credential: .none, verifier: .none, arguments: ByteBuffer()).singleRecord()
+            bytes.writeBuffer(&record)
+        }
+        try h.channel.writeInbound(bytes)
+        #expect(h.program.seen.map(\.xid) == [1, 2])
+        let reads = ReadCounter.install(on: h.channel)
+        h.channel.read()
+        #expect(reads.count == 0)
+        h.program.held[2]!.succeed(.success(results: ByteBuffer()))
+        #expect(h.program.seen.map(\.xid) == [1, 2, 3])
+        h.program.held[1]!.succeed(.success(results: ByteBuffer()))
+        h.program.held[3]!.succeed(.success(results: ByteBuffer()))
+        #expect(h.program.seen.map(\.xid) == [1, 2, 3, 4, 5])
+        #expect(reads.count == 0, "two calls still run")
+        h.program.held[4]!.succeed(.success(results: ByteBuffer()))
+        #expect(reads.count == 1, "nothing waits and a call may run: the withheld read goes out")
+        h.program.held[5]!.succeed(.success(results: ByteBuffer()))
+        #expect(try h.replies().map(\.xid) == [2, 1, 3, 4, 5])
+    }
+
+    /// While the channel is not writable (the client does not read its replies), no new
+    /// call runs and no read is asked for; writable again, both resume.
+    @Test func anUnwritableChannelHoldsNewCallsAndReads() throws {
+        let h = try Harness()
+        try h.call(xid: 1, procedure: 0)
+        #expect(h.program.seen.count == 1)
+        h.channel.isWritable = false
+        h.channel.pipeline.fireChannelWritabilityChanged()
+        try h.call(xid: 2, procedure: 0)
+        try h.call(xid: 3, procedure: 0)
+        #expect(h.program.seen.count == 1, "calls wait while replies back up")
+        let reads = ReadCounter.install(on: h.channel)
+        h.channel.read()
+        #expect(reads.count == 0)
+        h.channel.isWritable = true
+        h.channel.pipeline.fireChannelWritabilityChanged()
+        #expect(h.program.seen.map(\.xid) == [1, 2, 3])
+        #expect(reads.count == 1)
+        #expect(try h.replies().map(\.xid) == [1, 2, 3])
+    }
+
     @Test func largeResultsAreNotCopiedIntoTheHeader() throws {
         let h = try Harness()
         try h.call(xid: 3, procedure: 2)
