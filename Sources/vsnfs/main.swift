@@ -60,7 +60,7 @@ struct Serve: AsyncParsableCommand {
     @Option(name: .long, help: "Largest RPC record accepted, in bytes; a connection that sends more is closed (default: 1 MiB of data plus 64 KiB of headers).")
     var maxRecordSize: Int = RecordMarking.defaultMaximumRecordSize
 
-    @Option(name: .long, help: "Calls one connection may have in flight before the server stops reading from it.")
+    @Option(name: .long, help: "Calls one connection may run at once; past that, its further calls wait and the server stops reading from it.")
     var maxCallsInFlight: Int = RPCConnectionHandler.defaultMaximumCallsInFlight
 
     @Flag(name: .long, help: "Register NFS and MOUNT on the TCP listeners with the local rpcbind (for rpcinfo -t and mount.nfs without port=).")
