@@ -133,7 +133,8 @@ extension HostFileSystem {
     /// offset with the same data.
     public func writeWithoutBlocking(_ h: ObjectHandle, offset: UInt64, data: ByteBuffer, stability: WriteStability,
                                      as cred: Credentials) throws -> WriteResult? {
-        guard export(h.exportID)?.isMemoryBacked == true, let (ex, obj, st) = try acquireIfCached(h) else { return nil }
+        // An unknown export is the pool's to answer (BADHANDLE), like every other refusal.
+        guard let ex = export(h.exportID), ex.isMemoryBacked, case .usable(let obj, let st) = cacheHit(ex, h) else { return nil }
         defer { cache.release(obj) }
         guard (st.st_mode & S_IFMT) == S_IFREG else { return nil }
         return try write(ex, obj, st, offset: offset, data: data, stability: stability, as: cred)
