@@ -147,12 +147,7 @@ import XDR
 
         var calls: [UInt8] = []
         for xid in 1...400 as ClosedRange<UInt32> {
-            var arguments = ByteBuffer()
-            NFS3ReadArgs(file: file, offset: 0, count: 1 << 20).encode(xdr: &arguments)
-            var body = ByteBuffer()
-            RPCMessage.call(xid: xid, rpcVersion: 2, program: 100_003, version: 3, procedure: NFS3Procedure.read.rawValue,
-                            credential: Self.rootCredential, verifier: .none, arguments: arguments).encode(xdr: &body)
-            calls += RawRPCClient.frame(body)
+            calls += Self.nfsCallRecord(.read, NFS3ReadArgs(file: file, offset: 0, count: 1 << 20), xid: xid)
         }
         let silent = try RawRPCClient(tcpPort: server.port)
         try silent.send(calls)   // about 60 KiB: the kernel takes it all, read or not
@@ -174,13 +169,16 @@ import XDR
 
     /// One whole record (record mark included) holding a FILE_SYNC WRITE call as root.
     static func writeRecord(_ file: NFS3FileHandle, offset: UInt64, _ bytes: [UInt8], xid: UInt32) throws -> [UInt8] {
+        nfsCallRecord(.write, NFS3WriteArgs(file: file, offset: offset, count: UInt32(bytes.count), stable: .fileSync,
+                                            data: ByteBuffer(bytes: bytes)), xid: xid)
+    }
+
+    /// One whole record holding an NFSv3 call as root (the product's own call encoder).
+    static func nfsCallRecord<A: XDREncodable>(_ procedure: NFS3Procedure, _ args: A, xid: UInt32) -> [UInt8] {
         var arguments = ByteBuffer()
-        NFS3WriteArgs(file: file, offset: offset, count: UInt32(bytes.count), stable: .fileSync,
-                      data: ByteBuffer(bytes: bytes)).encode(xdr: &arguments)
-        var body = ByteBuffer()
-        RPCMessage.call(xid: xid, rpcVersion: 2, program: 100_003, version: 3, procedure: NFS3Procedure.write.rawValue,
-                        credential: rootCredential, verifier: .none, arguments: arguments).encode(xdr: &body)
-        return RawRPCClient.frame(body)
+        args.encode(xdr: &arguments)
+        return BlockingRPCClient.encodeCall(xid: xid, program: 100_003, version: 3, procedure: procedure.rawValue,
+                                            credential: rootCredential, arguments: arguments)
     }
 
     static func openDescriptors(_ server: ServerProcess) throws -> Int {
