@@ -242,6 +242,26 @@ import Testing
         #expect(other.count == 0)
     }
 
+    /// Loading stops at a byte that is not a record's op: what follows it is not read
+    /// as records (here it would read as "delete inode 10").
+    @Test func indexLoadingStopsAtAByteThatIsNotARecord() throws {
+        let box = Sandbox()
+        Glibc.mkdir(box.statePath, 0o700)
+        let path = box.statePath + "/index-test"
+        do {
+            let idx = try InodeIndex(path: path, rootDev: 1, rootIno: 2)
+            idx.record(ino: 10, parent: 2, name: n("kept"))
+        }
+        var junk: [UInt8] = [9]                                   // no such op
+        junk += withUnsafeBytes(of: UInt64(10).bigEndian, Array.init)
+        junk += [UInt8](repeating: 0, count: 10)                  // parent, name length 0
+        let f = open(path, O_WRONLY | O_APPEND)
+        #expect(write(f, junk, junk.count) == junk.count)
+        close(f)
+        let again = try InodeIndex(path: path, rootDev: 1, rootIno: 2)
+        #expect(again.chain(to: 10)?.map(\.name) == [n("kept")])
+    }
+
     /// The state directory's filesystem fills up (often the export's own disk): a record
     /// cut short is cut off again, so the records written before and after load back.
     @Test(.enabled(if: geteuid() == 0, "mount(2) needs root")) func indexSurvivesAFullStateDirectory() throws {
