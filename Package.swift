@@ -3,20 +3,22 @@
 // vsnfs: an NFS server that shares host directories into virtual machines
 // over AF_VSOCK. One target per layer; dependencies point downward only:
 //
-//   XDR, Transport (sockets, kernel peer identity) -> ONCRPC -> Exports -> HostFS
-//   -> NFSProtocols -> Server -> CLIs
+//   XDR, Transport (sockets, kernel peer identity) -> ONCRPC
+//   Transport -> Exports;   CSupport -> HostFS (knows nothing of exports files or RPC)
+//   ONCRPC, Exports, HostFS -> NFSProtocols -> Server -> CLIs
 // Transport sits beside XDR at the bottom so the RPC layer can hand every
-// call the PeerIdentity of its connection.
+// call the PeerIdentity of its connection. Every target builds in the Swift 6
+// language mode (complete concurrency checking).
 //
 import Foundation
 import PackageDescription
 
-let nio: [Target.Dependency] = [
-    .product(name: "NIOCore", package: "swift-nio"),
-    .product(name: "NIOPosix", package: "swift-nio"),
-]
+let nioCore: Target.Dependency = .product(name: "NIOCore", package: "swift-nio")
+let nioPosix: Target.Dependency = .product(name: "NIOPosix", package: "swift-nio")
 let log: Target.Dependency = .product(name: "Logging", package: "swift-log")
+let argumentParser: Target.Dependency = .product(name: "ArgumentParser", package: "swift-argument-parser")
 
+// Each target depends on exactly the modules it imports.
 let package = Package(
     name: "vsnfs",
     platforms: [.macOS(.v13)],
@@ -28,45 +30,38 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
-        .package(url: "https://github.com/apple/swift-collections", from: "1.6.0"),
-        .package(url: "https://github.com/apple/swift-atomics", from: "1.3.0"),
     ],
     targets: [
         // Layer 1: XDR (RFC 4506) over NIO ByteBuffer.
-        .target(name: "XDR", dependencies: [.product(name: "NIOCore", package: "swift-nio")]),
+        .target(name: "XDR", dependencies: [nioCore]),
         // Layer 2: ONC RPC v2 (RFC 5531): record marking, messages, auth, dispatch, backchannel calls.
-        .target(name: "ONCRPC", dependencies: ["XDR", "Transport", log] + nio),
+        .target(name: "ONCRPC", dependencies: ["XDR", "Transport", log, nioCore]),
         // Layer 3: listeners (vsock, TCP, Unix) and kernel-derived peer identities.
-        .target(name: "Transport", dependencies: ["CSupport", log] + nio),
+        .target(name: "Transport", dependencies: ["CSupport", nioCore, nioPosix]),
         // Layer 4: exports file grammar and the (transport, peer) -> access table.
         .target(name: "Exports", dependencies: ["Transport"]),
         // Layer 5: file handles and host filesystem calls, off the event loops.
-        .target(name: "HostFS", dependencies: ["Exports", "CSupport", log,
-                                               .product(name: "Collections", package: "swift-collections"),
-                                               .product(name: "Atomics", package: "swift-atomics")] + nio),
+        .target(name: "HostFS", dependencies: ["CSupport", log, nioCore]),
         // Layer 6: MOUNT v3, NFSv3, NFS_LOCALIO (declined).
-        .target(name: "NFSProtocols", dependencies: ["XDR", "ONCRPC", "Transport", "Exports", "HostFS", log] + nio),
+        .target(name: "NFSProtocols", dependencies: ["XDR", "ONCRPC", "Transport", "Exports", "HostFS", log,
+                                                     nioCore, nioPosix]),
         // Layer 7: server assembly (config, lifecycle, reload).
-        .target(name: "Server", dependencies: ["NFSProtocols", "Transport", "Exports", "HostFS", "ONCRPC", "CSupport", log] + nio),
+        .target(name: "Server", dependencies: ["NFSProtocols", "Transport", "Exports", "HostFS", "ONCRPC", "XDR",
+                                               "CSupport", log, nioCore, nioPosix]),
         // C shims for syscalls Swift's Glibc module does not expose cleanly.
         .target(name: "CSupport"),
-        .executableTarget(name: "vsnfs", dependencies: [
-            "Server", "Exports", "Transport", "ONCRPC", log,
-            .product(name: "ArgumentParser", package: "swift-argument-parser"),
-        ]),
-        .executableTarget(name: "vsnfs-mount", dependencies: [
-            "CSupport", "ONCRPC", "XDR", log,
-            .product(name: "ArgumentParser", package: "swift-argument-parser"),
-        ] + nio),
-        .testTarget(name: "XDRTests", dependencies: ["XDR"] + nio),
-        .testTarget(name: "ONCRPCTests", dependencies: ["ONCRPC", "XDR"] + nio
-                        + [.product(name: "NIOEmbedded", package: "swift-nio")]),
+        .executableTarget(name: "vsnfs", dependencies: ["Server", "Exports", "Transport", "ONCRPC", log, argumentParser]),
+        .executableTarget(name: "vsnfs-mount", dependencies: ["CSupport", "ONCRPC", "XDR", log, argumentParser, nioCore]),
+        .testTarget(name: "XDRTests", dependencies: ["XDR", nioCore]),
+        .testTarget(name: "ONCRPCTests", dependencies: ["ONCRPC", "XDR", "Transport", log, nioCore,
+                                                        .product(name: "NIOEmbedded", package: "swift-nio")]),
         .testTarget(name: "ExportsTests", dependencies: ["Exports", "Transport"]),
-        .testTarget(name: "HostFSTests", dependencies: ["HostFS", "Exports"] + nio),
-        .testTarget(name: "IntegrationTests", dependencies: ["Server", "ONCRPC", "XDR", "Transport", "Exports", "NFSProtocols",
-                                                             "HostFS", "CSupport", log] + nio),
+        .testTarget(name: "HostFSTests", dependencies: ["HostFS", "CSupport", nioCore]),
+        // Drives the vsnfs executable (which `swift test` builds with the package) and the layers beneath.
+        .testTarget(name: "IntegrationTests", dependencies: ["ONCRPC", "XDR", "Transport", "Exports", "NFSProtocols",
+                                                             "HostFS", "CSupport", log, nioCore, nioPosix]),
     ],
-    swiftLanguageModes: [.v5]
+    swiftLanguageModes: [.v6]
 )
 
 // The micro benchmarks (Benchmarks/Codecs, ordo-one/benchmark) are part of the
@@ -83,8 +78,7 @@ if ProcessInfo.processInfo.environment["VSNFS_BENCHMARKS"] != nil {
             name: "Codecs",
             dependencies: [
                 .product(name: "Benchmark", package: "benchmark"),
-                .product(name: "NIOCore", package: "swift-nio"),
-                "XDR", "ONCRPC", "NFSProtocols",
+                nioCore, "XDR", "ONCRPC", "NFSProtocols",
             ],
             path: "Benchmarks/Codecs",
             plugins: [.plugin(name: "BenchmarkPlugin", package: "benchmark")]

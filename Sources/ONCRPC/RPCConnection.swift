@@ -99,7 +99,7 @@ public final class RPCConnectionHandler: ChannelDuplexHandler {
     /// reading) past which no new call runs, and below which calls run again. A few
     /// maximum-size replies, so a client that streams 1 MiB READs never waits on it;
     /// NIO's default (64 KiB) held up every call behind one such reply.
-    public static let replyWatermark = WriteBufferWaterMark(low: 2 << 20, high: 4 << 20)
+    public static let replyWatermark = ChannelOptions.Types.WriteBufferWaterMark(low: 2 << 20, high: 4 << 20)
 
     public func handlerAdded(context: ChannelHandlerContext) {
         try? context.channel.syncOptions?.setOption(.writeBufferWaterMark, value: Self.replyWatermark)
@@ -180,7 +180,7 @@ public final class RPCConnectionHandler: ChannelDuplexHandler {
             case .record(let record):
                 self.callFinished(record: record)
             case .later(let reply):
-                reply.hop(to: context.eventLoop).whenComplete { result in
+                reply.hop(to: context.eventLoop).assumeIsolated().whenComplete { result in
                     self.callFinished(xid: xid, result: result, program: program, procedure: procedure)
                 }
             }
@@ -337,3 +337,8 @@ public final class RPCConnectionHandler: ChannelDuplexHandler {
         return promise.futureResult
     }
 }
+
+/// The handler lives on its channel's event loop; other threads reach it only
+/// through `RPCConnection`, which hops there.
+@available(*, unavailable)
+extension RPCConnectionHandler: Sendable {}

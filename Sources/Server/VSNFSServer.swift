@@ -159,6 +159,10 @@ public struct StartError: Error, CustomStringConvertible {
 /// SIGTERM, SIGINT and SIGHUP as a stream. Create it before the server
 /// starts: from then on no signal is lost or acted on by its default
 /// disposition, even one that arrives while listeners are still binding.
+///
+/// `@unchecked Sendable`: its one mutable part, the dispatch source, is set up
+/// in `init` and then touched only by Dispatch on its own queue; Dispatch's
+/// source types are not marked Sendable on Linux, so the compiler cannot see it.
 public final class SignalEvents: @unchecked Sendable {
     public let events: AsyncStream<Int32>
     private let source: DispatchSourceRead

@@ -36,15 +36,15 @@ struct MountCommand: ParsableCommand {
         do {
             try mount()
         } catch let e as UsageError {
-            fputs("mount.vsnfs: \(e)\n", stderr)
+            printToStandardError("mount.vsnfs: \(e)")
             throw ExitCode(1)
         } catch let e as MountError {
-            fputs("mount.vsnfs: \(e)\n", stderr)
+            printToStandardError("mount.vsnfs: \(e)")
             throw ExitCode(e.exitCode)
         }
     }
 
-    func say(_ s: String) { if verbose { fputs("mount.vsnfs: \(s)\n", stderr) } }
+    func say(_ s: String) { if verbose { printToStandardError("mount.vsnfs: \(s)") } }
 
     func mount() throws {
         let request = try MountRequest(spec: spec, options: options)
@@ -172,7 +172,7 @@ enum RelayClient {
         }
         var exe = [CChar](repeating: 0, count: 4096)
         let n = readlink("/proc/self/exe", &exe, exe.count - 1)
-        let path = n > 0 ? String(cString: exe) : CommandLine.arguments[0]
+        let path = n > 0 ? String(decoding: exe[0..<n].map { UInt8(bitPattern: $0) }, as: UTF8.self) : CommandLine.arguments[0]
         var fds: [Int32] = [-1, -1]
         guard pipe(&fds) == 0, fcntl(fds[0], F_SETFD, FD_CLOEXEC) == 0,
               fcntl(fds[1], F_SETFD, FD_CLOEXEC) == 0 else { throw MountError("pipe: \(errnoText(errno))") }
@@ -209,7 +209,7 @@ extension String {
     }
 }
 
-struct CharSet {
-    let contains: (Character) -> Bool
+struct CharSet: Sendable {
+    let contains: @Sendable (Character) -> Bool
     static let whitespacesAndNewlines = CharSet { $0.isWhitespace || $0.isNewline }
 }

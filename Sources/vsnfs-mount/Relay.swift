@@ -43,11 +43,11 @@ enum RelayCommand {
     /// `vsnfs-mount __relay CID PORT MODE`; fd 3, if open, gets "PORT\n" once listening.
     static func run(_ args: [String]) -> Int32 {
         guard args.count >= 3, let cid = UInt32(args[0]), let port = UInt32(args[1]) else {
-            fputs("usage: vsnfs-mount \(subcommandName) CID PORT auto|splice|copy\n", stderr)
+            printToStandardError("usage: vsnfs-mount \(subcommandName) CID PORT auto|splice|copy")
             return 2
         }
         guard let mode = RelayMode(rawValue: args[2]) else {
-            fputs("relay mode must be one of: \(RelayMode.allCases.map(\.rawValue).joined(separator: ", "))\n", stderr)
+            printToStandardError("relay mode must be one of: \(RelayMode.allCases.map(\.rawValue).joined(separator: ", "))")
             return 2
         }
         let files = RelayFiles(cid: cid, port: port)
@@ -213,6 +213,9 @@ final class RelayState: Sendable {
     var summary: String { "\(ids.load(ordering: .relaxed)) connections served" }
 }
 
+/// A value handed to a thread and read back after `pthread_join`: the join
+/// orders the thread's write before the reader's read, which the compiler
+/// cannot see (hence `@unchecked Sendable`). Used for nothing else.
 final class Box<T>: @unchecked Sendable {
     var value: T
     init(_ v: T) { value = v }
@@ -230,6 +233,13 @@ func startThread(_ body: @escaping () -> Void) -> pthread_t {
     }, context)
     precondition(rc == 0, "pthread_create: \(rc)")
     return thread
+}
+
+/// One line to standard error, with write(2): C's `stderr` is a global mutable
+/// variable, which Swift 6 refuses to share between threads.
+func printToStandardError(_ line: String) {
+    let text = line + "\n"
+    _ = text.withCString { write(2, $0, strlen($0)) }
 }
 
 func monotonicSeconds() -> Double {

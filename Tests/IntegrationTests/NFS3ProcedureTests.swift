@@ -59,7 +59,7 @@ extension NFS3TestClient {
         let sandbox = NFS3Sandbox()
         let a = sandbox.exportDirectory("a"), b = sandbox.exportDirectory("b")
         mkdir(a + "/sub", 0o755)
-        FileManager.default.createFile(atPath: a + "/file", contents: Data())
+        _ = FileManager.default.createFile(atPath: a + "/file", contents: Data())
         let server = try NFS3TestServer(exports: [
             Export(hostPath: a, mountPath: "/a", clients: [rwRule(.vsockCID(3)), roRule(.vsockRange(10, 20))]),
             Export(hostPath: b, mountPath: "/b", clients: [rwRule(.vsockCID(9))]),
@@ -132,7 +132,7 @@ extension NFS3TestClient {
     @Test func readOnlyExportRefusesEveryChange() throws {
         let sandbox = NFS3Sandbox()
         let path = sandbox.exportDirectory("export")
-        FileManager.default.createFile(atPath: path + "/x", contents: Data("hello".utf8))
+        _ = FileManager.default.createFile(atPath: path + "/x", contents: Data("hello".utf8))
         mkdir(path + "/d", 0o755)
         let server = try NFS3TestServer(exports: [Export(hostPath: path, mountPath: "/export", clients: [roRule()])],
                                         sandbox: sandbox)
@@ -161,7 +161,7 @@ extension NFS3TestClient {
         let rw = sandbox.exportDirectory("rw"), ro = sandbox.exportDirectory("ro")
         for path in [rw, ro] {
             try #require(Glibc.mount("vsnfs-test", path, "tmpfs", 0, "size=4m,mode=0777") == 0, "mount tmpfs: errno \(errno)")
-            FileManager.default.createFile(atPath: path + "/x", contents: Data("hello".utf8), attributes: [.posixPermissions: 0o666])
+            _ = FileManager.default.createFile(atPath: path + "/x", contents: Data("hello".utf8), attributes: [.posixPermissions: 0o666])
         }
         defer { for path in [rw, ro] { umount2(path, Int32(MNT_DETACH)) } }
         let server = try NFS3TestServer(exports: [Export(hostPath: rw, mountPath: "/rw", clients: [rwRule()]),

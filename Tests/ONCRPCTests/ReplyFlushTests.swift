@@ -21,7 +21,7 @@ import XDR
         var burst = record(xid: 1, procedure: 1, value: 10)
         var second = record(xid: 2, procedure: 1, value: 20)
         burst.writeBuffer(&second)
-        h.channel.pipeline.fireChannelRead(NIOAny(burst))
+        h.channel.pipeline.fireChannelRead(burst)
         #expect(try h.channel.readOutbound(as: ByteBuffer.self) == nil)  // written, not yet flushed
         h.channel.pipeline.fireChannelReadComplete()
         let replies = try h.replies()
