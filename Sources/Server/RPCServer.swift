@@ -84,6 +84,9 @@ public final class RPCServer: Sendable {
         if case .tcp(let host, _) = spec, let port = channel.localAddress?.port {
             return ListenSpec.tcp(host: host, port: port).description
         }
+        if case .hybrid(let udsPath, let port, _) = spec {
+            return "\(spec) (socket \(ListenSpec.hybridSocketPath(udsPath: udsPath, port: port)))"
+        }
         return spec.description
     }
 }

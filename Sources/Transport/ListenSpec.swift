@@ -1,11 +1,20 @@
 /// Where the server listens, as given on the command line:
 /// `vsock:PORT` (any local CID), `vsock:CID:PORT`, `tcp:HOST:PORT`
-/// (`tcp:[::1]:2049` for IPv6; port 0 picks a free port), `unix:PATH`.
+/// (`tcp:[::1]:2049` for IPv6; port 0 picks a free port), `unix:PATH`,
+/// `hybrid:UDS_PATH:PORT:cid=N`.
 public enum ListenSpec: Hashable, Sendable, CustomStringConvertible {
     /// `cid == nil` binds VMADDR_CID_ANY.
     case vsock(cid: UInt32?, port: UInt32)
     case tcp(host: String, port: Int)
     case unix(path: String)
+    /// Hybrid vsock (Firecracker, Cloud Hypervisor): the VMM forwards a guest's
+    /// connection to host port `port` to the Unix socket `UDS_PATH_PORT`. Every
+    /// connection on it is the guest with context ID `cid`, as configured here
+    /// (the VMM's socket carries no identity of its own).
+    case hybrid(udsPath: String, port: UInt32, cid: UInt32)
+
+    /// The Unix socket a hybrid listener binds: the VMM's `uds_path`, `_`, the port.
+    public static func hybridSocketPath(udsPath: String, port: UInt32) -> String { "\(udsPath)_\(port)" }
 
     public static let defaultSpec = ListenSpec.vsock(cid: nil, port: 2049)
 
@@ -13,7 +22,7 @@ public enum ListenSpec: Hashable, Sendable, CustomStringConvertible {
         public var spec: String
         public var reason: String
         public var description: String {
-            "invalid listen spec '\(spec)': \(reason) (expected vsock:PORT, vsock:CID:PORT, tcp:HOST:PORT or unix:PATH)"
+            "invalid listen spec '\(spec)': \(reason) (expected vsock:PORT, vsock:CID:PORT, tcp:HOST:PORT, unix:PATH or hybrid:UDS_PATH:PORT:cid=N)"
         }
     }
 
@@ -51,6 +60,18 @@ public enum ListenSpec: Hashable, Sendable, CustomStringConvertible {
         case "unix":
             guard !rest.isEmpty else { throw fail("missing path") }
             self = .unix(path: String(rest))
+        case "hybrid":
+            // The path may hold colons: PORT and cid=N are the last two fields.
+            var fields = rest.split(separator: ":", omittingEmptySubsequences: false)
+            guard fields.count >= 3 else { throw fail("expected hybrid:UDS_PATH:PORT:cid=N") }
+            let cidField = fields.removeLast()
+            guard cidField.hasPrefix("cid="), let cid = UInt32(cidField.dropFirst(4)), cid > 2 else {
+                throw fail("'\(cidField)' is not cid=N with N a guest context ID (3 or more)")
+            }
+            let portNumber = try port(fields.removeLast(), as: UInt32.self, max: UInt32.max - 1)
+            let path = fields.joined(separator: ":")
+            guard !path.isEmpty else { throw fail("missing path") }
+            self = .hybrid(udsPath: path, port: portNumber, cid: cid)
         default:
             throw fail("unknown transport '\(scheme)'")
         }
@@ -62,6 +83,7 @@ public enum ListenSpec: Hashable, Sendable, CustomStringConvertible {
         case .vsock(nil, let port): return "vsock:\(port)"
         case .tcp(let host, let port): return host.contains(":") ? "tcp:[\(host)]:\(port)" : "tcp:\(host):\(port)"
         case .unix(let path): return "unix:\(path)"
+        case .hybrid(let path, let port, let cid): return "hybrid:\(path):\(port):cid=\(cid)"
         }
     }
 }

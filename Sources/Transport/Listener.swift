@@ -57,6 +57,18 @@ public enum Listener {
             bound = bootstrap.childChannelOption(.tcpOption(.tcp_nodelay), value: 1).bind(host: host, port: port)
         case .unix(let path):
             bound = bootstrap.bind(unixDomainSocketPath: path, cleanupExistingSocketFile: true)
+        case .hybrid(let udsPath, let port, _):
+            // Whoever can connect to this socket is taken for the guest: owner only.
+            // (A VMM running as another user needs the file's group or mode changed.)
+            let path = ListenSpec.hybridSocketPath(udsPath: udsPath, port: port)
+            bound = bootstrap.bind(unixDomainSocketPath: path, cleanupExistingSocketFile: true)
+                .flatMapThrowing { channel in
+                    guard chmod(path, 0o600) == 0 else {
+                        channel.close(promise: nil)
+                        throw IOError(errnoCode: errno, reason: "chmod \(path)")
+                    }
+                    return channel
+                }
         }
         return bound.flatMapErrorThrowing { error in
             if let io = error as? IOError, io.errnoCode == EADDRINUSE { throw ListenerError.addressInUse(spec) }
@@ -67,7 +79,9 @@ public enum Listener {
 
     /// Reads the peer's identity from the kernel: SO_PEERNAME for vsock
     /// (the hypervisor-assigned CID), the socket's peer address for TCP,
-    /// SO_PEERCRED for Unix sockets.
+    /// SO_PEERCRED for Unix sockets. A hybrid-vsock connection is the guest
+    /// whose CID the listener was configured with (port 0: the VMM does not
+    /// say which guest port the connection came from).
     public static func peerIdentity(of channel: Channel, transport: ListenSpec) -> EventLoopFuture<PeerIdentity> {
         guard let options = channel as? SocketOptionProvider else {
             return channel.eventLoop.makeFailedFuture(ChannelError.operationUnsupported)
@@ -86,6 +100,8 @@ public enum Listener {
             let cred: EventLoopFuture<vsnfs_ucred> = options.unsafeGetSocketOption(
                 level: SocketOptionLevel(SOL_SOCKET), name: SocketOptionName(SO_PEERCRED))
             return cred.map { .unix(uid: $0.uid, gid: $0.gid, pid: $0.pid) }
+        case .hybrid(_, _, let cid):
+            return channel.eventLoop.makeSucceededFuture(.vsock(cid: cid, port: 0))
         }
     }
 
