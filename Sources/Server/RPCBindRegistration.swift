@@ -27,24 +27,36 @@ public struct RPCBindRegistration: Sendable {
     }
 
     public let entries: [Entry]
+    /// TCP listeners left out: rpcbind keeps one address per program, version
+    /// and netid (a second SET replaces the first), so only the first listener
+    /// of each address family is registered.
+    public let unregistered: [ListenSpec]
     public let socketPath: String
 
-    /// One entry per (program, version, TCP listener).
+    /// One entry per (program, version) on the first TCP listener of each
+    /// family (netid tcp or tcp6).
     public init(programs: [(program: UInt32, versions: ClosedRange<UInt32>)], listeners: [ListenSpec],
                 socketPath: String = RPCBindRegistration.defaultSocketPath) {
         var entries: [Entry] = []
+        var unregistered: [ListenSpec] = []
+        var netids: Set<String> = []
         for case .tcp(let host, let port) in listeners {
             let v6 = host.contains(":")
+            let netid = v6 ? "tcp6" : "tcp"
+            guard netids.insert(netid).inserted else {
+                unregistered.append(.tcp(host: host, port: port))
+                continue
+            }
             let address = v6 ? host : (IPAddress(host) == nil ? "0.0.0.0" : host)
             let uaddr = "\(address).\(port >> 8).\(port & 0xff)"
             for (program, versions) in programs {
                 for version in versions {
-                    entries.append(Entry(program: program, version: version, netid: v6 ? "tcp6" : "tcp",
-                                         universalAddress: uaddr))
+                    entries.append(Entry(program: program, version: version, netid: netid, universalAddress: uaddr))
                 }
             }
         }
         self.entries = entries
+        self.unregistered = unregistered
         self.socketPath = socketPath
     }
 

@@ -94,6 +94,9 @@ public final class VSNFSServer: Sendable {
                 }
                 rpcbind = registration
                 logger.info("registered \(registration.entries.count) program version(s) with rpcbind")
+                for spec in registration.unregistered {
+                    logger.warning("not registered with rpcbind: \(spec) (rpcbind keeps one address per program, version and transport; clients of this listener give its port)")
+                }
             }
         } catch {
             await rpcServer.stop()

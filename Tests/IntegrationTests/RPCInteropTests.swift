@@ -32,6 +32,31 @@ import XDR
         #expect(!listing.contains(" \(port) "), "\(listing)")
     }
 
+    /// rpcbind keeps one address per program, version and netid: with two TCP
+    /// listeners the first is registered for all three program versions (not
+    /// half of them on each, as when every listener was SET in turn), and the
+    /// log names the listener left out.
+    @Test func twoTCPListenersRegisterTheFirstAndSayWhichIsLeftOut() throws {
+        try ensureRPCBindIsRunning()
+        let export = try makeTemporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: export) }
+        let server = try ServerProcess([export.path, "--listen", "tcp:127.0.0.1:0", "--listen", "tcp:127.0.0.1:0",
+                                        "--rpcbind"], expectListeners: 2)
+        defer { server.stop() }
+        let ports = server.listening.compactMap { $0.split(separator: ":").last.flatMap { Int($0) } }
+        try #require(ports.count == 2)
+        try server.waitForLog("not registered with rpcbind: tcp:127.0.0.1:\(ports[1])")
+        let (_, listing) = try runTool("rpcinfo", ["-p", "127.0.0.1"])
+        for (program, version) in [("100003", "3"), ("100003", "4"), ("100005", "3")] {
+            let line = listing.split(separator: "\n").first {
+                let f = $0.split(separator: " ", omittingEmptySubsequences: true)
+                return f.count >= 4 && f[0] == program && f[1] == version && f[2] == "tcp"
+            }
+            #expect(line?.split(separator: " ", omittingEmptySubsequences: true)[3] == "\(ports[0])"[...],
+                    "program \(program) version \(version): \(listing)")
+        }
+    }
+
     /// rpcinfo's direct form (`-a UADDR -T tcp`) asks no rpcbind: the status
     /// codes come straight from our dispatcher.
     @Test func rpcinfoDirectAddressReportsEachStatus() throws {
