@@ -3,12 +3,14 @@ import Glibc
 #endif
 import ArgumentParser
 import CSupport
+import ONCRPC
 
 /// `mount.vsnfs SPEC DIR [-sfnv] [-o OPTIONS]`, the mount(8) helper convention.
 struct MountCommand: ParsableCommand {
-    static let configuration = CommandConfiguration(
-        commandName: "mount.vsnfs",
-        abstract: "Mount a vsnfs export (CID:/PATH) over AF_VSOCK.",
+    /// Named as invoked: `vsnfs-mount`, or `mount.vsnfs` when mount(8) runs it.
+    static var configuration: CommandConfiguration { CommandConfiguration(
+        commandName: invokedName,
+        abstract: "Mount a vsnfs export (CID:/PATH or vsock:CID:/PATH) over AF_VSOCK.",
         discussion: """
             The guest's kernel NFS client talks TCP to a relay on 127.0.0.1, which \
             forwards every connection to the server over vsock. The relay is shared \
@@ -22,9 +24,15 @@ struct MountCommand: ParsableCommand {
               mount -t vsnfs 2:/ /mnt
               vsnfs-mount 2:/srv/src /src -o vers=3,ro
               fstab: 2:/srv /mnt vsnfs defaults 0 0
-            """)
+            """,
+        version: vsnfsVersion) }
 
-    @Argument(help: "CID:/PATH; the host is CID 2.") var spec: String
+    static var invokedName: String {
+        let name = CommandLine.arguments.first?.split(separator: "/").last.map(String.init) ?? ""
+        return name == "mount.vsnfs" ? name : "vsnfs-mount"
+    }
+
+    @Argument(help: "CID:/PATH or vsock:CID:/PATH; the host is CID 2.") var spec: String
     @Argument(help: "Mount point.") var directory: String
     @Flag(name: .customShort("s"), help: "Sloppy: let the kernel ignore options it does not know.") var sloppy = false
     @Flag(name: .customShort("f"), help: "Fake: check everything, start no relay, mount nothing.") var fake = false
@@ -36,15 +44,15 @@ struct MountCommand: ParsableCommand {
         do {
             try mount()
         } catch let e as UsageError {
-            printToStandardError("mount.vsnfs: \(e)")
+            printToStandardError("\(Self.invokedName): \(e)")
             throw ExitCode(1)
         } catch let e as MountError {
-            printToStandardError("mount.vsnfs: \(e)")
+            printToStandardError("\(Self.invokedName): \(e)")
             throw ExitCode(e.exitCode)
         }
     }
 
-    func say(_ s: String) { if verbose { printToStandardError("mount.vsnfs: \(s)") } }
+    func say(_ s: String) { if verbose { printToStandardError("\(Self.invokedName): \(s)") } }
 
     func mount() throws {
         let request = try MountRequest(spec: spec, options: options)

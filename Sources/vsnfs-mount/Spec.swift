@@ -47,17 +47,19 @@ let reservedOptions: Set<String> = ["addr", "clientaddr", "mountaddr", "mountpor
                                     "proto", "mounthost", "mountvers", "minorversion"]
 
 extension MountRequest {
-    /// Parses `CID:/PATH` and the `-o` option lists.
-    init(spec: String, options: [String]) throws {
+    /// Parses `CID:/PATH` or `vsock:CID:/PATH` (the product's own address form,
+    /// as in exports and listen specs) and the `-o` option lists.
+    init(spec fullSpec: String, options: [String]) throws {
+        let spec = fullSpec.hasPrefix("vsock:") ? String(fullSpec.dropFirst("vsock:".count)) : fullSpec
         guard let colon = spec.firstIndex(of: ":") else {
-            throw UsageError("bad SPEC '\(spec)': expected CID:/PATH (the host is CID 2), e.g. 2:/srv")
+            throw UsageError("bad SPEC '\(fullSpec)': expected CID:/PATH or vsock:CID:/PATH (the host is CID 2), e.g. 2:/srv")
         }
         let cidText = spec[..<colon], path = String(spec[spec.index(after: colon)...])
         guard let cid = UInt32(cidText), cid != UInt32.max else {
-            throw UsageError("bad SPEC '\(spec)': '\(cidText)' is not a vsock CID (a number; the host is 2)")
+            throw UsageError("bad SPEC '\(fullSpec)': '\(cidText)' is not a vsock CID (a number; the host is 2)")
         }
         guard path.hasPrefix("/") else {
-            throw UsageError("bad SPEC '\(spec)': the path must be absolute, e.g. \(cid):/srv")
+            throw UsageError("bad SPEC '\(fullSpec)': the path must be absolute, e.g. \(cid):/srv")
         }
         self.init(cid: cid, path: path)
         for list in options {

@@ -13,6 +13,7 @@ struct VSNFS: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "vsnfs",
         abstract: "Share host directories into virtual machines over AF_VSOCK, with NFS.",
+        version: vsnfsVersion,
         subcommands: [Serve.self, ExportsCommand.self])
 }
 
@@ -57,7 +58,7 @@ struct Serve: AsyncParsableCommand {
     @Option(name: .long, help: "Most files kept open at once (default: from RLIMIT_NOFILE).")
     var openFiles: Int?
 
-    @Option(name: .long, help: "Largest RPC record accepted, in bytes; a connection that sends more is closed (default: 1 MiB of data plus 64 KiB of headers).")
+    @Option(name: .long, help: "Largest RPC record accepted, in bytes; a connection that sends more is closed. The default is 1 MiB of data plus 64 KiB of headers.")
     var maxRecordSize: Int = RecordMarking.defaultMaximumRecordSize
 
     @Option(name: .long, help: "Calls one connection may run at once; past that, its further calls wait and the server stops reading from it.")

@@ -88,6 +88,37 @@ import Testing
         #expect(FileManager.default.fileExists(atPath: state + "/handle-key"))
     }
 
+    @Test func bothBinariesPrintTheirVersion() throws {
+        let (status, out, _) = try ServerProcess.run(["--version"])
+        #expect(status == 0)
+        #expect(out.trimmingCharacters(in: .whitespacesAndNewlines).first?.isNumber == true, "\(out)")
+        let mount = try runChild(ServerProcess.binDirectory.appendingPathComponent("vsnfs-mount").path, ["--version"], timeout: 30)
+        #expect(mount.status == 0)
+        #expect(String(decoding: mount.stdout, as: UTF8.self) == out)
+    }
+
+    /// The guest helper names itself as it was invoked (mount(8) runs it as
+    /// mount.vsnfs), and takes the product's own address form vsock:CID:/PATH.
+    @Test func mountHelperNamesItselfAsInvokedAndTakesVsockSpecs() throws {
+        let dir = try makeTemporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let helper = ServerProcess.binDirectory.appendingPathComponent("vsnfs-mount").path
+        let alias = dir.appendingPathComponent("mount.vsnfs").path
+        try FileManager.default.createSymbolicLink(atPath: alias, withDestinationPath: helper)
+        let help = try runChild(alias, ["--help"], timeout: 30)
+        #expect(String(decoding: help.stdout, as: UTF8.self).contains("USAGE: mount.vsnfs "))
+        let ownHelp = try runChild(helper, ["--help"], timeout: 30)
+        #expect(String(decoding: ownHelp.stdout, as: UTF8.self).contains("USAGE: vsnfs-mount "))
+        // Both spec forms parse; the mount point is checked next, and fails here.
+        for spec in ["2:/srv", "vsock:2:/srv"] {
+            let r = try runChild(alias, [spec, dir.path + "/missing"], timeout: 30)
+            #expect(r.status != 0)
+            #expect(r.stderr == "mount.vsnfs: mount point \(dir.path)/missing is not a directory\n", "\(spec): \(r.stderr)")
+        }
+        let bad = try runChild(helper, ["vsock:x:/srv", dir.path], timeout: 30)
+        #expect(bad.stderr.contains("bad SPEC 'vsock:x:/srv': 'x' is not a vsock CID"), "\(bad.stderr)")
+    }
+
     @Test func sigtermStopsTheServerCleanly() throws {
         let dir = try makeTemporaryDirectory()
         defer { try? FileManager.default.removeItem(at: dir) }
