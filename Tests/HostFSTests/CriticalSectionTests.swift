@@ -133,4 +133,66 @@ func isOpen(_ fd: Int32) -> Bool { fcntl(fd, F_GETFD) != -1 }
         cache.release(inUse)
         #expect(cache.fileDescriptorCount == 8)
     }
+
+    func indexPath() -> (Sandbox, String) {
+        let box = Sandbox()
+        Glibc.mkdir(box.statePath, 0o700)
+        return (box, box.statePath + "/index-1")
+    }
+
+    @Test func knowsDoesNotWaitForAnAppend() throws {
+        let (box, path) = indexPath()
+        _ = box
+        let gate = SyscallGate()
+        let index = try InodeIndex(path: path, rootDev: 1, rootIno: 2, systemCalls: InodeIndex.SystemCalls(write: { fd, p, n in
+            gate.pass()
+            return Glibc.write(fd, p, n)
+        }))
+        index.record(ino: 10, parent: 2, name: Array("known".utf8))
+        gate.arm()
+        let appended = inBackground { index.record(ino: 11, parent: 2, name: Array("new".utf8)) }
+        #expect(gate.waitUntilHeld())
+        let prompt = returnsWithin(2) {
+            _ = index.knows(ino: 10, parent: 2, name: Array("known".utf8))
+            _ = index.chain(to: 10)
+        }
+        #expect(prompt, "knows waited for the index's write(2)")
+        guard prompt else { gate.open(); return }   // let the held call, and the waiter, finish
+        #expect(index.knows(ino: 11, parent: 2, name: Array("new".utf8)))
+        gate.open()
+        #expect(appended.wait(timeout: .now() + 10) == .success)
+        let again = try InodeIndex(path: path, rootDev: 1, rootIno: 2)
+        #expect(again.chain(to: 11)?.map { $0.name } == [Array("new".utf8)])
+        #expect(again.chain(to: 10)?.map { $0.name } == [Array("known".utf8)])
+    }
+
+    @Test func knowsDoesNotWaitForACompaction() throws {
+        let (box, path) = indexPath()
+        _ = box
+        let gate = SyscallGate()
+        let index = try InodeIndex(path: path, rootDev: 1, rootIno: 2, systemCalls: InodeIndex.SystemCalls(fsync: { fd in
+            gate.pass()
+            _ = Glibc.fsync(fd)
+        }))
+        for i in 0..<100 { index.record(ino: UInt64(10 + i), parent: 2, name: Array("f\(i)".utf8)) }
+        index.remove(ino: 10)
+        gate.arm()
+        let compacted = inBackground { try? index.compact() }
+        #expect(gate.waitUntilHeld())
+        let prompt = returnsWithin(2) {
+            _ = index.knows(ino: 11, parent: 2, name: Array("f1".utf8))
+            _ = index.count
+        }
+        #expect(prompt, "knows waited for the index's compaction")
+        guard prompt else { gate.open(); return }   // let the held call, and the waiter, finish
+        // A change waits for the compaction (one writer), then lands in the new log.
+        let recorded = inBackground { index.record(ino: 500, parent: 2, name: Array("late".utf8)) }
+        gate.open()
+        #expect(compacted.wait(timeout: .now() + 10) == .success)
+        #expect(recorded.wait(timeout: .now() + 10) == .success)
+        let again = try InodeIndex(path: path, rootDev: 1, rootIno: 2)
+        #expect(again.count == 100)
+        #expect(again.chain(to: 10) == nil)
+        #expect(again.chain(to: 500)?.map { $0.name } == [Array("late".utf8)])
+    }
 }
