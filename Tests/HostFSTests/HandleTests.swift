@@ -131,11 +131,13 @@ import Testing
             let b = (0..<len).map { _ in UInt8.random(in: 0...255, using: &rng) }
             #expect(isError(.badHandle) { _ = try fs.decodeHandle(b) })
         }
-        // Same key (same state directory), other export: refused by a server without export 1.
+        // Same key (same state directory), an export this server does not serve (a reload
+        // removed it): the handle is genuine, its object gone, so stale, not bad.
         let box2 = Sandbox()
         let other = try HostFileSystem(exports: [ExportRoot(id: 2, hostPath: box2.exportPath)],
                                        options: HostFSOptions(stateDirectory: box.statePath, handleMode: mode))
-        #expect(isError(.badHandle) { _ = try other.decodeHandle(good) })
+        let orphan = try other.decodeHandle(good)
+        #expect(isError(.stale) { _ = try other.getattr(orphan, as: root) })
         // Another server's key: refused.
         let stranger = try Sandbox().fs(mode)
         #expect(isError(.badHandle) { _ = try stranger.decodeHandle(good) })
