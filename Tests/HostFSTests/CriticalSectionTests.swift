@@ -62,7 +62,8 @@ func isOpen(_ fd: Int32) -> Bool { fcntl(fd, F_GETFD) != -1 }
 
     @Test func aCacheHitDoesNotWaitForAClose() throws {
         let gate = SyscallGate()
-        nonisolated(unsafe) var heldFD: Int32 = -1   // set before the gate is armed, read by the seam after
+        // Written once, before the thread that reads it (through the seam) is started.
+        nonisolated(unsafe) var heldFD: Int32 = -1
         let cache = OpenFileCache(limit: 64, systemCalls: CacheSystemCalls(close: { fd in
             gate.pass(when: fd == heldFD)
             _ = Glibc.close(fd)
@@ -88,6 +89,7 @@ func isOpen(_ fd: Int32) -> Bool { fcntl(fd, F_GETFD) != -1 }
 
     @Test func aCacheHitDoesNotWaitForTheSweepersFstat() throws {
         let gate = SyscallGate()
+        // Written once, before the thread that reads it (through the seam) is started.
         nonisolated(unsafe) var deletedFD: Int32 = -1
         let cache = OpenFileCache(limit: 64, systemCalls: CacheSystemCalls(linkCount: { fd in
             gate.pass()
@@ -119,6 +121,7 @@ func isOpen(_ fd: Int32) -> Bool { fcntl(fd, F_GETFD) != -1 }
     }
 
     @Test func theSweeperClosesWhatWasDeletedAndKeepsTheRest() throws {
+        // Written, then read by the seam on this same thread.
         nonisolated(unsafe) var deleted: Set<Int32> = []
         let cache = OpenFileCache(limit: 64, systemCalls: CacheSystemCalls(linkCount: { deleted.contains($0) ? 0 : 1 }))
         let objects = (1...10).map { cachedObject(cache, key: UInt8($0)) }
