@@ -192,6 +192,7 @@ public final class HostFileSystem: @unchecked Sendable {
         let list = ServedExports(table: table, byID: next)
         served.withLock { $0 = list }
         memoryBackedExports.store(next.values.contains { $0.isMemoryBacked }, ordering: .relaxed)
+        if current.keys.contains(where: { next[$0] == nil }) { cache.forgetExports(keeping: Set(next.keys)) }
     }
 
     /// The current auth table; its `exportIndex(id:)` says whether a handle's export is still served.

@@ -171,6 +171,29 @@ final class OpenFileCache: @unchecked Sendable {
         closeAfterUnlocking(closing)
     }
 
+    /// Forget every object of an export not in `kept` (a reload removed it), so that its
+    /// fds do not keep the removed export's filesystem busy (an unmount after the reload
+    /// would fail) until LRU eviction. Objects in use go with their last release.
+    func forgetExports(keeping kept: Set<UInt32>) {
+        var closing: [Int32] = []
+        lock.withLock {
+            for e in Array(entries.values) where !kept.contains(e.exportID) {
+                if e.refs == 0 {
+                    drop(e, into: &closing)
+                } else {
+                    e.invalidated = true
+                    unlink(e)
+                    entries.removeValue(forKey: e.key)
+                    if var s = byInode[e.inode] {
+                        s.remove(e.key)
+                        byInode[e.inode] = s.isEmpty ? nil : s
+                    }
+                }
+            }
+        }
+        closeAfterUnlocking(closing)
+    }
+
     /// An fd for reading (O_RDONLY) or writing (O_WRONLY), opened on demand by reopening
     /// the O_PATH fd through /proc/self/fd; must run with the server's own identity.
     /// Reads never hold a write fd: an fd open for writing makes the host's exec of that
