@@ -52,8 +52,11 @@ public struct ExportAccess: Hashable, Sendable {
 public struct AuthTable: Sendable {
     /// The exports, in the order given.
     public let exports: [Export]
+    /// `ids[i]` is `exports[i].handleID`.
+    public let ids: [UInt32]
     private let rules: [CompiledRules]
     private let indexByMountPath: [String: Int]
+    private let indexByID: [UInt32: Int]
 
     /// Builds the table. If two exports share a mount path, lookups by mount
     /// path find the first (the exports-file parser rejects duplicates).
@@ -65,6 +68,16 @@ public struct AuthTable: Sendable {
             byPath[export.mountPath] = index
         }
         self.indexByMountPath = byPath
+        self.ids = exports.map(\.handleID)
+        var byID: [UInt32: Int] = [:]
+        for (index, id) in ids.enumerated() where byID[id] == nil { byID[id] = index }
+        self.indexByID = byID
+    }
+
+    /// The index in `exports` of the export whose handles carry `id`
+    /// (`Export.handleID`): nil once a reload removed it.
+    public func exportIndex(id: UInt32) -> Int? {
+        indexByID[id]
     }
 
     /// The index in `exports` of the export mounted as `mountPath`.

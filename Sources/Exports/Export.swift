@@ -98,3 +98,20 @@ public struct Export: Hashable, Sendable {
                                        options: ExportOptions(readOnly: false, squash: .rootSquash))])
     }
 }
+
+extension Export {
+    /// The id that goes into every file handle of this export: `fsid=N` if
+    /// given, else a hash of the host path with the top bit set (so it never
+    /// meets an explicit fsid below 2^31). Stable across restarts and reloads
+    /// while the exports file names the same directory, so an export removed
+    /// by a reload and added back takes its old handles again.
+    public var handleID: UInt32 {
+        if let fsid { return fsid }
+        var hash: UInt32 = 2_166_136_261  // FNV-1a
+        for byte in hostPath.utf8 {
+            hash ^= UInt32(byte)
+            hash = hash &* 16_777_619
+        }
+        return hash | 0x8000_0000
+    }
+}

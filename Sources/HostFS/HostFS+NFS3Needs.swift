@@ -80,7 +80,7 @@ extension HostFileSystem {
     /// Referenced: call `cache.release`. Also returns the object's stat, taken as the
     /// check's first step, which callers use instead of a second fstat.
     func acquireIfCached(_ h: ObjectHandle) throws -> (Export, CachedObject, Glibc.stat)? {
-        guard let ex = export(h.exportID) else { throw FSError.badHandle }
+        guard let ex = export(h.exportID) else { throw FSError.stale }
         guard case .usable(let obj, let st) = cacheHit(ex, h) else { return nil }
         return (ex, obj, st)
     }

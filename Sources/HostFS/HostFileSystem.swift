@@ -1,4 +1,5 @@
 import CSupport
+import Exports
 import Glibc
 import Synchronization
 import Logging
@@ -26,6 +27,19 @@ public struct HostFSOptions: Sendable {
         self.switchIdentity = switchIdentity
         self.searchLimit = searchLimit
     }
+}
+
+extension ExportRoot {
+    /// A table of `roots` under their own ids (as `fsid`), with no client rules.
+    static func table(_ roots: [ExportRoot]) -> AuthTable {
+        AuthTable(exports: roots.map { Exports.Export(hostPath: $0.hostPath, fsid: $0.id, clients: []) })
+    }
+}
+
+/// The exports being served, replaced whole on reload.
+struct ServedExports: Sendable {
+    let table: AuthTable
+    let byID: [UInt32: Export]
 }
 
 /// One open export.
@@ -94,7 +108,8 @@ final class Export: @unchecked Sendable {
 /// - Both: handles are at most 64 bytes, name the export by id and the object, never a
 ///   path; one object has one handle; a SipHash-2-4 tag under a random 128-bit key
 ///   (`<state>/handle-key`, 0600) refuses forged, altered, truncated or extended handles
-///   before any syscall (`.badHandle`, also for unknown exports). Renames of the object or
+///   before any syscall (`.badHandle`); a handle of an export that a reload removed is
+///   `.stale`, and valid again if the export comes back under the same id. Renames of the object or
 ///   its parents, through the server or behind its back, keep handles valid, and so do
 ///   restarts (same state directory). A removed object gives `.stale`, so does an object
 ///   moved out of its export; no handle ever reaches a file outside its export. Exports do
@@ -118,20 +133,23 @@ public final class HostFileSystem: @unchecked Sendable {
     let ident: IdentitySwitcher
     let cache: OpenFileCache
     let logger: Logger
-    private let exportsLock = Lock()
-    private var exports: [UInt32: Export] = [:]
+    /// The one list of exports: the auth table and the opened roots it names, replaced
+    /// together by `setExports` so that no reader sees one without the other.
+    private let served: Mutex<ServedExports>
+    private let statsLock = Lock()
     private let memoryBackedExports = Atomic<Bool>(false)
-    private var reconnects = 0  // guarded by exportsLock
+    private var reconnects = 0  // guarded by statsLock
     /// Handles found stale recently -> when to forget that (CLOCK_MONOTONIC ns); guarded by
-    /// exportsLock. Spares the export a search per retry of a dead handle.
+    /// statsLock. Spares the export a search per retry of a dead handle.
     private var recentlyStale: [[UInt8]: UInt64] = [:]
     static let staleMemoryNanoseconds: UInt64 = 10_000_000_000
 
     /// How many handles were found again by parent hint or search (disconnected or stale index).
-    public var reconnectCount: Int { exportsLock.withLock { reconnects } }
-    func countReconnect() { exportsLock.withLock { reconnects += 1 } }
+    public var reconnectCount: Int { statsLock.withLock { reconnects } }
+    func countReconnect() { statsLock.withLock { reconnects += 1 } }
 
-    public init(exports roots: [ExportRoot], options: HostFSOptions, logger: Logger = Logger(label: "vsnfs.hostfs")) throws {
+    /// The exports of `table`, each under its `Export.handleID`.
+    public init(exports table: AuthTable, options: HostFSOptions, logger: Logger = Logger(label: "vsnfs.hostfs")) throws {
         self.options = options
         self.logger = logger
         var rng = SystemRandomNumberGenerator()
@@ -142,17 +160,28 @@ public final class HostFileSystem: @unchecked Sendable {
         getrlimit(Int32(RLIMIT_NOFILE.rawValue), &lim)
         let soft = lim.rlim_cur == rlim_t.max ? 65536 : Int(clamping: lim.rlim_cur)
         self.cache = OpenFileCache(limit: options.openFileLimit ?? min(8192, max(16, soft / 2)))
-        try setExports(roots)
+        self.served = Mutex(ServedExports(table: AuthTable(exports: []), byID: [:]))
+        try setExports(table)
         cache.startSweeper(interval: 1_000_000_000, idle: options.idleWriteCloseNanoseconds)
     }
 
     deinit { cache.stopSweeper() }
 
-    /// Replace the set of exports (on reload). Unchanged exports keep their state.
-    public func setExports(_ roots: [ExportRoot]) throws {
+    /// Exports nobody may reach (no client rules) under explicit ids: for callers that
+    /// use HostFS without an exports file (tests, tools).
+    public convenience init(exports roots: [ExportRoot], options: HostFSOptions,
+                            logger: Logger = Logger(label: "vsnfs.hostfs")) throws {
+        try self.init(exports: ExportRoot.table(roots), options: options, logger: logger)
+    }
+
+    /// Replace the exports (SIGHUP reload): opens the new ones, then swaps the whole
+    /// list, auth table included, at once. Unchanged exports keep their state. On error
+    /// nothing changes. One call at a time (the server reloads from its signal loop).
+    public func setExports(_ table: AuthTable) throws {
         var next: [UInt32: Export] = [:]
-        let current = exportsLock.withLock { exports }
-        for r in roots {
+        let current = served.withLock { $0.byID }
+        for (export, id) in zip(table.exports, table.ids) {
+            let r = ExportRoot(id: id, hostPath: export.hostPath)
             guard next[r.id] == nil else { throw FSError.serverFault("export id \(r.id) used twice") }
             if let e = current[r.id], e.root == r {
                 next[r.id] = e
@@ -160,9 +189,14 @@ public final class HostFileSystem: @unchecked Sendable {
                 next[r.id] = try openExport(r)
             }
         }
-        exportsLock.withLock { exports = next }
+        let list = ServedExports(table: table, byID: next)
+        served.withLock { $0 = list }
         memoryBackedExports.store(next.values.contains { $0.isMemoryBacked }, ordering: .relaxed)
+        if current.keys.contains(where: { next[$0] == nil }) { cache.forgetExports(keeping: Set(next.keys)) }
     }
+
+    /// The current auth table; its `exportIndex(id:)` says whether a handle's export is still served.
+    public var exportTable: AuthTable { served.withLock { $0.table } }
 
     /// Whether any export is memory-backed (tmpfs), so that callers can skip asking
     /// for work that only those allow on the event loop (`writeWithoutBlocking`).
@@ -175,28 +209,29 @@ public final class HostFileSystem: @unchecked Sendable {
     public var cachedFileDescriptorCount: Int { cache.fileDescriptorCount }
     public var openFileLimit: Int { cache.limit }
 
-    func export(_ id: UInt32) -> Export? { exportsLock.withLock { exports[id] } }
+    func export(_ id: UInt32) -> Export? { served.withLock { $0.byID[id] } }
 
     // MARK: handles
 
-    /// Check a handle from the wire: structure and MAC, no syscalls. Throws `.badHandle`
-    /// (also for an export that does not exist). `exportID` then says which export it names.
+    /// Check a handle from the wire: structure and MAC, no syscalls. Throws `.badHandle`.
+    /// `exportID` then says which export it names. A handle this server made for an
+    /// export a reload has since removed decodes, and using it is `.stale`: RFC 1813
+    /// 2.6 has NFS3ERR_STALE for a file that "no longer exists or access to it has been
+    /// revoked", NFS3ERR_BADHANDLE for one that "failed internal consistency checks".
     public func decodeHandle<C: Collection>(_ bytes: C) throws -> ObjectHandle where C.Element == UInt8 {
-        let h = try codec.open(bytes)
-        guard export(h.exportID) != nil else { throw FSError.badHandle }
-        return h
+        try codec.open(bytes)
     }
 
     /// The handle of an export's root directory.
     public func rootHandle(exportID: UInt32) throws -> ObjectHandle {
-        guard let e = export(exportID) else { throw FSError.badHandle }
+        guard let e = export(exportID) else { throw FSError.stale }
         return e.rootHandle
     }
 
     /// For MOUNT: the handle of a directory below an export's root, given relative to it
     /// ("a/b"; empty, "/" and "." components are ignored, ".." is refused). Symlinks are not followed.
     public func directoryHandle(exportID: UInt32, relativePath: String, as cred: Credentials) throws -> ObjectHandle {
-        guard let ex = export(exportID) else { throw FSError.badHandle }
+        guard let ex = export(exportID) else { throw FSError.stale }
         let parts = relativePath.utf8.split(separator: 0x2F).map(Array.init).filter { $0 != [0x2E] }
         var h = ex.rootHandle!
         for p in parts {
@@ -264,7 +299,7 @@ public final class HostFileSystem: @unchecked Sendable {
     /// with the fstat taken to check it is still linked (callers use it as the object's
     /// pre-operation attributes instead of a second fstat).
     func acquire(_ h: ObjectHandle) throws -> (Export, CachedObject, Glibc.stat) {
-        guard let ex = export(h.exportID) else { throw FSError.badHandle }
+        guard let ex = export(h.exportID) else { throw FSError.stale }
         switch cacheHit(ex, h) {
         case .usable(let obj, let st): return (ex, obj, st)
         case .unlinked(let inode): cache.invalidate(inode); throw FSError.stale
@@ -318,7 +353,7 @@ public final class HostFileSystem: @unchecked Sendable {
     }
 
     private func isRecentlyStale(_ key: [UInt8]) -> Bool {
-        exportsLock.withLock {
+        statsLock.withLock {
             guard let until = recentlyStale[key] else { return false }
             if monotonicNanoseconds() < until { return true }
             recentlyStale[key] = nil
@@ -328,7 +363,7 @@ public final class HostFileSystem: @unchecked Sendable {
 
     private func rememberStale(_ key: [UInt8]) {
         let until = monotonicNanoseconds() + Self.staleMemoryNanoseconds
-        exportsLock.withLock {
+        statsLock.withLock {
             if recentlyStale.count >= 4096 { recentlyStale.removeAll(keepingCapacity: true) }
             recentlyStale[key] = until
         }

@@ -7,14 +7,33 @@ import Glibc
 /// append-only records `op(1) ino(8) parent(8) nameLen(2) name`; op 1 = set, 2 = delete.
 /// Loaded and compacted at start; a header for another root discards the file. Losing
 /// records (crash, host-side renames) only costs a bounded search of the export tree.
+///
+/// Two locks, so that no event loop waits on the disk: `lock` guards only the map and
+/// is held for no system call (the event loop's LOOKUP asks `knows`); `writer`
+/// serializes changes and owns the log file. A change takes `writer`, updates the map
+/// under `lock`, and writes its record after releasing `lock`, so the log holds records
+/// in the order the map changed. Compaction writes a snapshot of the map, under
+/// `writer` only.
 final class InodeIndex: @unchecked Sendable {
     struct Link: Equatable {
         var parent: UInt64
         var name: [UInt8]
     }
+
+    /// The system calls that write the log, for tests that hold one and see that
+    /// lookups do not wait for it.
+    struct SystemCalls: Sendable {
+        var write: @Sendable (Int32, UnsafeRawPointer, Int) -> Int = { Glibc.write($0, $1, $2) }
+        var fsync: @Sendable (Int32) -> Void = { _ = Glibc.fsync($0) }
+    }
+
     private static let magic: [UInt8] = Array("VSNFSIX1".utf8)
+    private let syscalls: SystemCalls
+    /// Guards `map`; never held across a system call.
     private let lock = Lock()
     private var map: [UInt64: Link] = [:]
+    /// Guards the log file: `fd`, `appended`, `length`. Taken before `lock`, never inside it.
+    private let writer = Lock()
     private var fd: Int32 = -1
     private var appended = 0
     /// Bytes in the log file: where the next record starts.
@@ -23,9 +42,10 @@ final class InodeIndex: @unchecked Sendable {
     let path: String
     let rootIno: UInt64
 
-    init(path: String, rootDev: UInt64, rootIno: UInt64) throws {
+    init(path: String, rootDev: UInt64, rootIno: UInt64, systemCalls: SystemCalls = SystemCalls()) throws {
         self.path = path
         self.rootIno = rootIno
+        self.syscalls = systemCalls
         var header = InodeIndex.magic
         header.appendBE(rootDev)
         header.appendBE(rootIno)
@@ -49,22 +69,28 @@ final class InodeIndex: @unchecked Sendable {
                 i += 19 + n
             }
         }
-        try compact()
+        try compactLocked(map)
     }
 
     deinit { if fd >= 0 { close(fd) } }
 
-    /// Write the live map to a temporary file and rename it into place (caller holds the
-    /// lock, or is the initializer).
-    private func compact() throws {
+    /// Rewrites the log as the live map (`writer` held: no change can come between the
+    /// snapshot and the new file; lookups go on meanwhile).
+    func compact() throws {
+        try writer.withLock { try compactLocked(lock.withLock { map }) }
+    }
+
+    /// Write `live` to a temporary file and rename it into place (`writer` held, or the
+    /// initializer).
+    private func compactLocked(_ live: [UInt64: Link]) throws {
         var out = header
-        for (ino, link) in map { InodeIndex.encode(op: 1, ino: ino, link: link, into: &out) }
+        for (ino, link) in live { InodeIndex.encode(op: 1, ino: ino, link: link, into: &out) }
         let tmp = path + ".tmp.\(getpid())"
         let t = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o600)
         guard t >= 0 else { throw FSError.serverFault("cannot write \(tmp): \(FSError.current)") }
         defer { close(t) }
-        try InodeIndex.writeAll(t, out)
-        fsync(t)
+        try writeAll(t, out)
+        syscalls.fsync(t)
         guard rename(tmp, path) == 0 else { throw FSError.serverFault("cannot rename \(tmp): \(FSError.current)") }
         let f = open(path, O_WRONLY | O_APPEND | O_CLOEXEC)
         guard f >= 0 else { throw FSError.serverFault("cannot open \(path): \(FSError.current)") }
@@ -74,38 +100,52 @@ final class InodeIndex: @unchecked Sendable {
         length = off_t(out.count)
     }
 
-    /// Append one record; compact once the log holds many more records than live entries.
-    /// A record that cannot be written whole (the state directory's filesystem is full) is
-    /// cut off again: a partial record would misalign every record appended after it. The
-    /// entry then lives in memory only, which after a restart costs a bounded search.
-    private func append(_ rec: [UInt8]) {
+    /// Append records (`writer` held); compact once the log holds many more records than
+    /// live entries. A record that cannot be written whole (the state directory's
+    /// filesystem is full) is cut off again: a partial record would misalign every record
+    /// appended after it. The entry then lives in memory only, which after a restart
+    /// costs a bounded search.
+    private func appendLocked(_ recs: [UInt8], count: Int, live: Int) {
         do {
-            try InodeIndex.writeAll(fd, rec)
-            length += off_t(rec.count)
+            try writeAll(fd, recs)
+            length += off_t(recs.count)
         } catch {
             _ = ftruncate(fd, length)
         }
-        appended += 1
-        if appended > max(65536, 2 * map.count) { try? compact() }
+        appended += count
+        if appended > max(65536, 2 * live) { try? compactLocked(lock.withLock { map }) }
     }
 
     var count: Int { lock.withLock { map.count } }
 
     func record(ino: UInt64, parent: UInt64, name: [UInt8]) {
-        lock.withLock { recordLocked(ino: ino, parent: parent, name: name) }
+        guard !knows(ino: ino, parent: parent, name: name) else { return }
+        record([(ino, parent, name)])
     }
 
-    /// Many records under one lock: READDIRPLUS records every entry it hands a handle for,
-    /// and after the first listing they are all known already.
+    /// Many records in one write: READDIRPLUS records every entry it hands a handle for,
+    /// and after the first listing they are all known already (then nothing is written).
     func record(_ links: [(ino: UInt64, parent: UInt64, name: [UInt8])]) {
         guard !links.isEmpty else { return }
-        lock.withLock {
-            for l in links { recordLocked(ino: l.ino, parent: l.parent, name: l.name) }
+        writer.withLock {
+            var recs: [UInt8] = []
+            var n = 0
+            let live: Int = lock.withLock {
+                for l in links where !knowsLocked(ino: l.ino, parent: l.parent, name: l.name) {
+                    let link = Link(parent: l.parent, name: l.name)
+                    map[l.ino] = link
+                    InodeIndex.encode(op: 1, ino: l.ino, link: link, into: &recs)
+                    n += 1
+                }
+                return map.count
+            }
+            if n > 0 { appendLocked(recs, count: n, live: live) }
         }
     }
 
     /// Would `record` leave the log file alone (nothing new to write)? The event
-    /// loop's LOOKUP asks first, so it never writes the index file itself.
+    /// loop's LOOKUP asks first, so it never writes the index file itself; this takes
+    /// only the map's lock, never waits for a write.
     func knows(ino: UInt64, parent: UInt64, name: [UInt8]) -> Bool {
         lock.withLock { knowsLocked(ino: ino, parent: parent, name: name) }
     }
@@ -117,15 +157,6 @@ final class InodeIndex: @unchecked Sendable {
         return old.parent == parent && InodeIndex.sameBytes(old.name, name)
     }
 
-    private func recordLocked(ino: UInt64, parent: UInt64, name: [UInt8]) {
-        guard !knowsLocked(ino: ino, parent: parent, name: name) else { return }
-        let link = Link(parent: parent, name: name)
-        map[ino] = link
-        var rec: [UInt8] = []
-        InodeIndex.encode(op: 1, ino: ino, link: link, into: &rec)
-        append(rec)
-    }
-
     /// [UInt8] == compares element by element; this is memcmp.
     static func sameBytes(_ a: [UInt8], _ b: [UInt8]) -> Bool {
         guard a.count == b.count else { return false }
@@ -135,13 +166,17 @@ final class InodeIndex: @unchecked Sendable {
 
     /// Forget `ino` if its recorded link is (parent, name) (or any link when parent is nil).
     func remove(ino: UInt64, parent: UInt64? = nil, name: [UInt8]? = nil) {
-        lock.withLock {
-            guard let l = map[ino] else { return }
-            if let parent, let name, l != Link(parent: parent, name: name) { return }
-            map[ino] = nil
+        writer.withLock {
+            let live: Int? = lock.withLock {
+                guard let l = map[ino] else { return nil }
+                if let parent, let name, l != Link(parent: parent, name: name) { return nil }
+                map[ino] = nil
+                return map.count
+            }
+            guard let live else { return }
             var rec: [UInt8] = []
             InodeIndex.encode(op: 2, ino: ino, link: Link(parent: 0, name: []), into: &rec)
-            append(rec)
+            appendLocked(rec, count: 1, live: live)
         }
     }
 
@@ -179,6 +214,16 @@ final class InodeIndex: @unchecked Sendable {
             out += buf[0..<n]
         }
         return out
+    }
+
+    private func writeAll(_ f: Int32, _ data: [UInt8]) throws {
+        var off = 0
+        while off < data.count {
+            let n = try data.withUnsafeBytes { p in
+                try sys { self.syscalls.write(f, p.baseAddress! + off, data.count - off) }
+            }
+            off += n
+        }
     }
 
     static func writeAll(_ f: Int32, _ data: [UInt8]) throws {

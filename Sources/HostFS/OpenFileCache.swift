@@ -33,19 +33,39 @@ final class CachedObject: @unchecked Sendable {
 
     var fdCount: Int { 1 + (readFD >= 0 ? 1 : 0) + (writeFD >= 0 ? 1 : 0) }
 
-    func closeAll() {
-        close(pathFD)
-        if readFD >= 0 { close(readFD) }
-        if writeFD >= 0 { close(writeFD) }
+    /// Hands all of the object's fds to `closing` (cache lock held, or the object not
+    /// shared): the caller closes them once it has let go of the lock.
+    func detachFDs(into closing: inout [Int32]) {
+        closing.append(pathFD)
+        if readFD >= 0 { closing.append(readFD) }
+        if writeFD >= 0 { closing.append(writeFD) }
         readFD = -1
         writeFD = -1
     }
 }
 
+/// The system calls the cache makes on fds it gives up or checks: close(2) and
+/// fstat(2)'s link count. Tests replace them to hold one and see that nothing
+/// else waits for it.
+struct CacheSystemCalls: Sendable {
+    var close: @Sendable (Int32) -> Void = { _ = Glibc.close($0) }
+    /// The fd's link count, or nil if fstat fails.
+    var linkCount: @Sendable (Int32) -> UInt64? = { fd in
+        var st = Glibc.stat()
+        return fstat(fd, &st) == 0 ? UInt64(st.st_nlink) : nil
+    }
+}
+
 /// Bounded LRU of open fds keyed by file handle. Objects in use are never closed;
 /// unused ones are closed least-recently-used first once the fd count exceeds the limit.
+///
+/// The lock is taken by event loops (cache hits), so its critical sections make no
+/// system call: fds given up are collected under it and closed after it is released
+/// (safe: an object leaves the map with no references, so no other thread can reach
+/// its fds any more), and the sweeper's fstats run on pinned objects outside it.
 final class OpenFileCache: @unchecked Sendable {
     let limit: Int
+    private let syscalls: CacheSystemCalls
     private let lock = Lock()
     private var entries: [[UInt8]: CachedObject] = [:]
     private var byInode: [InodeKey: Set<[UInt8]>] = [:]
@@ -53,8 +73,9 @@ final class OpenFileCache: @unchecked Sendable {
     private var tail: CachedObject?
     private var fds = 0
 
-    init(limit: Int) {
+    init(limit: Int, systemCalls: CacheSystemCalls = CacheSystemCalls()) {
         self.limit = max(limit, 4)
+        self.syscalls = systemCalls
         sweeperMutex.initialize(to: pthread_mutex_t())
         sweeperCond.initialize(to: pthread_cond_t())
         pthread_mutex_init(sweeperMutex, nil)
@@ -66,8 +87,16 @@ final class OpenFileCache: @unchecked Sendable {
         pthread_cond_destroy(sweeperCond)
         sweeperMutex.deallocate()
         sweeperCond.deallocate()
+        var closing: [Int32] = []
         var o = head
-        while let e = o { e.closeAll(); o = e.next }
+        while let e = o { e.detachFDs(into: &closing); o = e.next }
+        for fd in closing { syscalls.close(fd) }
+    }
+
+    /// Closes fds collected under the lock; call after releasing it.
+    @inline(__always)
+    private func closeAfterUnlocking(_ closing: [Int32]) {
+        for fd in closing { syscalls.close(fd) }
     }
 
     var fileDescriptorCount: Int { lock.withLock { fds } }
@@ -87,9 +116,11 @@ final class OpenFileCache: @unchecked Sendable {
     /// Adds a freshly opened object (its fds now belong to the cache) and returns the
     /// cached object, referenced. If another thread won the race, ours is closed.
     func insert(_ obj: CachedObject) -> CachedObject {
-        lock.withLock {
+        var closing: [Int32] = []
+        defer { closeAfterUnlocking(closing) }
+        return lock.withLock {
             if let e = entries[obj.key] {
-                obj.closeAll()
+                obj.detachFDs(into: &closing)   // never shared: it was not in the map
                 e.refs += 1
                 unlink(e)
                 pushFront(e)
@@ -100,25 +131,31 @@ final class OpenFileCache: @unchecked Sendable {
             byInode[obj.inode, default: []].insert(obj.key)
             pushFront(obj)
             fds += obj.fdCount
-            evict()
+            evict(into: &closing)
             return obj
         }
     }
 
     func release(_ obj: CachedObject) {
-        lock.withLock {
-            obj.refs -= 1
-            if obj.refs == 0 && obj.invalidated {
-                fds -= obj.fdCount
-                obj.closeAll()
-            } else {
-                evict()
-            }
+        var closing: [Int32] = []
+        lock.withLock { releaseLocked(obj, into: &closing) }
+        closeAfterUnlocking(closing)
+    }
+
+    /// Drops one reference; an invalidated object's fds go with its last one.
+    private func releaseLocked(_ obj: CachedObject, into closing: inout [Int32]) {
+        obj.refs -= 1
+        if obj.refs == 0 && obj.invalidated {
+            fds -= obj.fdCount
+            obj.detachFDs(into: &closing)
+        } else {
+            evict(into: &closing)
         }
     }
 
     /// Forget every object with this inode (after remove / rename-over / stale).
     func invalidate(_ inode: InodeKey) {
+        var closing: [Int32] = []
         lock.withLock {
             guard let keys = byInode.removeValue(forKey: inode) else { return }
             for k in keys {
@@ -127,10 +164,34 @@ final class OpenFileCache: @unchecked Sendable {
                 e.invalidated = true
                 if e.refs == 0 {
                     fds -= e.fdCount
-                    e.closeAll()
+                    e.detachFDs(into: &closing)
                 }
             }
         }
+        closeAfterUnlocking(closing)
+    }
+
+    /// Forget every object of an export not in `kept` (a reload removed it), so that its
+    /// fds do not keep the removed export's filesystem busy (an unmount after the reload
+    /// would fail) until LRU eviction. Objects in use go with their last release.
+    func forgetExports(keeping kept: Set<UInt32>) {
+        var closing: [Int32] = []
+        lock.withLock {
+            for e in Array(entries.values) where !kept.contains(e.exportID) {
+                if e.refs == 0 {
+                    drop(e, into: &closing)
+                } else {
+                    e.invalidated = true
+                    unlink(e)
+                    entries.removeValue(forKey: e.key)
+                    if var s = byInode[e.inode] {
+                        s.remove(e.key)
+                        byInode[e.inode] = s.isEmpty ? nil : s
+                    }
+                }
+            }
+        }
+        closeAfterUnlocking(closing)
     }
 
     /// An fd for reading (O_RDONLY) or writing (O_WRONLY), opened on demand by reopening
@@ -149,17 +210,19 @@ final class OpenFileCache: @unchecked Sendable {
         }) { return fd }
         let fd = procReopen(obj.pathFD, (write ? O_WRONLY : O_RDONLY) | O_CLOEXEC | O_NOCTTY | O_NONBLOCK)
         if fd < 0 { throw FSError.current }
+        var closing: [Int32] = []
+        defer { closeAfterUnlocking(closing) }
         return lock.withLock {
             if write {
                 obj.lastWrite = now
-                if obj.writeFD >= 0 { close(fd); return obj.writeFD }
+                if obj.writeFD >= 0 { closing.append(fd); return obj.writeFD }
                 obj.writeFD = fd
             } else {
-                if obj.readFD >= 0 { close(fd); return obj.readFD }
+                if obj.readFD >= 0 { closing.append(fd); return obj.readFD }
                 obj.readFD = fd
             }
             fds += 1  // invalidated objects too: their last release subtracts fdCount
-            evict()
+            evict(into: &closing)
             return fd
         }
     }
@@ -173,17 +236,19 @@ final class OpenFileCache: @unchecked Sendable {
     /// Close write fds unused for `idle` nanoseconds (objects not in use only).
     func sweepIdleWriters(idle: UInt64) {
         let now = monotonicNanoseconds()
+        var closing: [Int32] = []
         lock.withLock {
             var o = head
             while let e = o {
                 o = e.next
                 if e.refs == 0 && e.writeFD >= 0 && now &- e.lastWrite >= idle {
-                    close(e.writeFD)
+                    closing.append(e.writeFD)
                     e.writeFD = -1
                     fds -= 1
                 }
             }
         }
+        closeAfterUnlocking(closing)
     }
 
     /// Close objects nobody holds whose inode has lost its last name: deleted on the
@@ -191,20 +256,36 @@ final class OpenFileCache: @unchecked Sendable {
     /// keep the file's blocks allocated until LRU eviction, so a host deleting files to
     /// free space would get none of it back while the server ran. A handle to such an
     /// object is stale already (`acquire` checks the link count), so nothing is lost.
-    /// One fstat per cached object, under the lock in batches: a call waits for at
-    /// most one batch.
+    /// One fstat per cached object, made outside the lock on objects pinned (referenced)
+    /// for the time of their batch, so none of their fds is closed, or its number
+    /// reused, while it is being checked; what the checks found is applied under the lock.
     func sweepUnlinked(batch: Int = 256) {
         let snapshot = lock.withLock { Array(entries.values) }
         var start = 0
         while start < snapshot.count {
             let end = min(start + batch, snapshot.count)
-            lock.withLock {
-                var st = Glibc.stat()
-                // Still cached (so its fds are still open) and unused.
-                for e in snapshot[start..<end] where e.refs == 0 && entries[e.key] === e {
-                    if fstat(e.pathFD, &st) == 0 && st.st_nlink == 0 { drop(e) }
+            // Still cached and unused: pin (reference) them, so that no eviction or
+            // invalidation closes their fds while they are being checked.
+            let pinned: [CachedObject] = lock.withLock {
+                snapshot[start..<end].filter { e in
+                    guard e.refs == 0, entries[e.key] === e else { return false }
+                    e.refs = 1
+                    return true
                 }
             }
+            let unlinked = pinned.map { syscalls.linkCount($0.pathFD) == 0 }
+            var closing: [Int32] = []
+            lock.withLock {
+                for (e, gone) in zip(pinned, unlinked) {
+                    if gone && e.refs == 1 && entries[e.key] === e {
+                        e.refs = 0
+                        drop(e, into: &closing)
+                    } else {
+                        releaseLocked(e, into: &closing)
+                    }
+                }
+            }
+            closeAfterUnlocking(closing)
             start = end
         }
     }
@@ -267,17 +348,17 @@ final class OpenFileCache: @unchecked Sendable {
         sweeperThread = nil
     }
 
-    private func evict() {
+    private func evict(into closing: inout [Int32]) {
         var cursor = tail
         while fds > limit, let e = cursor {
             cursor = e.prev
             guard e.refs == 0 else { continue }
-            drop(e)
+            drop(e, into: &closing)
         }
     }
 
-    /// Removes an object nobody holds from the cache and closes its fds (lock held).
-    private func drop(_ e: CachedObject) {
+    /// Removes an object nobody holds from the cache; its fds go to `closing` (lock held).
+    private func drop(_ e: CachedObject, into closing: inout [Int32]) {
         unlink(e)
         entries.removeValue(forKey: e.key)
         if var s = byInode[e.inode] {
@@ -285,7 +366,7 @@ final class OpenFileCache: @unchecked Sendable {
             byInode[e.inode] = s.isEmpty ? nil : s
         }
         fds -= e.fdCount
-        e.closeAll()
+        e.detachFDs(into: &closing)
     }
 
     private func pushFront(_ e: CachedObject) {

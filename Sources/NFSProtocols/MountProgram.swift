@@ -88,10 +88,10 @@ public struct MountProgram: RPCProgram {
     /// of `path` that the peer may use, then the directory below it.
     static func mount(_ requested: NFS3Name, peer: PeerIdentity, server: NFSServerContext) -> MountMntResult {
         let path = normalize(requested.bytes)
-        let snapshot = server.snapshot
+        let table = server.authTable
         var best: (index: Int, rest: [UInt8])?
         var deniedMatch = false
-        for (index, export) in snapshot.table.exports.enumerated() {
+        for (index, export) in table.exports.enumerated() {
             let root = normalize(Array(export.mountPath.utf8))
             let rest: [UInt8]
             if root == [0x2F] {
@@ -103,7 +103,7 @@ public struct MountProgram: RPCProgram {
             } else {
                 continue
             }
-            guard snapshot.table.access(for: peer, exportAt: index) != nil else {
+            guard table.access(for: peer, exportAt: index) != nil else {
                 deniedMatch = true
                 continue
             }
@@ -116,7 +116,7 @@ public struct MountProgram: RPCProgram {
             }
             return .fail(.noent)
         }
-        let id = snapshot.ids[best.index]
+        let id = table.ids[best.index]
         do {
             // Like mountd, the path is resolved with the server's own authority; the
             // client's identity applies from the first NFS call on.

@@ -413,9 +413,10 @@ struct NFS3CallEnvironment {
     static func authorize(_ fh: NFS3FileHandle, modifies: Bool, server: NFSServerContext, peer: PeerIdentity,
                           credential: RPCCredential) throws -> (ObjectHandle, NFS3CallEnvironment) {
         let h = try server.hostFS.decodeHandle(fh.bytes.readableBytesView)
-        let snapshot = server.snapshot
-        guard let index = snapshot.indexByID[h.exportID] else { throw NFS3Status.stale }
-        guard let access = snapshot.table.access(for: peer, exportAt: index) else { throw NFS3Status.acces }
+        let table = server.authTable
+        // A handle this server made whose export a reload removed: the object is gone.
+        guard let index = table.exportIndex(id: h.exportID) else { throw NFS3Status.stale }
+        guard let access = table.access(for: peer, exportAt: index) else { throw NFS3Status.acces }
         if modifies && access.readOnly { throw NFS3Status.rofs }
         let mapped: MappedIdentity
         switch credential {

@@ -66,7 +66,7 @@ public final class VSNFSServer: Sendable {
         let hostFS: HostFileSystem
         do {
             hostFS = try HostFileSystem(
-                exports: NFSServerContext.exportRoots(for: exports),
+                exports: AuthTable(exports: exports),
                 options: HostFSOptions(stateDirectory: stateDirectory, openFileLimit: configuration.openFiles),
                 logger: Logger(label: "vsnfs.hostfs"))
         } catch {
@@ -75,8 +75,7 @@ public final class VSNFSServer: Sendable {
         let threadPool = NIOThreadPool(numberOfThreads: max(1, configuration.threads))
         threadPool.start()
         let group = MultiThreadedEventLoopGroup(numberOfThreads: System.coreCount)
-        let context = NFSServerContext(exports: exports, hostFS: hostFS, threadPool: threadPool,
-                                       logger: Logger(label: "vsnfs.nfs"))
+        let context = NFSServerContext(hostFS: hostFS, threadPool: threadPool, logger: Logger(label: "vsnfs.nfs"))
         let programs: [any RPCProgram] = [MountProgram(server: context), NFSProgram(server: context)]
         let rpcServer = RPCServer(
             configuration: configuration.rpc,

@@ -1,4 +1,5 @@
 import CSupport
+import Foundation
 import Glibc
 import NIOCore
 import Testing
@@ -131,14 +132,44 @@ import Testing
             let b = (0..<len).map { _ in UInt8.random(in: 0...255, using: &rng) }
             #expect(isError(.badHandle) { _ = try fs.decodeHandle(b) })
         }
-        // Same key (same state directory), other export: refused by a server without export 1.
+        // Same key (same state directory), an export this server does not serve (a reload
+        // removed it): the handle is genuine, its object gone, so stale, not bad.
         let box2 = Sandbox()
         let other = try HostFileSystem(exports: [ExportRoot(id: 2, hostPath: box2.exportPath)],
                                        options: HostFSOptions(stateDirectory: box.statePath, handleMode: mode))
-        #expect(isError(.badHandle) { _ = try other.decodeHandle(good) })
+        let orphan = try other.decodeHandle(good)
+        #expect(isError(.stale) { _ = try other.getattr(orphan, as: root) })
         // Another server's key: refused.
         let stranger = try Sandbox().fs(mode)
         #expect(isError(.badHandle) { _ = try stranger.decodeHandle(good) })
+    }
+
+    /// Descriptors of this process whose path is `dir` or below it.
+    func descriptors(under dir: String) -> Int {
+        let fds = (try? FileManager.default.contentsOfDirectory(atPath: "/proc/self/fd")) ?? []
+        return fds.compactMap { Int32($0) }.filter { fd in
+            procPath(fd).map { Export.path($0, isWithin: Array(dir.utf8)) } ?? false
+        }.count
+    }
+
+    /// A reload that removes an export lets go of every descriptor under it (so the
+    /// host can unmount it), its handles turn stale, and they work again once the
+    /// export is back under the same id.
+    @Test(arguments: bothModes) func exportRemovedByReloadLetsGoOfItsFiles(mode: HandleMode) throws {
+        let box = Sandbox(), other = Sandbox()
+        other.hostFile("f", "x")
+        let both = [ExportRoot(id: 1, hostPath: box.exportPath), ExportRoot(id: 2, hostPath: other.exportPath)]
+        let fs = try HostFileSystem(exports: both, options: HostFSOptions(stateDirectory: box.statePath, handleMode: mode))
+        let f = try fs.lookup(try fs.rootHandle(exportID: 2), n("f"), as: root).handle
+        #expect(try fs.getattr(f, as: root).size == 1)
+        #expect(descriptors(under: other.exportPath) >= 2)   // the export's root and the cached file
+
+        try fs.setExports(ExportRoot.table([both[0]]))
+        #expect(descriptors(under: other.exportPath) == 0)
+        #expect(isError(.stale) { _ = try fs.getattr(f, as: root) })
+
+        try fs.setExports(ExportRoot.table(both))
+        #expect(try fs.getattr(f, as: root).size == 1)
     }
 
     @Test(arguments: bothModes) func handleOfObjectMovedOutOfExportIsStale(mode: HandleMode) throws {

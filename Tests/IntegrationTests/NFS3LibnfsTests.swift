@@ -31,6 +31,52 @@ enum Libnfs {
     }
 }
 
+/// `nfs-cat URL` held in the middle of a file: its stdout is a pipe nobody
+/// reads until `finish`, so after its first READs it blocks writing them out
+/// and sends its next READ only after `finish` drains the pipe. What happens
+/// to the server in between (a reload) meets a client holding an open file
+/// handle, as a mounted guest would.
+final class PausedNFSCat {
+    private let process = Process()
+    private let out = Pipe(), err = Pipe()
+
+    /// Starts nfs-cat and waits (at most 30 s) until the pipe is full.
+    init(_ url: String) throws {
+        process.executableURL = URL(fileURLWithPath: try toolPath("nfs-cat"))
+        process.arguments = [url]
+        process.standardInput = FileHandle.nullDevice
+        process.standardOutput = out
+        process.standardError = err
+        try process.run()
+        let fd = out.fileHandleForReading.fileDescriptor
+        let capacity = fcntl(fd, 1032)   // F_GETPIPE_SZ (F_LINUX_SPECIFIC_BASE + 8), which Glibc's module leaves out
+        let deadline = Date().addingTimeInterval(30)
+        var queued: Int32 = 0
+        while ioctl(fd, UInt(FIONREAD), &queued) == 0, Int(queued) < capacity {
+            guard process.isRunning, Date() < deadline else {
+                Foundation.kill(process.processIdentifier, SIGKILL)
+                throw LibnfsError.failed("nfs-cat \(url) did not fill its pipe (\(queued) of \(capacity) bytes)")
+            }
+            Thread.sleep(forTimeInterval: 0.01)
+        }
+    }
+
+    /// Drains the pipe and lets nfs-cat run to its end (at most 60 s).
+    func finish() throws -> ChildOutput {
+        let stdout = out.fileHandleForReading.readDataToEndOfFile()
+        let stderr = err.fileHandleForReading.readDataToEndOfFile()
+        guard waitForExit(process, seconds: 60) else {
+            Foundation.kill(process.processIdentifier, SIGKILL)
+            throw LibnfsError.failed("nfs-cat did not finish within 60 s of its pipe being drained")
+        }
+        return ChildOutput(status: process.terminationStatus, stdout: stdout, stderr: String(decoding: stderr, as: UTF8.self))
+    }
+
+    deinit {
+        if process.isRunning { Foundation.kill(process.processIdentifier, SIGKILL) }
+    }
+}
+
 struct LibnfsError: Error, CustomStringConvertible {
     var description: String
     static func failed(_ description: String) -> LibnfsError { LibnfsError(description: description) }

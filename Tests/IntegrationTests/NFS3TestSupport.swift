@@ -51,9 +51,9 @@ final class NFS3TestServer: @unchecked Sendable {
         group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
         pool = NIOThreadPool(numberOfThreads: 4)
         pool.start()
-        let fs = try HostFileSystem(exports: NFSServerContext.exportRoots(for: exports),
+        let fs = try HostFileSystem(exports: AuthTable(exports: exports),
                                     options: HostFSOptions(stateDirectory: sandbox.statePath))
-        context = NFSServerContext(exports: exports, hostFS: fs, threadPool: pool)
+        context = NFSServerContext(hostFS: fs, threadPool: pool)
     }
 
     /// A convenience server with one export at `/export`, for `clients`.
