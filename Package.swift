@@ -4,7 +4,7 @@
 // over AF_VSOCK. One target per layer; dependencies point downward only:
 //
 //   XDR, Transport (sockets, kernel peer identity) -> ONCRPC
-//   Transport -> Exports;   CSupport -> HostFS (knows nothing of exports files or RPC)
+//   Transport -> Exports -> HostFS (the export list it serves; nothing of RPC)
 //   ONCRPC, Exports, HostFS -> NFSProtocols -> Server -> CLIs
 // Transport sits beside XDR at the bottom so the RPC layer can hand every
 // call the PeerIdentity of its connection. Every target builds in the Swift 6
@@ -41,7 +41,7 @@ let package = Package(
         // Layer 4: exports file grammar and the (transport, peer) -> access table.
         .target(name: "Exports", dependencies: ["Transport"]),
         // Layer 5: file handles and host filesystem calls, off the event loops.
-        .target(name: "HostFS", dependencies: ["CSupport", log, nioCore]),
+        .target(name: "HostFS", dependencies: ["Exports", "CSupport", log, nioCore]),
         // Layer 6: MOUNT v3, NFSv3, NFS_LOCALIO (declined).
         .target(name: "NFSProtocols", dependencies: ["XDR", "ONCRPC", "Transport", "Exports", "HostFS", log,
                                                      nioCore, nioPosix]),

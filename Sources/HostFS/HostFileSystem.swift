@@ -43,7 +43,7 @@ struct ServedExports: Sendable {
 }
 
 /// One open export.
-final class Export: @unchecked Sendable {
+final class Export: Sendable {
     let root: ExportRoot
     let rootFD: Int32
     /// A readable (non-O_PATH) fd of the root for open_by_handle_at, which refuses O_PATH mount fds; -1 if none.
@@ -54,14 +54,16 @@ final class Export: @unchecked Sendable {
     let mountID: Int32
     let mode: HandleMode
     let index: InodeIndex?
-    var rootHandle: ObjectHandle!
+    let rootHandle: ObjectHandle
     /// Whether the export's filesystem keeps its data in memory (tmpfs): reading or
     /// writing never waits for a disk. Every object served lies on the root's
     /// filesystem (resolution refuses any other st_dev), so one fstatfs answers for all.
     let isMemoryBacked: Bool
 
-    init(root: ExportRoot, rootFD: Int32, mountFD: Int32, realPath: [UInt8], st: stat, mountID: Int32, mode: HandleMode, index: InodeIndex?) {
+    init(root: ExportRoot, rootFD: Int32, mountFD: Int32, realPath: [UInt8], st: stat, mountID: Int32, mode: HandleMode,
+         index: InodeIndex?, rootHandle: ObjectHandle) {
         self.root = root
+        self.rootHandle = rootHandle
         self.rootFD = rootFD
         self.mountFD = mountFD
         self.realPath = realPath
@@ -125,7 +127,7 @@ final class Export: @unchecked Sendable {
 ///   Beyond the limit, or for objects the server's user cannot reach, handles are stale.
 /// - Identity: as root every operation runs with the caller's fsuid/fsgid/groups on its
 ///   own thread; unprivileged, with the server's identity (ACCESS answers for it).
-public final class HostFileSystem: @unchecked Sendable {
+public final class HostFileSystem: Sendable {
     public let options: HostFSOptions
     /// Changes on every start; WRITE and COMMIT return it.
     public let writeVerifier: UInt64
@@ -136,17 +138,16 @@ public final class HostFileSystem: @unchecked Sendable {
     /// The one list of exports: the auth table and the opened roots it names, replaced
     /// together by `setExports` so that no reader sees one without the other.
     private let served: Mutex<ServedExports>
-    private let statsLock = Lock()
     private let memoryBackedExports = Atomic<Bool>(false)
-    private var reconnects = 0  // guarded by statsLock
-    /// Handles found stale recently -> when to forget that (CLOCK_MONOTONIC ns); guarded by
-    /// statsLock. Spares the export a search per retry of a dead handle.
-    private var recentlyStale: [[UInt8]: UInt64] = [:]
+    private let reconnects = Atomic<Int>(0)
+    /// Handles found stale recently -> when to forget that (CLOCK_MONOTONIC ns). Spares
+    /// the export a search per retry of a dead handle.
+    private let recentlyStale = Mutex<[[UInt8]: UInt64]>([:])
     static let staleMemoryNanoseconds: UInt64 = 10_000_000_000
 
     /// How many handles were found again by parent hint or search (disconnected or stale index).
-    public var reconnectCount: Int { statsLock.withLock { reconnects } }
-    func countReconnect() { statsLock.withLock { reconnects += 1 } }
+    public var reconnectCount: Int { reconnects.load(ordering: .relaxed) }
+    func countReconnect() { reconnects.add(1, ordering: .relaxed) }
 
     /// The exports of `table`, each under its `Export.handleID`.
     public init(exports table: AuthTable, options: HostFSOptions, logger: Logger = Logger(label: "vsnfs.hostfs")) throws {
@@ -233,7 +234,7 @@ public final class HostFileSystem: @unchecked Sendable {
     public func directoryHandle(exportID: UInt32, relativePath: String, as cred: Credentials) throws -> ObjectHandle {
         guard let ex = export(exportID) else { throw FSError.stale }
         let parts = relativePath.utf8.split(separator: 0x2F).map(Array.init).filter { $0 != [0x2E] }
-        var h = ex.rootHandle!
+        var h = ex.rootHandle
         for p in parts {
             if p == [0x2E, 0x2E] { throw FSError.invalidName }
             let r = try lookup(h, p, as: cred)
@@ -245,17 +246,22 @@ public final class HostFileSystem: @unchecked Sendable {
 
     func makeHandle(_ ex: Export, fd: Int32, st: stat, parentIno: UInt64?, name: [UInt8]?) throws -> ObjectHandle {
         guard UInt64(st.st_dev) == ex.dev else { throw FSError.otherFilesystem }
-        switch ex.mode {
+        let h = try sealHandle(fd: fd, st: st, mode: ex.mode, mountID: ex.mountID, exportID: ex.root.id)
+        recordLink(ex, st: st, parentIno: parentIno, name: name)
+        return h
+    }
+
+    /// The handle of the object open as `fd` in an export with this mode, mount and id.
+    private func sealHandle(fd: Int32, st: stat, mode: HandleMode, mountID: Int32, exportID: UInt32) throws -> ObjectHandle {
+        switch mode {
         case .kernel:
             let (h, type, mnt) = try kernelHandle(fd)
-            guard mnt == ex.mountID else { throw FSError.otherFilesystem }
+            guard mnt == mountID else { throw FSError.otherFilesystem }
             guard type >= 0 && type <= 255 else { throw FSError.notSupported }
-            recordLink(ex, st: st, parentIno: parentIno, name: name)
-            return try codec.seal(.kernel(type: UInt8(type), handle: h), exportID: ex.root.id)
+            return try codec.seal(.kernel(type: UInt8(type), handle: h), exportID: exportID)
         case .inode:
-            recordLink(ex, st: st, parentIno: parentIno, name: name)
             let ino = UInt64(st.st_ino)
-            return try codec.seal(.inode(ino: ino, generation: generation(fd, st), birth: birthTag(fd)), exportID: ex.root.id)
+            return try codec.seal(.inode(ino: ino, generation: generation(fd, st), birth: birthTag(fd)), exportID: exportID)
         }
     }
 
@@ -353,7 +359,7 @@ public final class HostFileSystem: @unchecked Sendable {
     }
 
     private func isRecentlyStale(_ key: [UInt8]) -> Bool {
-        statsLock.withLock {
+        recentlyStale.withLock { recentlyStale in
             guard let until = recentlyStale[key] else { return false }
             if monotonicNanoseconds() < until { return true }
             recentlyStale[key] = nil
@@ -363,7 +369,7 @@ public final class HostFileSystem: @unchecked Sendable {
 
     private func rememberStale(_ key: [UInt8]) {
         let until = monotonicNanoseconds() + Self.staleMemoryNanoseconds
-        statsLock.withLock {
+        recentlyStale.withLock { recentlyStale in
             if recentlyStale.count >= 4096 { recentlyStale.removeAll(keepingCapacity: true) }
             recentlyStale[key] = until
         }
@@ -537,8 +543,16 @@ public final class HostFileSystem: @unchecked Sendable {
             if mountFD >= 0 { close(mountFD) }
             throw error
         }
-        let ex = Export(root: r, rootFD: fd, mountFD: mountFD, realPath: real, st: st, mountID: mountID, mode: m, index: index)
-        ex.rootHandle = try makeHandle(ex, fd: fd, st: st, parentIno: nil, name: nil)
+        let rootHandle: ObjectHandle
+        do {
+            rootHandle = try sealHandle(fd: fd, st: st, mode: m, mountID: mountID, exportID: r.id)
+        } catch {
+            close(fd)
+            if mountFD >= 0 { close(mountFD) }
+            throw error
+        }
+        let ex = Export(root: r, rootFD: fd, mountFD: mountFD, realPath: real, st: st, mountID: mountID, mode: m,
+                        index: index, rootHandle: rootHandle)
         logger.info("export \(r.id) at \(r.hostPath): \(m) handles")
         return ex
     }

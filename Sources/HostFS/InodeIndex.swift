@@ -1,4 +1,5 @@
 import Glibc
+import Synchronization
 
 /// Unprivileged mode: a persisted map inode -> (parent inode, name) for one export, so
 /// an inode handle can be found again by walking names down from the export root.
@@ -8,13 +9,12 @@ import Glibc
 /// Loaded and compacted at start; a header for another root discards the file. Losing
 /// records (crash, host-side renames) only costs a bounded search of the export tree.
 ///
-/// Two locks, so that no event loop waits on the disk: `lock` guards only the map and
-/// is held for no system call (the event loop's LOOKUP asks `knows`); `writer`
-/// serializes changes and owns the log file. A change takes `writer`, updates the map
-/// under `lock`, and writes its record after releasing `lock`, so the log holds records
-/// in the order the map changed. Compaction writes a snapshot of the map, under
-/// `writer` only.
-final class InodeIndex: @unchecked Sendable {
+/// Two mutexes, so that no event loop waits on the disk: `map` is held for no system
+/// call (the event loop's LOOKUP asks `knows`); `log` serializes changes and owns the
+/// log file. A change takes `log`, updates the map under `map`, and writes its record
+/// after releasing `map`, so the log holds records in the order the map changed.
+/// Compaction writes a snapshot of the map, under `log` only.
+final class InodeIndex: Sendable {
     struct Link: Equatable {
         var parent: UInt64
         var name: [UInt8]
@@ -29,18 +29,21 @@ final class InodeIndex: @unchecked Sendable {
 
     private static let magic: [UInt8] = Array("VSNFSIX1".utf8)
     private let syscalls: SystemCalls
-    /// Guards `map`; never held across a system call.
-    private let lock = Lock()
-    private var map: [UInt64: Link] = [:]
-    /// Guards the log file: `fd`, `appended`, `length`. Taken before `lock`, never inside it.
-    private let writer = Lock()
-    private var fd: Int32 = -1
-    private var appended = 0
-    /// Bytes in the log file: where the next record starts.
-    private var length: off_t = 0
+    /// Never held across a system call.
+    private let map: Mutex<[UInt64: Link]>
+    /// The log file. Taken before `map`, never inside it.
+    private let log: Mutex<LogFile>
     private let header: [UInt8]
     let path: String
     let rootIno: UInt64
+
+    private struct LogFile {
+        var fd: Int32 = -1
+        /// Records appended since the last compaction.
+        var appended = 0
+        /// Bytes in the file: where the next record starts.
+        var length: off_t = 0
+    }
 
     init(path: String, rootDev: UInt64, rootIno: UInt64, systemCalls: SystemCalls = SystemCalls()) throws {
         self.path = path
@@ -50,6 +53,7 @@ final class InodeIndex: @unchecked Sendable {
         header.appendBE(rootDev)
         header.appendBE(rootIno)
         self.header = header
+        var loaded: [UInt64: Link] = [:]
         if let data = try? InodeIndex.readAll(path), data.count >= header.count,
            Array(data[0..<header.count]) == header {
             var i = header.count
@@ -60,63 +64,71 @@ final class InodeIndex: @unchecked Sendable {
                 let n = Int(data.readBE(i + 17, as: UInt16.self))
                 guard i + 19 + n <= data.count else { break }
                 if op == 1 {
-                    map[ino] = Link(parent: parent, name: Array(data[i + 19..<i + 19 + n]))
+                    loaded[ino] = Link(parent: parent, name: Array(data[i + 19..<i + 19 + n]))
                 } else if op == 2 {
-                    map[ino] = nil
+                    loaded[ino] = nil
                 } else {
                     break   // not a record: keep what came before, not what a misread would make of the rest
                 }
                 i += 19 + n
             }
         }
-        try compactLocked(map)
+        self.map = Mutex(loaded)
+        var file = LogFile()
+        try InodeIndex.compact(loaded, header: header, path: path, syscalls: systemCalls, into: &file)
+        self.log = Mutex(file)
     }
 
-    deinit { if fd >= 0 { close(fd) } }
+    deinit { log.withLock { if $0.fd >= 0 { close($0.fd) } } }
 
-    /// Rewrites the log as the live map (`writer` held: no change can come between the
+    /// Rewrites the log as the live map (`log` held: no change can come between the
     /// snapshot and the new file; lookups go on meanwhile).
     func compact() throws {
-        try writer.withLock { try compactLocked(lock.withLock { map }) }
+        try log.withLock { file in
+            try InodeIndex.compact(map.withLock { $0 }, header: header, path: path, syscalls: syscalls, into: &file)
+        }
     }
 
-    /// Write `live` to a temporary file and rename it into place (`writer` held, or the
+    /// Write `live` to a temporary file and rename it into place (`log` held, or the
     /// initializer).
-    private func compactLocked(_ live: [UInt64: Link]) throws {
+    private static func compact(_ live: [UInt64: Link], header: [UInt8], path: String, syscalls: SystemCalls,
+                                into file: inout LogFile) throws {
         var out = header
         for (ino, link) in live { InodeIndex.encode(op: 1, ino: ino, link: link, into: &out) }
         let tmp = path + ".tmp.\(getpid())"
         let t = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o600)
         guard t >= 0 else { throw FSError.serverFault("cannot write \(tmp): \(FSError.current)") }
         defer { close(t) }
-        try writeAll(t, out)
+        try writeAll(t, out, syscalls: syscalls)
         syscalls.fsync(t)
         guard rename(tmp, path) == 0 else { throw FSError.serverFault("cannot rename \(tmp): \(FSError.current)") }
         let f = open(path, O_WRONLY | O_APPEND | O_CLOEXEC)
         guard f >= 0 else { throw FSError.serverFault("cannot open \(path): \(FSError.current)") }
-        if fd >= 0 { close(fd) }
-        fd = f
-        appended = 0
-        length = off_t(out.count)
+        if file.fd >= 0 { close(file.fd) }
+        file.fd = f
+        file.appended = 0
+        file.length = off_t(out.count)
     }
 
-    /// Append records (`writer` held); compact once the log holds many more records than
+    /// Append records (`log` held); compact once the log holds many more records than
     /// live entries. A record that cannot be written whole (the state directory's
     /// filesystem is full) is cut off again: a partial record would misalign every record
     /// appended after it. The entry then lives in memory only, which after a restart
     /// costs a bounded search.
-    private func appendLocked(_ recs: [UInt8], count: Int, live: Int) {
+    private func append(_ recs: [UInt8], count: Int, live: Int, to file: inout LogFile) {
         do {
-            try writeAll(fd, recs)
-            length += off_t(recs.count)
+            try InodeIndex.writeAll(file.fd, recs, syscalls: syscalls)
+            file.length += off_t(recs.count)
         } catch {
-            _ = ftruncate(fd, length)
+            _ = ftruncate(file.fd, file.length)
         }
-        appended += count
-        if appended > max(65536, 2 * live) { try? compactLocked(lock.withLock { map }) }
+        file.appended += count
+        if file.appended > max(65536, 2 * live) {
+            try? InodeIndex.compact(map.withLock { $0 }, header: header, path: path, syscalls: syscalls, into: &file)
+        }
     }
 
-    var count: Int { lock.withLock { map.count } }
+    var count: Int { map.withLock { $0.count } }
 
     func record(ino: UInt64, parent: UInt64, name: [UInt8]) {
         guard !knows(ino: ino, parent: parent, name: name) else { return }
@@ -127,11 +139,11 @@ final class InodeIndex: @unchecked Sendable {
     /// and after the first listing they are all known already (then nothing is written).
     func record(_ links: [(ino: UInt64, parent: UInt64, name: [UInt8])]) {
         guard !links.isEmpty else { return }
-        writer.withLock {
+        log.withLock { file in
             var recs: [UInt8] = []
             var n = 0
-            let live: Int = lock.withLock {
-                for l in links where !knowsLocked(ino: l.ino, parent: l.parent, name: l.name) {
+            let live: Int = map.withLock { map in
+                for l in links where !knows(ino: l.ino, parent: l.parent, name: l.name, in: map) {
                     let link = Link(parent: l.parent, name: l.name)
                     map[l.ino] = link
                     InodeIndex.encode(op: 1, ino: l.ino, link: link, into: &recs)
@@ -139,7 +151,7 @@ final class InodeIndex: @unchecked Sendable {
                 }
                 return map.count
             }
-            if n > 0 { appendLocked(recs, count: n, live: live) }
+            if n > 0 { append(recs, count: n, live: live, to: &file) }
         }
     }
 
@@ -147,11 +159,11 @@ final class InodeIndex: @unchecked Sendable {
     /// loop's LOOKUP asks first, so it never writes the index file itself; this takes
     /// only the map's lock, never waits for a write.
     func knows(ino: UInt64, parent: UInt64, name: [UInt8]) -> Bool {
-        lock.withLock { knowsLocked(ino: ino, parent: parent, name: name) }
+        map.withLock { knows(ino: ino, parent: parent, name: name, in: $0) }
     }
 
     /// The one rule for "nothing to record": the root, over-long names, and links already held.
-    private func knowsLocked(ino: UInt64, parent: UInt64, name: [UInt8]) -> Bool {
+    private func knows(ino: UInt64, parent: UInt64, name: [UInt8], in map: [UInt64: Link]) -> Bool {
         guard ino != rootIno, name.count <= 255 else { return true }
         guard let old = map[ino] else { return false }
         return old.parent == parent && InodeIndex.sameBytes(old.name, name)
@@ -166,8 +178,8 @@ final class InodeIndex: @unchecked Sendable {
 
     /// Forget `ino` if its recorded link is (parent, name) (or any link when parent is nil).
     func remove(ino: UInt64, parent: UInt64? = nil, name: [UInt8]? = nil) {
-        writer.withLock {
-            let live: Int? = lock.withLock {
+        log.withLock { file in
+            let live: Int? = map.withLock { map in
                 guard let l = map[ino] else { return nil }
                 if let parent, let name, l != Link(parent: parent, name: name) { return nil }
                 map[ino] = nil
@@ -176,13 +188,13 @@ final class InodeIndex: @unchecked Sendable {
             guard let live else { return }
             var rec: [UInt8] = []
             InodeIndex.encode(op: 2, ino: ino, link: Link(parent: 0, name: []), into: &rec)
-            appendLocked(rec, count: 1, live: live)
+            append(rec, count: 1, live: live, to: &file)
         }
     }
 
     /// The chain of (inode, name) from just below the root down to `ino`, or nil.
     func chain(to ino: UInt64) -> [(ino: UInt64, name: [UInt8])]? {
-        lock.withLock {
+        map.withLock { map in
             var out: [(ino: UInt64, name: [UInt8])] = []
             var cur = ino
             while cur != rootIno {
@@ -216,23 +228,17 @@ final class InodeIndex: @unchecked Sendable {
         return out
     }
 
-    private func writeAll(_ f: Int32, _ data: [UInt8]) throws {
+    private static func writeAll(_ f: Int32, _ data: [UInt8], syscalls: SystemCalls) throws {
         var off = 0
         while off < data.count {
             let n = try data.withUnsafeBytes { p in
-                try sys { self.syscalls.write(f, p.baseAddress! + off, data.count - off) }
+                try sys { syscalls.write(f, p.baseAddress! + off, data.count - off) }
             }
             off += n
         }
     }
 
     static func writeAll(_ f: Int32, _ data: [UInt8]) throws {
-        var off = 0
-        while off < data.count {
-            let n = try data.withUnsafeBytes { p in
-                try sys { write(f, p.baseAddress! + off, data.count - off) }
-            }
-            off += n
-        }
+        try writeAll(f, data, syscalls: SystemCalls())
     }
 }

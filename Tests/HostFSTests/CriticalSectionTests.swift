@@ -62,15 +62,15 @@ func isOpen(_ fd: Int32) -> Bool { fcntl(fd, F_GETFD) != -1 }
 
     @Test func aCacheHitDoesNotWaitForAClose() throws {
         let gate = SyscallGate()
-        // Written once, before the thread that reads it (through the seam) is started.
-        nonisolated(unsafe) var heldFD: Int32 = -1
+        let held = Mutex<Int32>(-1)
         let cache = OpenFileCache(limit: 64, systemCalls: CacheSystemCalls(close: { fd in
-            gate.pass(when: fd == heldFD)
+            gate.pass(when: fd == held.withLock { $0 })
             _ = Glibc.close(fd)
         }))
         let closing = cachedObject(cache, key: 1)
         let other = cachedObject(cache, key: 2)
-        heldFD = closing.pathFD
+        let heldFD = closing.pathFD
+        held.withLock { $0 = heldFD }
         gate.arm()
         // REMOVE of the first object's file: its fds are closed, and that close blocks.
         let invalidated = inBackground { cache.invalidate(closing.inode) }
@@ -89,15 +89,15 @@ func isOpen(_ fd: Int32) -> Bool { fcntl(fd, F_GETFD) != -1 }
 
     @Test func aCacheHitDoesNotWaitForTheSweepersFstat() throws {
         let gate = SyscallGate()
-        // Written once, before the thread that reads it (through the seam) is started.
-        nonisolated(unsafe) var deletedFD: Int32 = -1
+        let deletedOnHost = Mutex<Int32>(-1)
         let cache = OpenFileCache(limit: 64, systemCalls: CacheSystemCalls(linkCount: { fd in
             gate.pass()
-            return fd == deletedFD ? 0 : 1   // the first object's file was deleted on the host
+            return fd == deletedOnHost.withLock { $0 } ? 0 : 1   // the first object's file was deleted on the host
         }))
         let deleted = cachedObject(cache, key: 1)
         let kept = cachedObject(cache, key: 2)
-        deletedFD = deleted.pathFD
+        let deletedFD = deleted.pathFD
+        deletedOnHost.withLock { $0 = deletedFD }
         gate.arm()
         let swept = inBackground { cache.sweepUnlinked() }
         #expect(gate.waitUntilHeld())
@@ -121,11 +121,13 @@ func isOpen(_ fd: Int32) -> Bool { fcntl(fd, F_GETFD) != -1 }
     }
 
     @Test func theSweeperClosesWhatWasDeletedAndKeepsTheRest() throws {
-        // Written, then read by the seam on this same thread.
-        nonisolated(unsafe) var deleted: Set<Int32> = []
-        let cache = OpenFileCache(limit: 64, systemCalls: CacheSystemCalls(linkCount: { deleted.contains($0) ? 0 : 1 }))
+        let deletedOnHost = Mutex<Set<Int32>>([])
+        let cache = OpenFileCache(limit: 64, systemCalls: CacheSystemCalls(linkCount: { fd in
+            deletedOnHost.withLock { $0.contains(fd) } ? 0 : 1
+        }))
         let objects = (1...10).map { cachedObject(cache, key: UInt8($0)) }
-        deleted = Set(objects.filter { $0.key[0] % 3 == 0 }.map(\.pathFD))
+        let deleted = Set(objects.filter { $0.key[0] % 3 == 0 }.map(\.pathFD))
+        deletedOnHost.withLock { $0 = deleted }
         let inUse = try #require(cache.acquire(objects[2].key))   // key 3: deleted, but in use
         cache.sweepUnlinked(batch: 4)
         for o in objects {
