@@ -96,9 +96,8 @@ final class CapturedLog: Sendable {
             get { metadata[key] }
             set { metadata[key] = newValue }
         }
-        func log(level: Logger.Level, message: Logger.Message, metadata: Logger.Metadata?, source: String,
-                 file: String, function: String, line: UInt) {
-            self.log.storage.withLock { $0.append("\(message)") }
+        func log(event: LogEvent) {
+            self.log.storage.withLock { $0.append("\(event.message)") }
         }
     }
 }
