@@ -76,8 +76,9 @@ public final class ConnectionBudget: Sendable {
         return admitted
     }
 
-    /// `accept` failed for want of descriptors or memory (EMFILE, ENFILE, ENOBUFS, ENOMEM): the listener waits until a
-    /// connection closes or `retry` (the caller's timer) comes first; logged once per burst.
+    /// `accept` failed for want of descriptors or memory (EMFILE, ENFILE, ENOBUFS, ENOMEM):
+    /// the listener waits until a connection closes (`wake`) or its own retry timer fires;
+    /// logged once per burst.
     func outOfDescriptors(_ listener: ObjectIdentifier, errno code: Int32, wake: @escaping @Sendable () -> Void) {
         let (open, newBurst) = self.state.withLock { state -> (Int, Bool) in
             state.waiters[listener] = wake
@@ -141,7 +142,9 @@ final class AcceptGate: ChannelDuplexHandler {
     private let budget: ConnectionBudget
     private var context: ChannelHandlerContext?
     private var readWithheld = false
+    /// `accept` failed with `lastErrno`: the next read waits.
     private var outOfDescriptors = false
+    private var lastErrno: Int32 = EMFILE
     private var retry: Scheduled<Void>?
 
     init(budget: ConnectionBudget) {
@@ -176,8 +179,6 @@ final class AcceptGate: ChannelDuplexHandler {
             self.readWithheld = true
         }
     }
-
-    private var lastErrno: Int32 = EMFILE
 
     private func wakeOnLoop(_ context: ChannelHandlerContext) -> @Sendable () -> Void {
         let bound = NIOLoopBound(self, eventLoop: context.eventLoop)
