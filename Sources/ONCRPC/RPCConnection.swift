@@ -26,11 +26,11 @@ public final class RPCConnection: Sendable {
         let loop = self.channel.eventLoop
         if loop.inEventLoop {
             return self.handler.value.sendCall(program: program, version: version, procedure: procedure,
-                                               credential: credential, arguments: arguments)
+                                               credential: credential, arguments: arguments, on: loop)
         }
         return loop.flatSubmit {
             self.handler.value.sendCall(program: program, version: version, procedure: procedure,
-                                        credential: credential, arguments: arguments)
+                                        credential: credential, arguments: arguments, on: loop)
         }
     }
 
@@ -107,14 +107,23 @@ public final class RPCConnectionHandler: ChannelDuplexHandler {
         self.connection = RPCConnection(peer: self.peer, channel: context.channel, handler: self)
     }
 
+    /// The channel closed (NIO removes every handler then). The handler and its
+    /// `RPCConnection` hold each other, and the connection holds the channel: drop our
+    /// side, or the whole channel (pipeline, buffers, calls that waited) outlives it.
+    /// A program that kept the `RPCConnection` keeps only a closed handle.
     public func handlerRemoved(context: ChannelHandlerContext) {
+        self.closed = true
         self.failOutstandingCalls()
+        self.waitingCalls.removeAll()
         self.context = nil
+        self.connection = nil
     }
 
     public func channelInactive(context: ChannelHandlerContext) {
         self.closed = true
         self.failOutstandingCalls()
+        // Calls that waited behind the in-flight limit will never run: free their arguments now.
+        self.waitingCalls.removeAll()
         context.fireChannelInactive()
     }
 
@@ -320,9 +329,9 @@ public final class RPCConnectionHandler: ChannelDuplexHandler {
     }
 
     func sendCall(program: UInt32, version: UInt32, procedure: UInt32, credential: RPCOpaqueAuth,
-                  arguments: ByteBuffer) -> EventLoopFuture<RPCReplyBody> {
+                  arguments: ByteBuffer, on loop: EventLoop) -> EventLoopFuture<RPCReplyBody> {
         guard let context = self.context, !self.closed else {
-            return self.connection!.channel.eventLoop.makeFailedFuture(RPCConnectionError.closed)
+            return loop.makeFailedFuture(RPCConnectionError.closed)
         }
         var xid = self.nextXID
         while self.outstandingCalls[xid] != nil || xid == 0 { xid &+= 1 }

@@ -28,11 +28,18 @@ public final class RPCServer: Sendable {
     private let logger: Logger
     private let channels = Mutex<[(ListenSpec, Channel)]>([])
 
-    public init(configuration: Configuration, programs: [any RPCProgram], group: EventLoopGroup, logger: Logger) {
+    /// Connections held at once, across every listener.
+    public let connectionBudget: ConnectionBudget
+
+    /// `keptForFiles`: descriptors the connections must leave to the open-file cache.
+    public init(configuration: Configuration, programs: [any RPCProgram], group: EventLoopGroup,
+                keptForFiles: Int = 0, logger: Logger) {
         self.configuration = configuration
         self.dispatcher = RPCDispatcher(programs: programs)
         self.group = group
         self.logger = logger
+        self.connectionBudget = .fromDescriptorLimit(keptForFiles: keptForFiles,
+                                                     listeners: configuration.listen.count, logger: logger)
     }
 
     /// Binds every listener, or none: if one fails, those already bound are closed.
@@ -40,7 +47,7 @@ public final class RPCServer: Sendable {
         var bound: [(ListenSpec, Channel)] = []
         do {
             for spec in self.configuration.listen {
-                let channel = try await Listener.bind(spec, group: self.group) { [dispatcher, configuration, logger] channel, peer in
+                let channel = try await Listener.bind(spec, group: self.group, budget: self.connectionBudget) { [dispatcher, configuration, logger] channel, peer in
                     Self.configureConnection(channel: channel, peer: peer, dispatcher: dispatcher,
                                              configuration: configuration, logger: logger)
                 }.get()
@@ -52,6 +59,8 @@ public final class RPCServer: Sendable {
             throw error
         }
         self.channels.withLock { $0 = bound }
+        let budget = self.connectionBudget
+        self.logger.info("accepting up to \(budget.limit) connections at once (file descriptor limit \(budget.descriptorLimit), \(budget.keptForFiles) kept for open files)")
     }
 
     /// The bound listeners, with the real port when port 0 was asked for.

@@ -79,7 +79,7 @@ public final class VSNFSServer: Sendable {
         let programs: [any RPCProgram] = [MountProgram(server: context), NFSProgram(server: context)]
         let rpcServer = RPCServer(
             configuration: configuration.rpc,
-            programs: programs, group: group, logger: logger)
+            programs: programs, group: group, keptForFiles: hostFS.openFileLimit, logger: logger)
         var rpcbind: RPCBindRegistration?
         do {
             try await rpcServer.start()

@@ -2,6 +2,7 @@
 import Glibc
 #endif
 import CSupport
+import Logging
 import NIOCore
 import NIOPosix
 
@@ -30,10 +31,12 @@ public enum ListenerError: Error, CustomStringConvertible {
 public enum Listener {
     /// Binds `spec`. For every accepted connection, `childInitializer` gets
     /// the channel and the peer identity the kernel reports for it; a
-    /// connection whose identity cannot be read is closed.
+    /// connection whose identity cannot be read is closed. The listener accepts
+    /// only while `budget` (shared by every listener of the process) has room.
     public static func bind(
         _ spec: ListenSpec,
         group: EventLoopGroup,
+        budget: ConnectionBudget = .fromDescriptorLimit(keptForFiles: 0, listeners: 1, logger: Logger(label: "vsnfs")),
         childInitializer: @escaping @Sendable (Channel, PeerIdentity) -> EventLoopFuture<Void>
     ) -> EventLoopFuture<Channel> {
         if case .vsock = spec, vsnfs_vsock_available() == 0 {
@@ -42,6 +45,13 @@ public enum Listener {
         let bootstrap = ServerBootstrap(group: group)
             .serverChannelOption(.backlog, value: 256)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+            // One accept per read: the budget is asked before each.
+            .serverChannelOption(.maxMessagesPerRead, value: 1)
+            .serverChannelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.addHandler(AcceptGate(budget: budget))
+                }
+            }
             .childChannelOption(.allowRemoteHalfClosure, value: false)
             .childChannelInitializer { channel in
                 peerIdentity(of: channel, transport: spec).flatMap { peer in

@@ -311,6 +311,9 @@ struct Harness {
         _ = try h.replies()
         _ = try? h.channel.finish()
         #expect(throws: RPCConnectionError.closed) { try orphan.wait() }
+        // A handle kept past the close (the session outlives the connection) fails new calls.
+        let late = connection!.call(program: 0x4000_0000, version: 1, procedure: 0, arguments: ByteBuffer())
+        #expect(throws: RPCConnectionError.closed) { try late.wait() }
     }
 }
 
