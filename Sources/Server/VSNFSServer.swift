@@ -61,6 +61,7 @@ public final class VSNFSServer: Sendable {
     /// Loads the exports, opens them, and binds every listener. Each failure
     /// is one line a person can act on.
     public static func start(configuration: Configuration, logger: Logger) async throws -> VSNFSServer {
+        raiseDescriptorLimit(logger: logger)
         let exports = try configuration.exports.load()
         let stateDirectory = try configuration.stateDirectory ?? defaultStateDirectory()
         let hostFS: HostFileSystem
@@ -150,6 +151,20 @@ public final class VSNFSServer: Sendable {
         if let xdg = getenv("XDG_STATE_HOME").map({ String(cString: $0) }), xdg.hasPrefix("/") { return xdg + "/vsnfs" }
         if let home = getenv("HOME").map({ String(cString: $0) }), home.hasPrefix("/") { return home + "/.local/state/vsnfs" }
         throw StartError("no state directory: set --state-dir, XDG_STATE_HOME or HOME")
+    }
+}
+
+/// Raises the soft RLIMIT_NOFILE to the hard limit, as Go's runtime does for every
+/// server: the usual soft limit of 1,024 holds about 460 connections once the open-file
+/// cache has its half, while the hard limit an administrator set is what they meant to
+/// allow. Connections and cached files are both budgeted from the result.
+func raiseDescriptorLimit(logger: Logger) {
+    var limit = rlimit()
+    guard getrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit) == 0, limit.rlim_cur < limit.rlim_max else { return }
+    let soft = limit.rlim_cur
+    limit.rlim_cur = limit.rlim_max
+    if setrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit) == 0 {
+        logger.debug("raised the file descriptor limit from \(soft) to \(limit.rlim_max)")
     }
 }
 

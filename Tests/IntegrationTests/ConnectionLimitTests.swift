@@ -77,6 +77,20 @@ import Testing
     }
 
     /// "accepting up to N connections at once" from the server's log.
+    /// The usual soft limit (1,024 on many systems) would hold a few hundred clients: the
+    /// server raises it to the hard limit, which is what an administrator set.
+    @Test func theSoftDescriptorLimitIsRaisedToTheHardLimit() throws {
+        var limit = rlimit()
+        getrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit)
+        try #require(limit.rlim_max > 256 && limit.rlim_max != rlim_t.max, "needs a finite hard limit above 256")
+        let sandbox = NFS3Sandbox()
+        let server = try ServerProcess([sandbox.exportDirectory("export"), "--listen", "tcp:127.0.0.1:0"],
+                                       stateDirectory: sandbox.statePath, softFileLimit: 256)
+        defer { server.stop() }
+        #expect(server.log.contains("(file descriptor limit \(limit.rlim_max),"), "\(server.log)")
+        #expect(try #require(Self.connectionLimit(server.log)) > 256)
+    }
+
     static func connectionLimit(_ log: String) -> Int? {
         guard let range = log.range(of: "accepting up to ") else { return nil }
         return Int(log[range.upperBound...].prefix { $0.isNumber })

@@ -30,15 +30,17 @@ final class ServerProcess: @unchecked Sendable {
     /// Starts `vsnfs serve ARGS --state-dir STATE` and waits until it has
     /// logged one "listening on" line per `--listen` given. Without
     /// `stateDirectory`, a fresh one is made and removed with the process.
-    /// With `fileLimit`, the server runs under `ulimit -n fileLimit`.
-    init(_ arguments: [String], expectListeners: Int = 1, stateDirectory: String? = nil, fileLimit: Int? = nil) throws {
+    /// With `fileLimit`, the server runs under `ulimit -n fileLimit` (soft and hard
+    /// limit); with `softFileLimit`, under `ulimit -Sn softFileLimit` only.
+    init(_ arguments: [String], expectListeners: Int = 1, stateDirectory: String? = nil, fileLimit: Int? = nil,
+         softFileLimit: Int? = nil) throws {
         ownsStateDirectory = stateDirectory == nil
         self.stateDirectory = stateDirectory.map { URL(fileURLWithPath: $0) }
             ?? FileManager.default.temporaryDirectory.appendingPathComponent("vsnfs-state-\(UUID().uuidString)")
         let serve = [Self.vsnfsPath, "serve"] + arguments + ["--state-dir", self.stateDirectory.path]
-        if let fileLimit {
+        if let limit = fileLimit.map({ "-n \($0)" }) ?? softFileLimit.map({ "-Sn \($0)" }) {
             process.executableURL = URL(fileURLWithPath: "/bin/sh")
-            process.arguments = ["-c", "ulimit -n \(fileLimit) && exec \"$@\"", "sh"] + serve
+            process.arguments = ["-c", "ulimit \(limit) && exec \"$@\"", "sh"] + serve
         } else {
             process.executableURL = URL(fileURLWithPath: serve[0])
             process.arguments = Array(serve.dropFirst())
