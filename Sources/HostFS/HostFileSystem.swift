@@ -121,6 +121,8 @@ public final class HostFileSystem: @unchecked Sendable {
     private let exportsLock = Lock()
     private var exports: [UInt32: Export] = [:]
     private let memoryBackedExports = Atomic<Bool>(false)
+    /// When `descriptorsExhausted` last logged (CLOCK_MONOTONIC ns; 0: never).
+    private let lastDescriptorWarning = Atomic<UInt64>(0)
     private var reconnects = 0  // guarded by exportsLock
     /// Handles found stale recently -> when to forget that (CLOCK_MONOTONIC ns); guarded by
     /// exportsLock. Spares the export a search per retry of a dead handle.
@@ -341,10 +343,34 @@ public final class HostFileSystem: @unchecked Sendable {
     /// `withObject`, also handing the body the object's stat taken as it was acquired
     /// (after the staleness check, before the operation): the pre-operation attributes of
     /// WRITE, COMMIT, CREATE and REMOVE, one fstat fewer per call.
+    ///
+    /// Out of descriptors (EMFILE, ENFILE) on the way: the error goes to the client
+    /// (NFS3ERR_JUKEBOX: retry later), and the descriptors kept for files nobody is
+    /// using are closed, so that the retry finds some. Without that, a cache below its
+    /// limit keeps its idle descriptors while every other file is refused for as long
+    /// as the connections that took the rest stay.
     func withObjectStat<T>(_ h: ObjectHandle, _ body: (Export, CachedObject, Glibc.stat) throws -> T) throws -> T {
-        let (ex, obj, st) = try acquire(h)
-        defer { cache.release(obj) }
-        return try body(ex, obj, st)
+        do {
+            let (ex, obj, st) = try acquire(h)
+            defer { cache.release(obj) }
+            return try body(ex, obj, st)
+        } catch FSError.errno(let e) where e == EMFILE || e == ENFILE {
+            descriptorsExhausted(e)
+            throw FSError.errno(e)
+        }
+    }
+
+    /// Closes the open-file cache's idle descriptors, and says so in the log at most
+    /// once a minute.
+    func descriptorsExhausted(_ e: Int32) {
+        let closed = cache.closeIdle()
+        let now = monotonicNanoseconds()
+        let last = lastDescriptorWarning.load(ordering: .relaxed)
+        guard last == 0 || now &- last >= 60_000_000_000,
+              lastDescriptorWarning.compareExchange(expected: last, desired: now, ordering: .relaxed).exchanged else { return }
+        var lim = Glibc.rlimit()
+        getrlimit(Int32(RLIMIT_NOFILE.rawValue), &lim)
+        logger.warning("out of file descriptors (\(e == EMFILE ? "EMFILE" : "ENFILE"), RLIMIT_NOFILE \(lim.rlim_cur)): answering NFS3ERR_JUKEBOX; closed \(closed) idle file descriptors. Raise ulimit -n")
     }
 
     /// Give a freshly opened O_PATH fd to the cache under its handle.

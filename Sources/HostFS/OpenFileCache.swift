@@ -209,6 +209,37 @@ final class OpenFileCache: @unchecked Sendable {
         }
     }
 
+    /// Closes every object nobody holds now, whatever the limit: for when the process
+    /// is out of descriptors (EMFILE, ENFILE) below the cache's limit, because
+    /// connections or other files hold the rest. Closed after unlocking. Returns how many
+    /// descriptors were closed.
+    @discardableResult
+    func closeIdle() -> Int {
+        let idle = lock.withLock { () -> [CachedObject] in
+            var out: [CachedObject] = []
+            var o = head
+            while let e = o {
+                o = e.next
+                guard e.refs == 0 else { continue }
+                unlink(e)
+                entries.removeValue(forKey: e.key)
+                if var s = byInode[e.inode] {
+                    s.remove(e.key)
+                    byInode[e.inode] = s.isEmpty ? nil : s
+                }
+                fds -= e.fdCount
+                out.append(e)
+            }
+            return out
+        }
+        var closed = 0
+        for e in idle {
+            closed += e.fdCount
+            e.closeAll()
+        }
+        return closed
+    }
+
     // MARK: background sweeper
 
     private var sweeperThread: pthread_t?
