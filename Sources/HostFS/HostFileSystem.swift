@@ -354,7 +354,7 @@ public final class HostFileSystem: @unchecked Sendable {
             let (ex, obj, st) = try acquire(h)
             defer { cache.release(obj) }
             return try body(ex, obj, st)
-        } catch FSError.errno(let e) where e == EMFILE || e == ENFILE {
+        } catch FSError.errno(let e) where isOutOfDescriptors(e) {
             descriptorsExhausted(e)
             throw FSError.errno(e)
         }
@@ -397,14 +397,14 @@ public final class HostFileSystem: @unchecked Sendable {
             let ino = UInt64(st.st_ino)
             close(fd)
             if let chain = ex.index?.chain(to: ino) {
-                let f = walk(ex, chain)
+                let f = try walk(ex, chain)
                 if f >= 0 {
                     countReconnect()
                     return f
                 }
             }
             var budget = options.searchLimit
-            if let f = search(ex, dirFD: ex.rootFD, dirIno: ex.ino, target: ino, budget: &budget, depth: 0) {
+            if let f = try search(ex, dirFD: ex.rootFD, dirIno: ex.ino, target: ino, budget: &budget, depth: 0) {
                 countReconnect()
                 return f
             }
@@ -414,10 +414,10 @@ public final class HostFileSystem: @unchecked Sendable {
             guard ex.mode == .inode else { throw FSError.stale }
             if ino == ex.ino { return try sys { openat(ex.rootFD, ".", O_PATH | O_DIRECTORY | O_CLOEXEC) } }
             var candidate: Int32 = -1
-            if let chain = ex.index?.chain(to: ino) { candidate = walk(ex, chain) }
+            if let chain = ex.index?.chain(to: ino) { candidate = try walk(ex, chain) }
             if candidate < 0 {
                 var budget = options.searchLimit
-                candidate = search(ex, dirFD: ex.rootFD, dirIno: ex.ino, target: ino, budget: &budget, depth: 0) ?? -1
+                candidate = try search(ex, dirFD: ex.rootFD, dirIno: ex.ino, target: ino, budget: &budget, depth: 0) ?? -1
                 if candidate >= 0 { countReconnect() }
             }
             guard candidate >= 0 else {
@@ -447,13 +447,20 @@ public final class HostFileSystem: @unchecked Sendable {
     }
 
     /// Walk an index chain from the root by names (no symlinks), checking each inode.
-    private func walk(_ ex: Export, _ chain: [(ino: UInt64, name: [UInt8])]) -> Int32 {
+    /// -1 if the chain no longer leads to the object. Out of descriptors, throws: the
+    /// object may well be there, and calling its handle stale (and forgetting where it
+    /// was) would be a wrong answer where "retry later" is the right one.
+    private func walk(_ ex: Export, _ chain: [(ino: UInt64, name: [UInt8])]) throws -> Int32 {
         var cur = ex.rootFD
         for (i, step) in chain.enumerated() {
             let last = i == chain.count - 1
             let next = withName(step.name) { openat(cur, $0, O_PATH | O_NOFOLLOW | O_CLOEXEC | (last ? 0 : O_DIRECTORY)) }
+            let e = errno
             if cur != ex.rootFD { close(cur) }
-            guard next >= 0 else { return -1 }
+            guard next >= 0 else {
+                if isOutOfDescriptors(e) { throw FSError.errno(e) }
+                return -1
+            }
             var st = Glibc.stat()
             guard fstat(next, &st) == 0, UInt64(st.st_ino) == step.ino, UInt64(st.st_dev) == ex.dev else {
                 close(next)
@@ -465,13 +472,25 @@ public final class HostFileSystem: @unchecked Sendable {
     }
 
     /// Bounded depth-first search of the export for an inode; records what it finds in the
-    /// inode index. Never leaves the export's filesystem, never follows symlinks.
-    private func search(_ ex: Export, dirFD: Int32, dirIno: UInt64, target: UInt64, budget: inout Int, depth: Int) -> Int32? {
-        guard depth < 256, budget > 0, let entries = try? readAllEntries(dirFD) else { return nil }
+    /// inode index. Never leaves the export's filesystem, never follows symlinks. Out of
+    /// descriptors, throws (as `walk`).
+    private func search(_ ex: Export, dirFD: Int32, dirIno: UInt64, target: UInt64, budget: inout Int, depth: Int) throws -> Int32? {
+        guard depth < 256, budget > 0 else { return nil }
+        let entries: [RawDirEntry]
+        do {
+            entries = try readAllEntries(dirFD)
+        } catch FSError.errno(let e) where isOutOfDescriptors(e) {
+            throw FSError.errno(e)
+        } catch {
+            return nil
+        }
         budget -= entries.count
         for e in entries where e.ino == target && e.name != [0x2E] && e.name != [0x2E, 0x2E] {
             let fd = withName(e.name) { openat(dirFD, $0, O_PATH | O_NOFOLLOW | O_CLOEXEC) }
-            guard fd >= 0 else { continue }
+            guard fd >= 0 else {
+                if isOutOfDescriptors(errno) { throw FSError.current }
+                continue
+            }
             var st = Glibc.stat()
             if fstat(fd, &st) == 0, UInt64(st.st_ino) == target, UInt64(st.st_dev) == ex.dev {
                 ex.index?.record(ino: target, parent: dirIno, name: e.name)
@@ -482,11 +501,14 @@ public final class HostFileSystem: @unchecked Sendable {
         for e in entries where (e.type == UInt8(DT_DIR) || e.type == UInt8(DT_UNKNOWN)) && e.name != [0x2E] && e.name != [0x2E, 0x2E] {
             guard budget > 0 else { return nil }
             let sub = withName(e.name) { openat(dirFD, $0, O_PATH | O_NOFOLLOW | O_DIRECTORY | O_CLOEXEC) }
-            guard sub >= 0 else { continue }
+            guard sub >= 0 else {
+                if isOutOfDescriptors(errno) { throw FSError.current }
+                continue
+            }
             defer { close(sub) }
             var st = Glibc.stat()
             guard fstat(sub, &st) == 0, UInt64(st.st_dev) == ex.dev else { continue }
-            if let found = search(ex, dirFD: sub, dirIno: UInt64(st.st_ino), target: target, budget: &budget, depth: depth + 1) {
+            if let found = try search(ex, dirFD: sub, dirIno: UInt64(st.st_ino), target: target, budget: &budget, depth: depth + 1) {
                 ex.index?.record(ino: UInt64(st.st_ino), parent: dirIno, name: e.name)
                 return found
             }
@@ -574,6 +596,10 @@ public final class HostFileSystem: @unchecked Sendable {
 }
 
 // MARK: helpers
+
+/// EMFILE or ENFILE: the process or the system has no descriptor to give.
+@inline(__always)
+func isOutOfDescriptors(_ e: Int32) -> Bool { e == EMFILE || e == ENFILE }
 
 @inline(__always)
 func withName<T>(_ name: [UInt8], _ body: (UnsafePointer<CChar>) throws -> T) rethrows -> T {
