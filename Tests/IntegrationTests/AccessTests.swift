@@ -244,6 +244,65 @@ import Testing
         #expect(Set(answers.keys).isSubset(of: allowed), "\(answers)")
     }
 
+    /// LOOKUP ".." (and READDIRPLUS's ".." entry) of a directory the host moves out of
+    /// the export at that moment: the answer is the export root (the move came after),
+    /// STALE or NOENT (or a ".." entry with a name only); never the directory outside
+    /// that is now its parent. 1,000 fresh directories, each moved out
+    /// by another thread after a random 0-300 µs, as the LOOKUP is sent.
+    @Test func dotDotOfADirectoryMovedOutAsItIsLookedUpNeverNamesTheOutside() throws {
+        let s = try Setup()
+        let c = try s.client(uid: 1000)
+        let root = try c.rootHandle(s.shared)
+        var st = stat()
+        #expect(lstat(s.shared, &st) == 0)
+        let rootID = UInt64(st.st_ino)
+        #expect(lstat(s.outside, &st) == 0)
+        let outsideID = UInt64(st.st_ino)
+        let rounds = 1_000
+        let asked = SharedCounter(), moved = SharedCounter()
+        asked.value.store(-1, ordering: .releasing)
+        moved.value.store(-1, ordering: .releasing)
+        let delays = (0..<rounds).map { _ in UInt64.random(in: 0...300_000) }
+        let mover = Thread {
+            for k in 0..<rounds {
+                while asked.value.load(ordering: .acquiring) < k { }
+                let start = monotonicNanosecondsForTests()
+                while monotonicNanosecondsForTests() &- start < delays[k] { }
+                rename(s.shared + "/r\(k)", s.outside + "/r\(k)")
+                moved.value.store(k, ordering: .releasing)
+            }
+        }
+        var answers: [String: Int] = [:]
+        var dirs: [NFS3FileHandle] = []
+        for k in 0..<rounds {
+            mkdir(s.shared + "/r\(k)", 0o755)
+            dirs.append(try #require(try c.lookup(root, "r\(k)").ok?.object))
+        }
+        mover.start()
+        for k in 0..<rounds {
+            func name(_ id: UInt64?) -> String {
+                id == rootID ? "the export root" : id == outsideID ? "THE OUTSIDE DIRECTORY" : "fileid \(String(describing: id))"
+            }
+            asked.value.store(k, ordering: .releasing)
+            let key: String
+            if k % 2 == 0 {
+                let r = try c.lookup(dirs[k], "..")
+                key = "LOOKUP: " + (r.ok.map { name($0.objectAttributes.attributes?.fileid) } ?? "\(r.status)")
+            } else {
+                let r: NFS3ReaddirPlusResult = try c.nfs(.readdirplus, NFS3ReaddirPlusArgs(
+                    directory: dirs[k], cookie: 0, cookieVerifier: .zero, dirCount: 4096, maxCount: 8192))
+                let dotdot = r.ok?.entries.first { $0.name.string == ".." }
+                key = "READDIRPLUS: " + (r.ok.map { _ in dotdot?.attributes.attributes.map { name($0.fileid) } ?? "name only" } ?? "\(r.status)")
+            }
+            answers[key, default: 0] += 1
+            while moved.value.load(ordering: .acquiring) < k { }
+        }
+        let allowed: Set<String> = ["LOOKUP: the export root", "LOOKUP: NFS3ERR_STALE", "LOOKUP: NFS3ERR_NOENT",
+                                    "READDIRPLUS: the export root", "READDIRPLUS: name only", "READDIRPLUS: NFS3ERR_STALE"]
+        #expect(Set(answers.keys).isSubset(of: allowed), "\(answers)")
+        print("LOOKUP and READDIRPLUS of .. racing a move out of the export: \(answers)")
+    }
+
     /// Every single-bit change of a valid handle (a file's and the export root's)
     /// answers BADHANDLE or STALE, never another object; so do shortened and
     /// lengthened handles.

@@ -10,6 +10,13 @@ final class SharedCounter: Sendable {
     let value = Atomic<Int>(0)
 }
 
+/// CLOCK_MONOTONIC in nanoseconds, for busy-waits that place an event in time.
+func monotonicNanosecondsForTests() -> UInt64 {
+    var ts = timespec()
+    clock_gettime(CLOCK_MONOTONIC, &ts)
+    return UInt64(ts.tv_sec) * 1_000_000_000 + UInt64(ts.tv_nsec)
+}
+
 /// The SHA-256 of a file, as sha256sum prints it.
 func sha256sum(_ path: String) throws -> String {
     let (status, output) = try runTool("sha256sum", [path])
