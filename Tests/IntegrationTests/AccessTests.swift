@@ -224,10 +224,11 @@ import Testing
         mkdir(s.shared + "/r", 0o755)
         try s.hostFile(s.shared + "/r/f", "inside r\n")
         let raced = try #require(try c.lookup(root, "r").ok?.object)
+        let (inside, outside) = (s.shared, s.outside)   // Sendable, for the thread
         let mover = Thread {
             for _ in 0..<200 {
-                rename(s.shared + "/r", s.outside + "/r-out")
-                rename(s.outside + "/r-out", s.shared + "/r")
+                rename(inside + "/r", outside + "/r-out")
+                rename(outside + "/r-out", inside + "/r")
             }
         }
         mover.start()
@@ -263,12 +264,13 @@ import Testing
         asked.value.store(-1, ordering: .releasing)
         moved.value.store(-1, ordering: .releasing)
         let delays = (0..<rounds).map { _ in UInt64.random(in: 0...300_000) }
+        let (inside, outside) = (s.shared, s.outside)   // Sendable, for the thread
         let mover = Thread {
             for k in 0..<rounds {
                 while asked.value.load(ordering: .acquiring) < k { }
                 let start = monotonicNanosecondsForTests()
                 while monotonicNanosecondsForTests() &- start < delays[k] { }
-                rename(s.shared + "/r\(k)", s.outside + "/r\(k)")
+                rename(inside + "/r\(k)", outside + "/r\(k)")
                 moved.value.store(k, ordering: .releasing)
             }
         }
