@@ -222,7 +222,7 @@ public final class HostFileSystem: @unchecked Sendable {
         case .inode:
             recordLink(ex, st: st, parentIno: parentIno, name: name)
             let ino = UInt64(st.st_ino)
-            return try codec.seal(.inode(ino: ino, generation: generation(fd, st), birth: birthTag(fd)), exportID: ex.root.id)
+            return try codec.seal(.inode(ino: ino, generation: try generation(fd, st), birth: birthTag(fd)), exportID: ex.root.id)
         }
     }
 
@@ -426,7 +426,9 @@ public final class HostFileSystem: @unchecked Sendable {
             }
             var st = Glibc.stat()
             guard fstat(candidate, &st) == 0, st.st_nlink > 0 else { close(candidate); throw FSError.stale }
-            let g = generation(candidate, st), b = birthTag(candidate)
+            let g: UInt32
+            do { g = try generation(candidate, st) } catch { close(candidate); throw error }
+            let b = birthTag(candidate)
             if (gen != 0 && g != 0 && g != gen) || (birth != 0 && b != 0 && b != birth) {
                 close(candidate)
                 throw FSError.stale
@@ -677,11 +679,16 @@ func kernelHandle(_ fd: Int32) throws -> ([UInt8], Int32, Int32) {
 }
 
 /// FS_IOC_GETVERSION for regular files and directories (needs a real fd); 0 if unknown.
-func generation(_ fd: Int32, _ st: stat) -> UInt32 {
+/// Out of descriptors, throws: a generation of 0 would make another handle for the
+/// same object (LOOKUP), or skip the check that it is the same object (resolving).
+func generation(_ fd: Int32, _ st: stat) throws -> UInt32 {
     let t = st.st_mode & S_IFMT
     guard t == S_IFREG || t == S_IFDIR else { return 0 }
-    let f = open("/proc/self/fd/\(fd)", O_RDONLY | O_NONBLOCK | O_NOCTTY | O_CLOEXEC | (t == S_IFDIR ? O_DIRECTORY : 0))
-    guard f >= 0 else { return 0 }
+    let f = procReopen(fd, O_RDONLY | O_NONBLOCK | O_NOCTTY | O_CLOEXEC | (t == S_IFDIR ? O_DIRECTORY : 0))
+    guard f >= 0 else {
+        if isOutOfDescriptors(errno) { throw FSError.current }
+        return 0
+    }
     defer { close(f) }
     var g: UInt32 = 0
     return hostfs_get_generation(f, &g) == 0 ? g : 0

@@ -28,10 +28,22 @@ extension FaultTests {
         try Self.exhaustDescriptors(path, sandbox, handles: "inode handles")
     }
 
+    /// An unprivileged server has no kernel handles either: inode handles on ext4, where
+    /// a file's generation number goes into its handle (read through a descriptor).
+    /// LOOKUP under exhaustion must give the same handle as before, or JUKEBOX.
+    @Test(.enabled(if: geteuid() == 0, "setpriv to another user needs root"))
+    func filesOfAnUnprivilegedServerUnderDescriptorExhaustionKeepTheirHandles() throws {
+        let sandbox = NFS3Sandbox()
+        let path = sandbox.exportDirectory("export")
+        mkdir(sandbox.statePath, 0o700)
+        chown(sandbox.statePath, 65534, 65534)
+        try Self.exhaustDescriptors(path, sandbox, handles: "inode handles", user: 65534)
+    }
+
     /// Files in `path`/d are looked up while descriptors are plenty; then connections
     /// take all but a few of the server's 64, and each file is read, written and looked
     /// up again through many connections.
-    static func exhaustDescriptors(_ path: String, _ sandbox: NFS3Sandbox, handles mode: String) throws {
+    static func exhaustDescriptors(_ path: String, _ sandbox: NFS3Sandbox, handles mode: String, user: uid_t? = nil) throws {
         let files = 120
         func original(_ i: Int) -> String { "file \(i) " + String(repeating: "x", count: i) }
         mkdir(path + "/d", 0o777)
@@ -43,7 +55,7 @@ extension FaultTests {
         // starts on the same state with none of them open, and must find each again.
         var handles: [NFS3FileHandle] = []
         do {
-            let plenty = try ServerProcess([path, "--listen", "tcp:127.0.0.1:0"], stateDirectory: sandbox.statePath)
+            let plenty = try ServerProcess([path, "--listen", "tcp:127.0.0.1:0"], stateDirectory: sandbox.statePath, user: user)
             defer { plenty.stop() }
             #expect(plenty.log.contains(mode), "the export does not use \(mode): \(plenty.log)")
             let c = try NFS3TestClient(port: plenty.port)
@@ -53,7 +65,7 @@ extension FaultTests {
         }
         let limit = 64
         let server = try ServerProcess([path, "--listen", "tcp:127.0.0.1:0"], stateDirectory: sandbox.statePath,
-                                       fileLimit: limit)
+                                       fileLimit: limit, user: user)
         defer { server.stop() }
         // Connections take all but a few descriptors: the open-file cache (limit / 2 = 32
         // descriptors) cannot fill up.

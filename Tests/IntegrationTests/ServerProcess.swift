@@ -30,12 +30,18 @@ final class ServerProcess: @unchecked Sendable {
     /// Starts `vsnfs serve ARGS --state-dir STATE` and waits until it has
     /// logged one "listening on" line per `--listen` given. Without
     /// `stateDirectory`, a fresh one is made and removed with the process.
-    /// With `fileLimit`, the server runs under `ulimit -n fileLimit`.
-    init(_ arguments: [String], expectListeners: Int = 1, stateDirectory: String? = nil, fileLimit: Int? = nil) throws {
+    /// With `fileLimit`, the server runs under `ulimit -n fileLimit`. With `user`, it
+    /// runs as that uid and gid, with no groups and no capabilities (setpriv; the
+    /// test must be root): unprivileged, as a user would start it.
+    init(_ arguments: [String], expectListeners: Int = 1, stateDirectory: String? = nil, fileLimit: Int? = nil,
+         user: uid_t? = nil) throws {
         ownsStateDirectory = stateDirectory == nil
         self.stateDirectory = stateDirectory.map { URL(fileURLWithPath: $0) }
             ?? FileManager.default.temporaryDirectory.appendingPathComponent("vsnfs-state-\(UUID().uuidString)")
-        let serve = [Self.vsnfsPath, "serve"] + arguments + ["--state-dir", self.stateDirectory.path]
+        var serve = [Self.vsnfsPath, "serve"] + arguments + ["--state-dir", self.stateDirectory.path]
+        if let user {
+            serve = [try toolPath("setpriv"), "--reuid=\(user)", "--regid=\(user)", "--clear-groups", "--"] + serve
+        }
         if let fileLimit {
             process.executableURL = URL(fileURLWithPath: "/bin/sh")
             process.arguments = ["-c", "ulimit -n \(fileLimit) && exec \"$@\"", "sh"] + serve
