@@ -139,6 +139,8 @@ public final class HostFileSystem: Sendable {
     /// together by `setExports` so that no reader sees one without the other.
     private let served: Mutex<ServedExports>
     private let memoryBackedExports = Atomic<Bool>(false)
+    /// When `descriptorsExhausted` last logged (CLOCK_MONOTONIC ns; 0: never).
+    private let lastDescriptorWarning = Atomic<UInt64>(0)
     private let reconnects = Atomic<Int>(0)
     /// Handles found stale recently -> when to forget that (CLOCK_MONOTONIC ns). Spares
     /// the export a search per retry of a dead handle.
@@ -261,7 +263,7 @@ public final class HostFileSystem: Sendable {
             return try codec.seal(.kernel(type: UInt8(type), handle: h), exportID: exportID)
         case .inode:
             let ino = UInt64(st.st_ino)
-            return try codec.seal(.inode(ino: ino, generation: generation(fd, st), birth: birthTag(fd)), exportID: exportID)
+            return try codec.seal(.inode(ino: ino, generation: try generation(fd, st), birth: birthTag(fd)), exportID: exportID)
         }
     }
 
@@ -382,10 +384,34 @@ public final class HostFileSystem: Sendable {
     /// `withObject`, also handing the body the object's stat taken as it was acquired
     /// (after the staleness check, before the operation): the pre-operation attributes of
     /// WRITE, COMMIT, CREATE and REMOVE, one fstat fewer per call.
+    ///
+    /// Out of descriptors (EMFILE, ENFILE) on the way: the error goes to the client
+    /// (NFS3ERR_JUKEBOX: retry later), and the descriptors kept for files nobody is
+    /// using are closed, so that the retry finds some. Without that, a cache below its
+    /// limit keeps its idle descriptors while every other file is refused for as long
+    /// as the connections that took the rest stay.
     func withObjectStat<T>(_ h: ObjectHandle, _ body: (Export, CachedObject, Glibc.stat) throws -> T) throws -> T {
-        let (ex, obj, st) = try acquire(h)
-        defer { cache.release(obj) }
-        return try body(ex, obj, st)
+        do {
+            let (ex, obj, st) = try acquire(h)
+            defer { cache.release(obj) }
+            return try body(ex, obj, st)
+        } catch FSError.errno(let e) where isOutOfDescriptors(e) {
+            descriptorsExhausted(e)
+            throw FSError.errno(e)
+        }
+    }
+
+    /// Closes the open-file cache's idle descriptors, and says so in the log at most
+    /// once a minute.
+    func descriptorsExhausted(_ e: Int32) {
+        let closed = cache.closeIdle()
+        let now = monotonicNanoseconds()
+        let last = lastDescriptorWarning.load(ordering: .relaxed)
+        guard last == 0 || now &- last >= 60_000_000_000,
+              lastDescriptorWarning.compareExchange(expected: last, desired: now, ordering: .relaxed).exchanged else { return }
+        var lim = Glibc.rlimit()
+        getrlimit(Int32(RLIMIT_NOFILE.rawValue), &lim)
+        logger.warning("out of file descriptors (\(e == EMFILE ? "EMFILE" : "ENFILE"), RLIMIT_NOFILE \(lim.rlim_cur)): answering NFS3ERR_JUKEBOX; closed \(closed) idle file descriptors. Raise ulimit -n")
     }
 
     /// Give a freshly opened O_PATH fd to the cache under its handle.
@@ -412,14 +438,14 @@ public final class HostFileSystem: Sendable {
             let ino = UInt64(st.st_ino)
             close(fd)
             if let chain = ex.index?.chain(to: ino) {
-                let f = walk(ex, chain)
+                let f = try walk(ex, chain)
                 if f >= 0 {
                     countReconnect()
                     return f
                 }
             }
             var budget = options.searchLimit
-            if let f = search(ex, dirFD: ex.rootFD, dirIno: ex.ino, target: ino, budget: &budget, depth: 0) {
+            if let f = try search(ex, dirFD: ex.rootFD, dirIno: ex.ino, target: ino, budget: &budget, depth: 0) {
                 countReconnect()
                 return f
             }
@@ -429,10 +455,10 @@ public final class HostFileSystem: Sendable {
             guard ex.mode == .inode else { throw FSError.stale }
             if ino == ex.ino { return try sys { openat(ex.rootFD, ".", O_PATH | O_DIRECTORY | O_CLOEXEC) } }
             var candidate: Int32 = -1
-            if let chain = ex.index?.chain(to: ino) { candidate = walk(ex, chain) }
+            if let chain = ex.index?.chain(to: ino) { candidate = try walk(ex, chain) }
             if candidate < 0 {
                 var budget = options.searchLimit
-                candidate = search(ex, dirFD: ex.rootFD, dirIno: ex.ino, target: ino, budget: &budget, depth: 0) ?? -1
+                candidate = try search(ex, dirFD: ex.rootFD, dirIno: ex.ino, target: ino, budget: &budget, depth: 0) ?? -1
                 if candidate >= 0 { countReconnect() }
             }
             guard candidate >= 0 else {
@@ -441,7 +467,9 @@ public final class HostFileSystem: Sendable {
             }
             var st = Glibc.stat()
             guard fstat(candidate, &st) == 0, st.st_nlink > 0 else { close(candidate); throw FSError.stale }
-            let g = generation(candidate, st), b = birthTag(candidate)
+            let g: UInt32
+            do { g = try generation(candidate, st) } catch { close(candidate); throw error }
+            let b = birthTag(candidate)
             if (gen != 0 && g != 0 && g != gen) || (birth != 0 && b != 0 && b != birth) {
                 close(candidate)
                 throw FSError.stale
@@ -462,13 +490,20 @@ public final class HostFileSystem: Sendable {
     }
 
     /// Walk an index chain from the root by names (no symlinks), checking each inode.
-    private func walk(_ ex: Export, _ chain: [(ino: UInt64, name: [UInt8])]) -> Int32 {
+    /// -1 if the chain no longer leads to the object. Out of descriptors, throws: the
+    /// object may well be there, and calling its handle stale (and forgetting where it
+    /// was) would be a wrong answer where "retry later" is the right one.
+    private func walk(_ ex: Export, _ chain: [(ino: UInt64, name: [UInt8])]) throws -> Int32 {
         var cur = ex.rootFD
         for (i, step) in chain.enumerated() {
             let last = i == chain.count - 1
             let next = withName(step.name) { openat(cur, $0, O_PATH | O_NOFOLLOW | O_CLOEXEC | (last ? 0 : O_DIRECTORY)) }
+            let e = errno
             if cur != ex.rootFD { close(cur) }
-            guard next >= 0 else { return -1 }
+            guard next >= 0 else {
+                if isOutOfDescriptors(e) { throw FSError.errno(e) }
+                return -1
+            }
             var st = Glibc.stat()
             guard fstat(next, &st) == 0, UInt64(st.st_ino) == step.ino, UInt64(st.st_dev) == ex.dev else {
                 close(next)
@@ -480,13 +515,25 @@ public final class HostFileSystem: Sendable {
     }
 
     /// Bounded depth-first search of the export for an inode; records what it finds in the
-    /// inode index. Never leaves the export's filesystem, never follows symlinks.
-    private func search(_ ex: Export, dirFD: Int32, dirIno: UInt64, target: UInt64, budget: inout Int, depth: Int) -> Int32? {
-        guard depth < 256, budget > 0, let entries = try? readAllEntries(dirFD) else { return nil }
+    /// inode index. Never leaves the export's filesystem, never follows symlinks. Out of
+    /// descriptors, throws (as `walk`).
+    private func search(_ ex: Export, dirFD: Int32, dirIno: UInt64, target: UInt64, budget: inout Int, depth: Int) throws -> Int32? {
+        guard depth < 256, budget > 0 else { return nil }
+        let entries: [RawDirEntry]
+        do {
+            entries = try readAllEntries(dirFD)
+        } catch FSError.errno(let e) where isOutOfDescriptors(e) {
+            throw FSError.errno(e)
+        } catch {
+            return nil
+        }
         budget -= entries.count
         for e in entries where e.ino == target && e.name != [0x2E] && e.name != [0x2E, 0x2E] {
             let fd = withName(e.name) { openat(dirFD, $0, O_PATH | O_NOFOLLOW | O_CLOEXEC) }
-            guard fd >= 0 else { continue }
+            guard fd >= 0 else {
+                if isOutOfDescriptors(errno) { throw FSError.current }
+                continue
+            }
             var st = Glibc.stat()
             if fstat(fd, &st) == 0, UInt64(st.st_ino) == target, UInt64(st.st_dev) == ex.dev {
                 ex.index?.record(ino: target, parent: dirIno, name: e.name)
@@ -497,11 +544,14 @@ public final class HostFileSystem: Sendable {
         for e in entries where (e.type == UInt8(DT_DIR) || e.type == UInt8(DT_UNKNOWN)) && e.name != [0x2E] && e.name != [0x2E, 0x2E] {
             guard budget > 0 else { return nil }
             let sub = withName(e.name) { openat(dirFD, $0, O_PATH | O_NOFOLLOW | O_DIRECTORY | O_CLOEXEC) }
-            guard sub >= 0 else { continue }
+            guard sub >= 0 else {
+                if isOutOfDescriptors(errno) { throw FSError.current }
+                continue
+            }
             defer { close(sub) }
             var st = Glibc.stat()
             guard fstat(sub, &st) == 0, UInt64(st.st_dev) == ex.dev else { continue }
-            if let found = search(ex, dirFD: sub, dirIno: UInt64(st.st_ino), target: target, budget: &budget, depth: depth + 1) {
+            if let found = try search(ex, dirFD: sub, dirIno: UInt64(st.st_ino), target: target, budget: &budget, depth: depth + 1) {
                 ex.index?.record(ino: UInt64(st.st_ino), parent: dirIno, name: e.name)
                 return found
             }
@@ -598,6 +648,10 @@ public final class HostFileSystem: Sendable {
 
 // MARK: helpers
 
+/// EMFILE or ENFILE: the process or the system has no descriptor to give.
+@inline(__always)
+func isOutOfDescriptors(_ e: Int32) -> Bool { e == EMFILE || e == ENFILE }
+
 @inline(__always)
 func withName<T>(_ name: [UInt8], _ body: (UnsafePointer<CChar>) throws -> T) rethrows -> T {
     var z = name
@@ -674,11 +728,16 @@ func kernelHandle(_ fd: Int32) throws -> ([UInt8], Int32, Int32) {
 }
 
 /// FS_IOC_GETVERSION for regular files and directories (needs a real fd); 0 if unknown.
-func generation(_ fd: Int32, _ st: stat) -> UInt32 {
+/// Out of descriptors, throws: a generation of 0 would make another handle for the
+/// same object (LOOKUP), or skip the check that it is the same object (resolving).
+func generation(_ fd: Int32, _ st: stat) throws -> UInt32 {
     let t = st.st_mode & S_IFMT
     guard t == S_IFREG || t == S_IFDIR else { return 0 }
-    let f = open("/proc/self/fd/\(fd)", O_RDONLY | O_NONBLOCK | O_NOCTTY | O_CLOEXEC | (t == S_IFDIR ? O_DIRECTORY : 0))
-    guard f >= 0 else { return 0 }
+    let f = procReopen(fd, O_RDONLY | O_NONBLOCK | O_NOCTTY | O_CLOEXEC | (t == S_IFDIR ? O_DIRECTORY : 0))
+    guard f >= 0 else {
+        if isOutOfDescriptors(errno) { throw FSError.current }
+        return 0
+    }
     defer { close(f) }
     var g: UInt32 = 0
     return hostfs_get_generation(f, &g) == 0 ? g : 0

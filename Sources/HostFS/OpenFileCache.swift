@@ -335,6 +335,24 @@ final class OpenFileCache: Sendable {
         }
     }
 
+    /// Closes every object nobody holds now, whatever the limit: for when the process
+    /// is out of descriptors (EMFILE, ENFILE) below the cache's limit, because
+    /// connections or other files hold the rest. Closed after unlocking. Returns how many
+    /// descriptors were closed.
+    @discardableResult
+    func closeIdle() -> Int {
+        var closing: [Int32] = []
+        state.withLock { s in
+            var o = s.head
+            while let e = o {
+                o = e.next
+                if e.refs == 0 { s.drop(e, into: &closing) }
+            }
+        }
+        closeAfterUnlocking(closing)
+        return closing.count
+    }
+
     // MARK: background sweeper
 
     /// Start a thread that, every `interval`, closes idle write fds and the fds of objects

@@ -149,7 +149,9 @@ extension HostFileSystem {
             let atRoot = dir.inode == ex.rootInode
             let target: [UInt8] = (name == [0x2E, 0x2E] && atRoot) ? [0x2E] : name
             let fd = try ident.run(cred) {
-                try sys { withName(target) { openat(dir.pathFD, $0, O_PATH | O_NOFOLLOW | O_CLOEXEC) } }
+                try target == [0x2E, 0x2E]
+                    ? openParent(ex, dir)
+                    : sys { withName(target) { openat(dir.pathFD, $0, O_PATH | O_NOFOLLOW | O_CLOEXEC) } }
             }
             if target == [0x2E] {
                 close(fd)
@@ -171,6 +173,18 @@ extension HostFileSystem {
             return NodeResult(handle: h, attributes: FileAttributes(st, exportID: ex.root.id),
                               directory: WccData(before: nil, after: attributesIfPossible(ex, fd: dir.pathFD)))
         }
+    }
+
+    /// An O_PATH fd of a directory's parent (not at the export root), which must lie
+    /// inside the export: the directory was when it was acquired, but the host may have
+    /// moved it out since, and then its parent is a directory outside (STALE).
+    func openParent(_ ex: Export, _ dir: CachedObject) throws -> Int32 {
+        let fd = try sys { openat(dir.pathFD, "..", O_PATH | O_DIRECTORY | O_CLOEXEC) }
+        guard ex.contains(fd: fd) else {
+            close(fd)
+            throw FSError.stale
+        }
+        return fd
     }
 
     /// ACCESS: which of `requested` the caller may really do (as root: asked of the kernel

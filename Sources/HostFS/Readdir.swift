@@ -105,6 +105,18 @@ extension HostFileSystem {
                             entry.attributes = dirAttrs
                             entry.handle = atRoot ? ex.rootHandle : dirHandle
                             if isDot { entry.handle = dirHandle }
+                        } else if canSearch && isDotDot {
+                            // The parent by descriptor, checked to lie inside the export (the
+                            // directory may have left it since it was acquired): else name only.
+                            if let f = try? openParent(ex, dir) {
+                                defer { close(f) }
+                                var st = Glibc.stat()
+                                if fstat(f, &st) == 0, UInt64(st.st_dev) == ex.dev {
+                                    entry.attributes = FileAttributes(st, exportID: ex.root.id)
+                                    entry.fileid = UInt64(st.st_ino)
+                                    entry.handle = try? makeHandle(ex, fd: f, st: st, parentIno: nil, name: nil)
+                                }
+                            }
                         } else if canSearch {
                             // (A mount point inside the export gets neither: exports do not cross mounts.)
                             if ex.mode == .kernel {
@@ -112,7 +124,7 @@ extension HostFileSystem {
                                     entry.attributes = FileAttributes(st, exportID: ex.root.id)
                                     entry.fileid = UInt64(st.st_ino)
                                     entry.handle = h
-                                    if h != nil && !isDotDot { links.append((UInt64(st.st_ino), dir.inode.ino, entry.name)) }
+                                    if h != nil { links.append((UInt64(st.st_ino), dir.inode.ino, entry.name)) }
                                 }
                             } else {
                                 let f = openat(dir.pathFD, e.cName, O_PATH | O_NOFOLLOW | O_CLOEXEC)
@@ -122,9 +134,7 @@ extension HostFileSystem {
                                     if fstat(f, &st) == 0, UInt64(st.st_dev) == ex.dev {
                                         entry.attributes = FileAttributes(st, exportID: ex.root.id)
                                         entry.fileid = UInt64(st.st_ino)
-                                        entry.handle = isDotDot
-                                            ? try? makeHandle(ex, fd: f, st: st, parentIno: nil, name: nil)
-                                            : try? makeHandle(ex, fd: f, st: st, parentIno: dir.inode.ino, name: entry.name)
+                                        entry.handle = try? makeHandle(ex, fd: f, st: st, parentIno: dir.inode.ino, name: entry.name)
                                     }
                                 }
                             }

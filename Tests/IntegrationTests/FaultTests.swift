@@ -68,8 +68,10 @@ import XDR
         #expect(try String(contentsOfFile: path + "/more", encoding: .utf8) == "after")
     }
 
-    /// A client sends part of a WRITE record and goes away: nothing is written, the
-    /// server logs the cut record, and other connections never notice.
+    /// A client sends part of a WRITE record and goes away (within the record mark, the
+    /// header, the data; after a whole fragment that is not the last, and within the
+    /// next): nothing is written, the server logs the cut record, and other
+    /// connections never notice.
     @Test func writeCutOffMidRecordChangesNothing() throws {
         let sandbox = NFS3Sandbox()
         let path = sandbox.exportDirectory("export")
@@ -83,7 +85,17 @@ import XDR
         for cut in [4, 100, record.count / 2, record.count - 1] {
             try RawRPCClient(tcpPort: server.port).send(Array(record[..<cut]))   // closed as it goes out of scope
         }
-        try server.waitForLog("connection closed in the middle of a record", count: 4)
+        // The same call as two fragments: the client leaves after the whole first one
+        // (not the last), and after the first and half the second.
+        let body = Array(record[4...]), split = body.count / 3
+        func mark(_ length: Int, last: Bool) -> [UInt8] {
+            withUnsafeBytes(of: ((last ? RecordMarking.lastFragmentBit : 0) | UInt32(length)).bigEndian) { Array($0) }
+        }
+        let fragments = mark(split, last: false) + body[..<split] + mark(body.count - split, last: true) + body[split...]
+        for cut in [4 + split, 4 + split + 4 + (body.count - split) / 2] {
+            try RawRPCClient(tcpPort: server.port).send(Array(fragments[..<cut]))
+        }
+        try server.waitForLog("connection closed in the middle of a record", count: 6)
         #expect(try String(contentsOfFile: path + "/f", encoding: .utf8) == "original")
         #expect(try c.read(file, count: 100).ok?.data == ByteBuffer(string: "original"))
     }

@@ -119,6 +119,11 @@ final class NFS3TestClient {
         rpc = try BlockingRPCClient(unixPath: unixPath, timeoutSeconds: 60)
     }
 
+    /// A client over a connection of its own making (another source address, a shorter timeout).
+    init(_ rpc: BlockingRPCClient) {
+        self.rpc = rpc
+    }
+
     /// One call; returns the reply body as the RPC layer decoded it.
     func rawCall(program: UInt32, version: UInt32, procedure: UInt32, arguments: ByteBuffer) throws -> RPCReplyBody {
         try rpc.call(program: program, version: version, procedure: procedure, credential: credential, arguments: arguments)

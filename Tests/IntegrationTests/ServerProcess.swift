@@ -31,13 +31,18 @@ final class ServerProcess: @unchecked Sendable {
     /// logged one "listening on" line per `--listen` given. Without
     /// `stateDirectory`, a fresh one is made and removed with the process.
     /// With `fileLimit`, the server runs under `ulimit -n fileLimit` (soft and hard
-    /// limit); with `softFileLimit`, under `ulimit -Sn softFileLimit` only.
+    /// limit); with `softFileLimit`, under `ulimit -Sn softFileLimit` only. With `user`,
+    /// it runs as that uid and gid, with no groups and no capabilities (setpriv; the
+    /// test must be root): unprivileged, as a user would start it.
     init(_ arguments: [String], expectListeners: Int = 1, stateDirectory: String? = nil, fileLimit: Int? = nil,
-         softFileLimit: Int? = nil) throws {
+         softFileLimit: Int? = nil, user: uid_t? = nil) throws {
         ownsStateDirectory = stateDirectory == nil
         self.stateDirectory = stateDirectory.map { URL(fileURLWithPath: $0) }
             ?? FileManager.default.temporaryDirectory.appendingPathComponent("vsnfs-state-\(UUID().uuidString)")
-        let serve = [Self.vsnfsPath, "serve"] + arguments + ["--state-dir", self.stateDirectory.path]
+        var serve = [Self.vsnfsPath, "serve"] + arguments + ["--state-dir", self.stateDirectory.path]
+        if let user {
+            serve = [try toolPath("setpriv"), "--reuid=\(user)", "--regid=\(user)", "--clear-groups", "--"] + serve
+        }
         if let limit = fileLimit.map({ "-n \($0)" }) ?? softFileLimit.map({ "-Sn \($0)" }) {
             process.executableURL = URL(fileURLWithPath: "/bin/sh")
             process.arguments = ["-c", "ulimit \(limit) && exec \"$@\"", "sh"] + serve
