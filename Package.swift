@@ -48,6 +48,10 @@ let package = Package(
         // Layer 7: server assembly (config, lifecycle, reload).
         .target(name: "Server", dependencies: ["NFSProtocols", "Transport", "Exports", "HostFS", "ONCRPC", "XDR",
                                                "CSupport", log, nioCore, nioPosix]),
+        // Layer 3, beside Transport: the vhost-user-vsock device (vhost-user back-end,
+        // split virtqueues, virtio-vsock streams) that hands each guest connection on
+        // as a socket. No NIO, no RPC.
+        .target(name: "VirtioVsock", dependencies: ["CSupport", log]),
         // C shims for syscalls Swift's Glibc module does not expose cleanly.
         .target(name: "CSupport"),
         .executableTarget(name: "vsnfs", dependencies: ["Server", "Exports", "Transport", "ONCRPC", log, argumentParser]),
@@ -55,6 +59,7 @@ let package = Package(
         .testTarget(name: "XDRTests", dependencies: ["XDR", nioCore]),
         .testTarget(name: "ONCRPCTests", dependencies: ["ONCRPC", "XDR", "Transport", log, nioCore,
                                                         .product(name: "NIOEmbedded", package: "swift-nio")]),
+        .testTarget(name: "VirtioVsockTests", dependencies: ["VirtioVsock", "CSupport"]),
         .testTarget(name: "ExportsTests", dependencies: ["Exports", "Transport"]),
         .testTarget(name: "HostFSTests", dependencies: ["HostFS", "CSupport", nioCore]),
         // Drives the vsnfs executable (which `swift test` builds with the package) and the layers beneath.
