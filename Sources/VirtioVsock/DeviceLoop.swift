@@ -1,0 +1,546 @@
+import CSupport
+import Glibc
+import Logging
+
+/// The device's thread: one poll(2) loop over the listener, the front-end's
+/// socket, the kick eventfds and every connection's socket. All device state
+/// lives here and is touched by this thread only.
+///
+/// Not Sendable: created and run on the device thread.
+final class DeviceLoop {
+    static let rxQueue = 0
+    static let txQueue = 1
+    /// The largest payload one packet may carry (Linux's VIRTIO_VSOCK_MAX_PKT_BUF_SIZE).
+    static let maximumPayload = 64 * 1024
+    /// Control packets waiting for rx buffers; more means the guest stopped
+    /// reading while still sending, and further replies are dropped.
+    static let maximumQueuedControl = 4096
+    /// Chains taken from the tx queue per turn, so rx and sockets get a turn too.
+    static let txBatch = 256
+
+    let configuration: VhostUserVsockConfiguration
+    var logger: Logger
+    let onConnection: @Sendable (VsockGuestConnection) -> Void
+    let listenFD: Int32
+    let wakeFD: Int32
+    let shared: DeviceSharedState
+
+    var frontEnd: Int32 = -1
+    let backend: VhostUserBackend
+    var streams: [GuestStream.Key: GuestStream] = [:]
+    /// Header-only packets for the guest, in order (responses, resets,
+    /// shutdowns, credit updates); sent before data.
+    var control: [VsockHeader] = []
+    var creditUpdateQueued: Set<GuestStream.Key> = []
+    /// Streams whose socket poll(2) found readable (or hung up).
+    var hostReadable: Set<GuestStream.Key> = []
+    var status = VhostUserVsockStatus()
+    var loggedForeignSource = false
+    var loggedControlOverflow = false
+
+    init(parts: LoopParts) {
+        configuration = parts.configuration
+        logger = parts.logger
+        logger[metadataKey: "vhost-user"] = "\(parts.configuration.socketPath)"
+        logger[metadataKey: "cid"] = "\(parts.configuration.guestCID)"
+        onConnection = parts.onConnection
+        listenFD = parts.listenFD
+        wakeFD = parts.wakeFD
+        shared = parts.state
+        backend = VhostUserBackend(guestCID: parts.configuration.guestCID)
+    }
+
+    // MARK: - The loop
+
+    private enum Source {
+        case wake, listener, frontEnd
+        case kick(Int)
+        case stream(GuestStream.Key)
+    }
+
+    func run() {
+        logger.info("vhost-user-vsock device listening")
+        while !shared.isStopping {
+            var fds: [pollfd] = []
+            var sources: [Source] = []
+            func watch(_ fd: Int32, _ events: Int32, _ source: Source) {
+                fds.append(pollfd(fd: fd, events: Int16(events), revents: 0))
+                sources.append(source)
+            }
+            watch(wakeFD, POLLIN, .wake)
+            watch(listenFD, POLLIN, .listener)
+            if frontEnd >= 0 { watch(frontEnd, POLLIN, .frontEnd) }
+            for i in 0..<VhostUserBackend.queueCount {
+                let v = backend.vrings[i]
+                if v.queue != nil, v.kickFD >= 0 { watch(v.kickFD, POLLIN, .kick(i)) }
+            }
+            let rxActive = status.brokenReason == nil && backend.activeQueue(Self.rxQueue) != nil
+            for (key, s) in streams {
+                var events: Int32 = 0
+                if rxActive && s.wantsToReadHost && !hostReadable.contains(key) { events |= POLLIN }
+                if s.pendingToHost > 0 { events |= POLLOUT }
+                if events != 0 { watch(s.fd, events, .stream(key)) }
+            }
+            let n = poll(&fds, nfds_t(fds.count), -1)
+            if n < 0 {
+                if errno == EINTR { continue }
+                logger.error("poll failed: \(String(cString: strerror(errno)))")
+                break
+            }
+            for (i, p) in fds.enumerated() where p.revents != 0 {
+                switch sources[i] {
+                case .wake:
+                    _ = vsnfs_eventfd_drain(wakeFD)
+                case .listener:
+                    acceptFrontEnd()
+                case .frontEnd:
+                    if !serveFrontEndMessage() { disconnectFrontEnd() }
+                case .kick(let q):
+                    if backend.vrings[q].kickFD >= 0 { _ = vsnfs_eventfd_drain(backend.vrings[q].kickFD) }
+                case .stream(let key):
+                    guard let s = streams[key] else { continue }
+                    if Int32(p.revents) & (POLLIN | POLLHUP | POLLERR) != 0 { hostReadable.insert(key) }
+                    if s.pendingToHost > 0 && Int32(p.revents) & (POLLOUT | POLLHUP | POLLERR) != 0 {
+                        flushToHost(s)
+                    }
+                }
+            }
+            serviceQueues()
+            publish()
+        }
+        tearDown()
+    }
+
+    private func tearDown() {
+        if frontEnd >= 0 { disconnectFrontEnd() }
+        close(listenFD)
+        unlink(configuration.socketPath)
+        publish()
+        logger.info("vhost-user-vsock device stopped")
+    }
+
+    private func publish() {
+        status.frontEndConnected = frontEnd >= 0
+        status.connections = streams.count
+        shared.publish(status)
+    }
+
+    // MARK: - The front-end
+
+    private func acceptFrontEnd() {
+        let fd = accept(listenFD, nil, nil)
+        guard fd >= 0 else { return }
+        _ = fcntl(fd, F_SETFD, FD_CLOEXEC)
+        guard frontEnd < 0 else {
+            logger.warning("a second vhost-user front-end connected; refused (one front-end per device)")
+            close(fd)
+            return
+        }
+        frontEnd = fd
+        status.frontEndSessions += 1
+        logger.info("vhost-user front-end connected")
+    }
+
+    /// The front-end went away (guest shut down, QEMU restarted): everything
+    /// it set up goes, and the device waits for the next one.
+    private func disconnectFrontEnd() {
+        close(frontEnd)
+        frontEnd = -1
+        resetDevice()
+        logger.info("vhost-user front-end disconnected; device reset")
+    }
+
+    private func resetDevice() {
+        backend.reset()
+        resetStreams()
+        status.brokenReason = nil
+    }
+
+    /// Closes every connection's socket (their owners see end of file); the
+    /// guest's side of them is gone with its driver's reset.
+    private func resetStreams() {
+        for s in streams.values { s.closeSocket() }
+        streams.removeAll()
+        control.removeAll()
+        creditUpdateQueued.removeAll()
+        hostReadable.removeAll()
+    }
+
+    /// Reads, handles and answers one message. False if the front-end is gone
+    /// or broke the protocol (the connection is then closed).
+    private func serveFrontEndMessage() -> Bool {
+        var headerBytes = [UInt8](repeating: 0, count: VhostUserHeader.size)
+        var fds = [Int32](repeating: -1, count: 16)
+        var fdCount: Int32 = 0
+        let n = headerBytes.withUnsafeMutableBytes { raw in
+            vsnfs_recv_with_fds(frontEnd, raw.baseAddress!, VhostUserHeader.size, &fds, 16, &fdCount)
+        }
+        var passed = Array(fds[0..<Int(max(fdCount, 0))])
+        func fail(_ why: String) -> Bool {
+            for fd in passed { close(fd) }
+            if !why.isEmpty { logger.warning("vhost-user front-end: \(why)") }
+            return false
+        }
+        if n == 0 { return fail("") }
+        if n < 0 { return fail("receive failed: \(String(cString: strerror(Int32(-n))))") }
+        if n < VhostUserHeader.size && !readFully(&headerBytes, from: Int(n)) { return fail("short header") }
+        let header = VhostUserHeader(bytes: headerBytes)
+        guard header.flags & 0x3 == VhostUserHeader.version else { return fail("protocol version \(header.flags & 0x3)") }
+        guard header.payloadSize <= VhostUserHeader.maximumPayload else {
+            return fail("payload of \(header.payloadSize) bytes for request \(header.request)")
+        }
+        var payload = [UInt8](repeating: 0, count: Int(header.payloadSize))
+        if !payload.isEmpty && !readFully(&payload, from: 0) { return fail("short payload") }
+
+        let ackNegotiated = backend.protocolFeatures & VhostUserProtocolFeature.replyAck != 0
+        let known = VhostUserRequest(rawValue: header.request) != nil
+        var reply: [UInt8]?
+        var succeeded = true
+        let taken = passed
+        passed = []
+        do {
+            let (answer, effect) = try backend.handle(request: header.request, payload: payload, fds: taken)
+            reply = answer
+            apply(effect)
+            if header.request == VhostUserRequest.setVringKick.rawValue { status.brokenReason = nil }
+        } catch {
+            succeeded = false
+            logger.warning("vhost-user request \(header.request) refused: \(error)")
+            if !known && !(ackNegotiated && header.needsReply) {
+                // The front-end may wait for an answer we cannot give.
+                return false
+            }
+            if VhostUserBackend.hasOwnReply(header.request) {
+                // GET_CONFIG's failure reply is its header without data.
+                reply = header.request == VhostUserRequest.getConfig.rawValue ? Array(payload.prefix(12)) : nil
+                if reply == nil { return false }
+            }
+        }
+        if reply == nil && ackNegotiated && header.needsReply && !VhostUserBackend.hasOwnReply(header.request) {
+            var w = LittleEndianWriter()
+            w.u64(succeeded ? 0 : 1)
+            reply = w.bytes
+        }
+        if let reply {
+            let out = VhostUserHeader(request: header.request, flags: VhostUserHeader.version | VhostUserHeader.replyFlag,
+                                      payloadSize: UInt32(reply.count)).bytes + reply
+            let sent = out.withUnsafeBytes { vsnfs_send_with_fds(frontEnd, $0.baseAddress!, out.count, nil, 0) }
+            guard sent == out.count else { return fail("reply not sent") }
+        }
+        return true
+    }
+
+    private func readFully(_ buffer: inout [UInt8], from start: Int) -> Bool {
+        var done = start
+        while done < buffer.count {
+            let n = buffer.withUnsafeMutableBytes { read(frontEnd, $0.baseAddress! + done, $0.count - done) }
+            if n < 0 && errno == EINTR { continue }
+            if n <= 0 { return false }
+            done += n
+        }
+        return true
+    }
+
+    private func apply(_ effect: VhostUserBackend.Effect) {
+        switch effect {
+        case .none:
+            break
+        case .reset:
+            resetStreams()
+            status.brokenReason = nil
+        case .ringStopped(let q):
+            // The driver stopped the device (reset, reboot, VM stop): its
+            // sockets are gone or will be, so ours go too.
+            if q == Self.txQueue && !streams.isEmpty {
+                logger.info("tx ring stopped; closing \(streams.count) connection(s)")
+                resetStreams()
+            }
+        }
+    }
+
+    // MARK: - Queues
+
+    private func markBroken(_ error: Error) {
+        guard status.brokenReason == nil else { return }
+        status.brokenReason = "\(error)"
+        logger.error("guest broke the virtqueue rules; device stopped until the front-end resets it: \(error)")
+    }
+
+    private func serviceQueues() {
+        guard status.brokenReason == nil else { return }
+        do {
+            if let tx = backend.activeQueue(Self.txQueue) {
+                var handled = 0
+                while handled < Self.txBatch, let chain = try tx.pop() {
+                    handleGuestPacket(chain)
+                    tx.push(head: chain.head, length: 0)
+                    handled += 1
+                }
+                if handled > 0 { notify(Self.txQueue, tx) }
+            }
+            if let rx = backend.activeQueue(Self.rxQueue) {
+                if try fillReceiveQueue(rx) > 0 { notify(Self.rxQueue, rx) }
+            }
+        } catch {
+            markBroken(error)
+        }
+    }
+
+    private func notify(_ index: Int, _ queue: SplitVirtqueue) {
+        let fd = backend.vrings[index].callFD
+        if fd >= 0 && queue.driverWantsInterrupt() { _ = vsnfs_eventfd_signal(fd) }
+    }
+
+    /// Puts control packets, then data, into the guest's receive buffers.
+    /// Returns the number of buffers used.
+    private func fillReceiveQueue(_ rx: SplitVirtqueue) throws -> Int {
+        var used = 0
+        // Read sockets that are ready, as far as credit allows.
+        for key in hostReadable {
+            guard let s = streams[key] else {
+                hostReadable.remove(key)
+                continue
+            }
+            guard s.wantsToReadHost else { continue }
+            let limit = min(Int(s.credit.sendWindow), Self.maximumPayload)
+            switch s.readFromHost(limit: limit) {
+            case nil:
+                hostReadable.remove(key)
+            case 0?:
+                hostReadable.remove(key)
+                s.hostEOF = true
+                // Our end of the pair: POLLHUP means the owner closed it entirely.
+                var p = pollfd(fd: s.fd, events: 0, revents: 0)
+                _ = poll(&p, 1, 0)
+                let both = Int32(p.revents) & POLLHUP != 0
+                let flags = VsockHeader.shutdownSend | (both ? VsockHeader.shutdownReceive : 0)
+                s.shutdownSent |= flags
+                queueControl(for: s, op: .shutdown, flags: flags)
+            case let n? where n < 0:
+                reset(s, reason: nil)
+            default:
+                break
+            }
+        }
+        while !control.isEmpty || streams.values.contains(where: { $0.pendingToGuest > 0 && $0.credit.sendWindow > 0 }) {
+            guard let chain = try rx.pop() else { break }
+            guard chain.writableLength >= VsockHeader.size else {
+                throw VirtioVsockError.badDescriptor("receive buffer of \(chain.writableLength) bytes cannot hold a packet header")
+            }
+            if !control.isEmpty {
+                var header = control.removeFirst()
+                let key = GuestStream.Key(guestPort: header.dstPort, hostPort: header.srcPort)
+                if let s = streams[key] {
+                    let (bufAlloc, fwd) = s.credit.advertised()
+                    header.bufAlloc = bufAlloc
+                    header.fwdCount = fwd
+                }
+                if header.knownOp == .creditUpdate { creditUpdateQueued.remove(key) }
+                let bytes = header.bytes
+                bytes.withUnsafeBytes { _ = chain.scatterWritable([$0]) }
+                rx.push(head: chain.head, length: UInt32(bytes.count))
+                used += 1
+                continue
+            }
+            guard let s = streams.values.first(where: { $0.pendingToGuest > 0 && $0.credit.sendWindow > 0 }) else {
+                break
+            }
+            let count = min(s.pendingToGuest, chain.writableLength - VsockHeader.size, Int(s.credit.sendWindow))
+            let (bufAlloc, fwd) = s.credit.advertised()
+            let header = VsockHeader(srcCID: VsockHeader.hostCID, dstCID: configuration.guestCID,
+                                     srcPort: s.key.hostPort, dstPort: s.key.guestPort, length: UInt32(count),
+                                     op: .readWrite, bufAlloc: bufAlloc, fwdCount: fwd)
+            s.credit.send(UInt32(count))
+            let headerBytes = header.bytes
+            let written = headerBytes.withUnsafeBytes { h in
+                s.toGuest.withUnsafeBytes { d in
+                    chain.scatterWritable([h, UnsafeRawBufferPointer(rebasing: d[s.toGuestStart..<s.toGuestStart + count])])
+                }
+            }
+            s.toGuestStart += count
+            rx.push(head: chain.head, length: UInt32(written))
+            used += 1
+        }
+        return used
+    }
+
+    // MARK: - Packets from the guest
+
+    private func queueControl(_ header: VsockHeader) {
+        guard control.count < Self.maximumQueuedControl else {
+            if !loggedControlOverflow {
+                logger.warning("guest sends but does not read; dropping replies")
+                loggedControlOverflow = true
+            }
+            return
+        }
+        control.append(header)
+    }
+
+    private func queueControl(for s: GuestStream, op: VsockHeader.Op, flags: UInt32 = 0) {
+        queueControl(VsockHeader(srcCID: VsockHeader.hostCID, dstCID: configuration.guestCID, srcPort: s.key.hostPort,
+                                 dstPort: s.key.guestPort, op: op, flags: flags))
+    }
+
+    /// A reset in answer to `packet` (never to a reset).
+    private func answerWithReset(_ packet: VsockHeader) {
+        guard packet.knownOp != .reset else { return }
+        queueControl(VsockHeader(srcCID: VsockHeader.hostCID, dstCID: configuration.guestCID, srcPort: packet.dstPort,
+                                 dstPort: packet.srcPort, type: packet.type, op: .reset))
+    }
+
+    /// Ends a stream with a reset to the guest (reason: logged, for a guest
+    /// that broke the rules).
+    private func reset(_ s: GuestStream, reason: String?) {
+        if let reason {
+            status.streamsResetForViolations += 1
+            logger.warning("connection from guest port \(s.key.guestPort) to \(s.key.hostPort) reset: \(reason)")
+        }
+        queueControl(for: s, op: .reset)
+        remove(s)
+    }
+
+    private func remove(_ s: GuestStream) {
+        s.closeSocket()
+        streams[s.key] = nil
+        hostReadable.remove(s.key)
+    }
+
+    private func handleGuestPacket(_ chain: DescriptorChain) {
+        let head = chain.gatherReadable(limit: VsockHeader.size)
+        guard let header = VsockHeader(bytes: head) else {
+            logger.warning("guest sent a packet of \(chain.readableLength) bytes, shorter than a header; dropped")
+            return
+        }
+        // Identity comes from the device's configuration; a packet claiming
+        // another source is dropped (a reset would go to a CID that is not there).
+        guard header.srcCID == configuration.guestCID else {
+            status.foreignSourcePackets += 1
+            if !loggedForeignSource {
+                logger.warning("guest sent a packet from CID \(header.srcCID), not its own; dropped (logged once)")
+                loggedForeignSource = true
+            }
+            return
+        }
+        let key = GuestStream.Key(guestPort: header.srcPort, hostPort: header.dstPort)
+        if header.knownOp == .reset {
+            if let s = streams[key] { remove(s) }
+            return
+        }
+        guard header.dstCID == VsockHeader.hostCID, header.type == VsockHeader.typeStream, let op = header.knownOp else {
+            answerWithReset(header)
+            return
+        }
+        let payloadLength = Int(header.length)
+        guard payloadLength <= Self.maximumPayload, payloadLength <= chain.readableLength - VsockHeader.size else {
+            if let s = streams[key] {
+                reset(s, reason: "payload length \(header.length) is past its buffer (\(chain.readableLength - VsockHeader.size) bytes)")
+            } else {
+                answerWithReset(header)
+            }
+            return
+        }
+        if op == .request {
+            acceptRequest(header, key: key)
+            return
+        }
+        guard let s = streams[key] else {
+            answerWithReset(header)
+            return
+        }
+        s.credit.peerAdvertised(bufAlloc: header.bufAlloc, fwdCount: header.fwdCount)
+        switch op {
+        case .request, .reset:
+            break
+        case .response:
+            // The device never connects to the guest.
+            reset(s, reason: "unexpected RESPONSE")
+        case .readWrite:
+            guard s.guestShutdown & VsockHeader.shutdownSend == 0 else {
+                reset(s, reason: "data after the guest's SHUTDOWN(SEND)")
+                return
+            }
+            guard s.credit.receive(header.length) else {
+                reset(s, reason: "\(header.length) bytes with only \(s.credit.ourFreeSpace) of credit")
+                return
+            }
+            if payloadLength > 0 {
+                let packet = chain.gatherReadable(limit: VsockHeader.size + payloadLength)
+                s.toHost.append(contentsOf: packet[VsockHeader.size...])
+                flushToHost(s)
+            }
+        case .creditUpdate:
+            break
+        case .creditRequest:
+            queueCreditUpdate(s)
+        case .shutdown:
+            s.guestShutdown |= header.flags & (VsockHeader.shutdownSend | VsockHeader.shutdownReceive)
+            if s.guestShutdown & VsockHeader.shutdownReceive != 0 {
+                s.toGuest.removeAll()
+                s.toGuestStart = 0
+            }
+            progressClose(s)
+        }
+    }
+
+    private func acceptRequest(_ header: VsockHeader, key: GuestStream.Key) {
+        if let existing = streams[key] {
+            reset(existing, reason: "a second REQUEST for a connected port pair")
+            return
+        }
+        guard configuration.ports.contains(header.dstPort) else {
+            answerWithReset(header)
+            return
+        }
+        guard streams.count < configuration.maximumConnections else {
+            logger.warning("connection from guest port \(header.srcPort) refused: \(streams.count) connections open")
+            answerWithReset(header)
+            return
+        }
+        var pair: [Int32] = [-1, -1]
+        let rc = vsnfs_stream_socketpair(&pair, 1)
+        guard rc == 0 else {
+            logger.error("socketpair failed: \(String(cString: strerror(-rc)))")
+            answerWithReset(header)
+            return
+        }
+        let s = GuestStream(key: key, fd: pair[0],
+                            credit: VsockCredit(ourBufferSize: configuration.bufferSize, peerBufferSize: header.bufAlloc,
+                                                peerForwarded: header.fwdCount))
+        streams[key] = s
+        queueControl(for: s, op: .response)
+        onConnection(VsockGuestConnection(fd: pair[1], guestCID: configuration.guestCID, guestPort: header.srcPort,
+                                          hostPort: header.dstPort))
+    }
+
+    private func queueCreditUpdate(_ s: GuestStream) {
+        guard !creditUpdateQueued.contains(s.key) else { return }
+        creditUpdateQueued.insert(s.key)
+        queueControl(for: s, op: .creditUpdate)
+    }
+
+    private func flushToHost(_ s: GuestStream) {
+        let n = s.flushToHost()
+        if n < 0 {
+            reset(s, reason: nil)
+            return
+        }
+        if s.credit.creditUpdateNeeded { queueCreditUpdate(s) }
+        progressClose(s)
+    }
+
+    /// After the guest's SHUTDOWN: once its data is in the socket, pass the
+    /// end of its sending on; when it neither sends nor receives, the stream
+    /// ends with a reset, which the guest's close waits for.
+    private func progressClose(_ s: GuestStream) {
+        guard streams[s.key] === s, s.pendingToHost == 0 else { return }
+        if s.guestShutdown & VsockHeader.shutdownSend != 0 && !s.hostWriteClosed {
+            Glibc.shutdown(s.fd, Int32(SHUT_WR))
+            s.hostWriteClosed = true
+        }
+        if s.guestShutdown == VsockHeader.shutdownSend | VsockHeader.shutdownReceive {
+            queueControl(for: s, op: .reset)
+            remove(s)
+        }
+    }
+}
