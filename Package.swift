@@ -36,8 +36,8 @@ let package = Package(
         .target(name: "XDR", dependencies: [nioCore]),
         // Layer 2: ONC RPC v2 (RFC 5531): record marking, messages, auth, dispatch, backchannel calls.
         .target(name: "ONCRPC", dependencies: ["XDR", "Transport", log, nioCore]),
-        // Layer 3: listeners (vsock, TCP, Unix) and kernel-derived peer identities.
-        .target(name: "Transport", dependencies: ["CSupport", nioCore, nioPosix]),
+        // Layer 3: listeners (vsock, TCP, Unix, vhost-user-vsock) and kernel- or device-derived peer identities.
+        .target(name: "Transport", dependencies: ["CSupport", "VirtioVsock", log, nioCore, nioPosix]),
         // Layer 4: exports file grammar and the (transport, peer) -> access table.
         .target(name: "Exports", dependencies: ["Transport"]),
         // Layer 5: file handles and host filesystem calls, off the event loops.
