@@ -3,6 +3,8 @@
 #   make            build (debug)
 #   make test       swift test
 #   make test-virtio-vsock  only the vhost-user-vsock device's unit tests (fast; tests/virtio-vsock-unit.sh)
+#   make smoke-vhost-user   vsnfs on the host as QEMU's vhost-user-vsock back-end; a real guest kernel's
+#                           virtio-vsock reaches it (tests/vhost-user/qemu-smoke.sh; no Swift in the guest)
 #   make images     the test guest: Debian kernel + busybox initramfs + our binaries (vm-images/)
 #   make e2e        boot the test guest and run the NFS workload over vsock (E2E_VERS=3 or "3 4.1")
 #   make bench      vsnfs vs nfs-ganesha and the guest kernel's nfsd, side by side (bench/run.sh, docs/bench.md)
@@ -14,7 +16,7 @@ SWIFT    ?= swift
 E2E_VERS ?= 3
 TEST_TIMEOUT ?= 1800
 
-.PHONY: all build test test-virtio-vsock images e2e bench clean
+.PHONY: all build test test-virtio-vsock smoke-vhost-user images e2e bench clean
 all: build
 
 build:
@@ -29,6 +31,10 @@ test:
 
 test-virtio-vsock:
 	sh tests/virtio-vsock-unit.sh
+
+smoke-vhost-user:
+	$(SWIFT) build --product vsnfs
+	sh tests/vhost-user/qemu-smoke.sh
 
 images:
 	$(MAKE) -C vm-images

@@ -192,6 +192,10 @@ final class DeviceLoop {
         var payload = [UInt8](repeating: 0, count: Int(header.payloadSize))
         if !payload.isEmpty && !readFully(&payload, from: 0) { return fail("short payload") }
 
+        logger.debug("vhost-user request", metadata: [
+            "request": "\(VhostUserRequest(rawValue: header.request).map { "\($0)" } ?? "\(header.request)")",
+            "size": "\(header.payloadSize)", "fds": "\(passed.count)",
+        ])
         let ackNegotiated = backend.protocolFeatures & VhostUserProtocolFeature.replyAck != 0
         let known = VhostUserRequest(rawValue: header.request) != nil
         var reply: [UInt8]?
