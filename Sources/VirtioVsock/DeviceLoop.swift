@@ -136,6 +136,11 @@ final class DeviceLoop {
             close(fd)
             return
         }
+        // Messages are read whole once poll(2) reports the first byte; a
+        // front-end that stalls inside one must not hold the device forever.
+        var timeout = timeval(tv_sec: 5, tv_usec: 0)
+        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+        setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
         frontEnd = fd
         status.frontEndSessions += 1
         logger.info("vhost-user front-end connected")

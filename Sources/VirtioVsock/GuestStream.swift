@@ -79,19 +79,24 @@ final class GuestStream {
     /// Reads at most `limit` bytes from the socket into `toGuest`.
     /// Returns the bytes read, 0 at end of file, nil if none are ready, or -errno.
     func readFromHost(limit: Int) -> Int? {
-        toGuest.removeAll(keepingCapacity: true)
         toGuestStart = 0
-        var buffer = [UInt8](repeating: 0, count: limit)
-        while true {
-            let n = buffer.withUnsafeMutableBytes { recv(fd, $0.baseAddress!, limit, 0) }
-            if n >= 0 {
-                toGuest = Array(buffer[0..<n])
-                return n
+        var result: Int?
+        // One allocation, read into directly (no staging copy).
+        toGuest = [UInt8](unsafeUninitializedCapacity: limit) { buffer, count in
+            count = 0
+            while true {
+                let n = recv(fd, buffer.baseAddress!, limit, 0)
+                if n >= 0 {
+                    count = n
+                    result = n
+                    return
+                }
+                if errno == EINTR { continue }
+                result = (errno == EAGAIN || errno == EWOULDBLOCK) ? nil : -Int(errno)
+                return
             }
-            if errno == EINTR { continue }
-            if errno == EAGAIN || errno == EWOULDBLOCK { return nil }
-            return -Int(errno)
         }
+        return result
     }
 
     func closeSocket() { close(fd) }

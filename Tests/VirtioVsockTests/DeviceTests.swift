@@ -98,6 +98,21 @@ func littleEndian64(_ bytes: [UInt8]) -> UInt64 {
         #expect(guest.tx.usedIndex == 1)
     }
 
+    @Test func aNewMemoryTableWhileRingsRunKeepsThemServed() throws {
+        let d = try DeviceUnderTest()
+        let guest = try GuestVsock(path: d.path, cid: 3)
+        try guest.start()
+        guest.send(guest.packet(op: .request, srcPort: 1))
+        #expect(guest.receive()?.header.knownOp == .response)
+        // Memory hot-plug sends the table again with the rings running: they
+        // are translated against the new mapping and carry on where they were.
+        #expect(try guest.frontEnd.setMemTable(guest.ram))
+        guest.send(guest.packet(op: .request, srcPort: 2))
+        #expect(guest.receive()?.header.knownOp == .response)
+        #expect(eventually { d.accepted.all.count == 2 })
+        for c in d.accepted.all { close(c.fd) }
+    }
+
     @Test func disabledRingsAreNotServedUntilEnabled() throws {
         let d = try DeviceUnderTest()
         let guest = try GuestVsock(path: d.path, cid: 3)
