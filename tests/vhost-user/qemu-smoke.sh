@@ -2,7 +2,10 @@
 # Smoke test of the vhost-user-vsock device against real QEMU and a real
 # guest kernel: vsnfs serves DIR on `vhost-user:SOCK:cid=3` on the host; a
 # q35 guest (TCG) with shared memory and vhost-user-vsock-pci runs probe.c,
-# which speaks ONC RPC to CID 2 port 2049 over virtio-vsock.
+# which speaks ONC RPC to CID 2 port 2049 over virtio-vsock. The guest runs
+# it, reboots and runs it again (the driver resets the device: GET_VRING_BASE,
+# then new rings); then QEMU is started again on the same socket (a new
+# front-end connection to the same vsnfs).
 #   tests/vhost-user/qemu-smoke.sh [VSNFS_BINARY]
 # Needs: qemu-system-x86_64, gcc, and the kernel and busybox packages that
 # vm-images/scripts/fetch-debs.sh downloads into vm-images/cache.
@@ -32,16 +35,33 @@ while [ ! -S "$sock" ]; do
     sleep 0.1
 done
 
-timeout 180 qemu-system-x86_64 -accel tcg -M q35 -m 512 -smp 1 -nographic -no-reboot -nic none \
-    -object memory-backend-memfd,id=mem,size=512M,share=on -machine memory-backend=mem \
-    -chardev socket,id=vu,path="$sock" -device vhost-user-vsock-pci,chardev=vu \
-    -kernel "$cache/$kpkg"/boot/vmlinuz-* -initrd "$work/initramfs.cpio.gz" \
-    -append "console=ttyS0 quiet panic=-1" > "$work/console.log" 2>&1 || true
-grep -a "probe:\|PROBE" "$work/console.log" || true
+qemu() { # CONSOLE EXTRA-ARGS... (run it with &: it becomes QEMU, so $! is QEMU's pid)
+    console=$1
+    shift
+    exec qemu-system-x86_64 -accel tcg -M q35 -m 512 -smp 1 -nographic -nic none \
+        -object memory-backend-memfd,id=mem,size=512M,share=on -machine memory-backend=mem \
+        -chardev socket,id=vu,path="$sock" -device vhost-user-vsock-pci,chardev=vu \
+        -kernel "$cache/$kpkg"/boot/vmlinuz-* -initrd "$work/initramfs.cpio.gz" "$@" > "$console" 2>&1
+}
+# First QEMU: boot, probe, reboot, probe again, then stopped here.
+qemu "$work/console.log" -append "console=ttyS0 quiet panic=-1 vsnfs.reboot=1" &
+vm=$!
+i=0
+while [ "$(grep -ac PROBE-EXIT "$work/console.log")" -lt 2 ] && [ $i -lt 300 ]; do sleep 1; i=$((i + 1)); done
+kill $vm 2>/dev/null || true
+wait $vm 2>/dev/null || true
+# Second QEMU on the same socket: vsnfs was not restarted.
+qemu "$work/console2.log" -no-reboot -append "console=ttyS0 quiet panic=-1" &
+vm=$!
+i=0
+while kill -0 $vm 2>/dev/null && [ $i -lt 180 ]; do sleep 1; i=$((i + 1)); done
+kill $vm 2>/dev/null || true
+wait $vm 2>/dev/null || true
+grep -a "probe:\|PROBE" "$work/console.log" "$work/console2.log" | tr -d '\r' || true
 kill $server 2>/dev/null || true
 wait $server 2>/dev/null || true
 trap - EXIT
-if grep -aq "PROBE-OK" "$work/console.log"; then
+if [ "$(grep -ac PROBE-OK "$work/console.log")" = 2 ] && grep -aq "PROBE-OK" "$work/console2.log"; then
     echo "qemu-smoke: PASS"
 else
     echo "qemu-smoke: FAIL (console: $work/console.log, server log: $work/vsnfs.log)"
