@@ -37,6 +37,8 @@ final class DeviceLoop {
     var status = VhostUserVsockStatus()
     var loggedForeignSource = false
     var loggedControlOverflow = false
+    /// The last turn stopped with chains still available in tx.
+    var moreWork = false
 
     init(parts: LoopParts) {
         configuration = parts.configuration
@@ -81,7 +83,9 @@ final class DeviceLoop {
                 if s.pendingToHost > 0 { events |= POLLOUT }
                 if events != 0 { watch(s.fd, events, .stream(key)) }
             }
-            let n = poll(&fds, nfds_t(fds.count), -1)
+            // Work left over from the last turn (a full tx batch) must not
+            // wait for an event that may never come.
+            let n = poll(&fds, nfds_t(fds.count), moreWork ? 0 : -1)
             if n < 0 {
                 if errno == EINTR { continue }
                 logger.error("poll failed: \(String(cString: strerror(errno)))")
@@ -276,6 +280,7 @@ final class DeviceLoop {
     }
 
     private func serviceQueues() {
+        moreWork = false
         guard status.brokenReason == nil else { return }
         do {
             if let tx = backend.activeQueue(Self.txQueue) {
@@ -286,6 +291,7 @@ final class DeviceLoop {
                     handled += 1
                 }
                 if handled > 0 { notify(Self.txQueue, tx) }
+                if handled == Self.txBatch { moreWork = try tx.pendingCount() > 0 }
             }
             if let rx = backend.activeQueue(Self.rxQueue) {
                 if try fillReceiveQueue(rx) > 0 { notify(Self.rxQueue, rx) }
@@ -304,7 +310,19 @@ final class DeviceLoop {
     /// Returns the number of buffers used.
     private func fillReceiveQueue(_ rx: SplitVirtqueue) throws -> Int {
         var used = 0
-        // Read sockets that are ready, as far as credit allows.
+        // Read what sockets have (as far as credit allows), send it, and read
+        // again while buffers last: poll(2) is not asked about sockets already
+        // known to be readable, so nothing else would come back to them.
+        while true {
+            let before = used
+            readReadySockets()
+            used += try sendToGuest(rx)
+            if used == before { return used }
+        }
+    }
+
+    /// Reads sockets known to be readable, as far as each one's credit allows.
+    private func readReadySockets() {
         for key in hostReadable {
             guard let s = streams[key] else {
                 hostReadable.remove(key)
@@ -331,6 +349,12 @@ final class DeviceLoop {
                 break
             }
         }
+    }
+
+    /// Puts control packets, then pending data, into receive buffers.
+    /// Returns the number of buffers used.
+    private func sendToGuest(_ rx: SplitVirtqueue) throws -> Int {
+        var used = 0
         while !control.isEmpty || streams.values.contains(where: { $0.pendingToGuest > 0 && $0.credit.sendWindow > 0 }) {
             guard let chain = try rx.pop() else { break }
             guard chain.writableLength >= VsockHeader.size else {

@@ -340,6 +340,32 @@ func littleEndian64(_ bytes: [UInt8]) -> UInt64 {
         #expect(answer.header.knownOp == .creditUpdate && answer.header.fwdCount == 6000)
     }
 
+    @Test func moreChainsThanOneTurnTakesAreAllServedAfterOneKick() throws {
+        let d = try DeviceUnderTest()
+        let guest = try GuestVsock(path: d.path, cid: 3, queueSize: 1024)
+        try guest.start()
+        // 600 packets, one kick: the device takes them in batches and must
+        // come back for the rest without another notification.
+        for i in 0..<600 { guest.send(guest.packet(op: .readWrite, srcPort: UInt32(10_000 + i)), kick: i == 599) }
+        #expect(eventually { guest.tx.usedIndex == 600 })
+    }
+
+    @Test func hostDataBeyondOneReadFillsPostedBuffersWithoutAnotherKick() throws {
+        let d = try DeviceUnderTest()
+        let guest = try GuestVsock(path: d.path, cid: 3, queueSize: 64)
+        try guest.start(rxBuffers: 60)
+        guest.send(guest.packet(op: .request))
+        #expect(eventually { d.accepted.all.count == 1 })
+        let conn = d.accepted.all[0]
+        defer { close(conn.fd) }
+        // 150000 bytes are more than one 64 KiB read; the 60 posted buffers
+        // (4 KiB each) hold them all, and the guest does not kick again.
+        let data = [UInt8](repeating: 0x5a, count: 150_000)
+        #expect(send(conn.fd, data, data.count, Int32(MSG_DONTWAIT)) == data.count)
+        let packets = 1 + (data.count + 4095) / 4096
+        #expect(eventually { guest.rx.usedIndex == UInt16(packets) })
+    }
+
     @Test func badDescriptorBreaksTheDeviceUntilTheFrontEndComesBack() throws {
         let d = try DeviceUnderTest()
         do {

@@ -348,7 +348,7 @@ final class GuestVsock {
 
     /// Puts a packet in the tx queue (header and payload in separate
     /// descriptors, as Linux sends them) and kicks.
-    func send(_ header: VsockHeader, payload: [UInt8] = []) {
+    func send(_ header: VsockHeader, payload: [UInt8] = [], kick: Bool = true) {
         var h = header
         h.length = UInt32(payload.count)
         let headerAddress = ram.allocateScratch(VsockHeader.size)
@@ -360,7 +360,7 @@ final class GuestVsock {
             chain.append((dataAddress, UInt32(payload.count), false))
         }
         tx.addChain(chain)
-        _ = vsnfs_eventfd_signal(txFDs.kick)
+        if kick { _ = vsnfs_eventfd_signal(txFDs.kick) }
     }
 
     func packet(op: VsockHeader.Op, srcPort: UInt32 = 5000, dstPort: UInt32 = 2049, flags: UInt32 = 0,
