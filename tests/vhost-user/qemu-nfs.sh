@@ -23,6 +23,7 @@ sock=$work/vm.sock
 rm -rf "$work/share" "$work/state" "$sock"
 mkdir -p "$work/share" "$work/state"
 head -c 3000000 /dev/urandom > "$work/share/fromhost.bin"
+head -c 67108864 /dev/zero > "$work/share/big.bin"
 printf '%s vsock:3(rw,no_root_squash) vsock:4(ro)\n' "$work/share" > "$work/exports"
 "$vsnfs" serve --exports "$work/exports" --listen "vhost-user:$sock:cid=3" --listen "vhost-user:$work/vm5.sock:cid=5" \
     --state-dir "$work/state" > "$work/vsnfs.log" 2>&1 &
