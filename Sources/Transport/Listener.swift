@@ -109,7 +109,7 @@ public enum Listener {
             }
         case .tcp:
             return channel.eventLoop.makeCompletedFuture { try inetIdentity(channel.remoteAddress) }
-        case .vhostUser(_, let cid, _):
+        case .vhostUser(_, let cid, _, _):
             // The CID this device was configured with; the guest's port is
             // known only to the device (VhostUserListener passes it on).
             return channel.eventLoop.makeSucceededFuture(.vsock(cid: cid, port: 0))

@@ -15,18 +15,20 @@ public final class VhostUserListener: Sendable {
     private let device: VhostUserVsockDevice
 
     /// Starts the device on the spec's socket. Guest connections to the spec's
-    /// port go to `childInitializer`; connections to any other port are reset.
+    /// port go to `childInitializer`; connections to any other port are
+    /// forwarded if the spec says forward=BASE, and reset otherwise.
     public init(
         _ spec: ListenSpec,
         group: EventLoopGroup,
         logger: Logger,
         childInitializer: @escaping @Sendable (Channel, PeerIdentity) -> EventLoopFuture<Void>
     ) throws {
-        guard case .vhostUser(let path, let cid, let port) = spec else {
+        guard case .vhostUser(let path, let cid, let port, let forward) = spec else {
             throw ListenerError.bindFailed(spec, ChannelError.operationUnsupported)
         }
         self.spec = spec
-        let configuration = VhostUserVsockConfiguration(socketPath: path, guestCID: UInt64(cid), ports: [port])
+        let configuration = VhostUserVsockConfiguration(socketPath: path, guestCID: UInt64(cid), ports: [port],
+                                                        forwardBase: forward)
         do {
             device = try VhostUserVsockDevice(configuration: configuration, logger: logger) { connection in
                 let peer = PeerIdentity.vsock(cid: cid, port: connection.guestPort)

@@ -521,7 +521,8 @@ final class DeviceLoop {
             reset(existing, reason: "a second REQUEST for a connected port pair")
             return
         }
-        guard configuration.ports.contains(header.dstPort) else {
+        let served = configuration.ports.contains(header.dstPort)
+        guard served || configuration.forwardBase != nil else {
             answerWithReset(header)
             return
         }
@@ -530,20 +531,39 @@ final class DeviceLoop {
             answerWithReset(header)
             return
         }
-        var pair: [Int32] = [-1, -1]
-        let rc = vsnfs_stream_socketpair(&pair, 1)
-        guard rc == 0 else {
-            logger.error("socketpair failed: \(String(cString: strerror(-rc)))")
-            answerWithReset(header)
-            return
+        let ourEnd: Int32
+        var theirEnd: Int32 = -1
+        if served {
+            var pair: [Int32] = [-1, -1]
+            let rc = vsnfs_stream_socketpair(&pair, 1)
+            guard rc == 0 else {
+                logger.error("socketpair failed: \(String(cString: strerror(-rc)))")
+                answerWithReset(header)
+                return
+            }
+            ourEnd = pair[0]
+            theirEnd = pair[1]
+        } else {
+            // Opt-in forwarding, as Firecracker's hybrid vsock does it: a
+            // guest connection to host port P goes to the Unix socket BASE_P.
+            let path = "\(configuration.forwardBase!)_\(header.dstPort)"
+            let fd = unixConnectNonBlocking(path: path)
+            guard fd >= 0 else {
+                logger.debug("guest port \(header.srcPort) to \(header.dstPort): \(path): \(String(cString: strerror(-fd)))")
+                answerWithReset(header)
+                return
+            }
+            ourEnd = fd
         }
-        let s = GuestStream(key: key, fd: pair[0],
+        let s = GuestStream(key: key, fd: ourEnd,
                             credit: VsockCredit(ourBufferSize: configuration.bufferSize, peerBufferSize: header.bufAlloc,
                                                 peerForwarded: header.fwdCount))
         streams[key] = s
         queueControl(for: s, op: .response)
-        onConnection(VsockGuestConnection(fd: pair[1], guestCID: configuration.guestCID, guestPort: header.srcPort,
-                                          hostPort: header.dstPort))
+        if theirEnd >= 0 {
+            onConnection(VsockGuestConnection(fd: theirEnd, guestCID: configuration.guestCID, guestPort: header.srcPort,
+                                              hostPort: header.dstPort))
+        }
     }
 
     private func queueCreditUpdate(_ s: GuestStream) {
@@ -576,4 +596,28 @@ final class DeviceLoop {
             remove(s)
         }
     }
+}
+
+/// A non-blocking AF_UNIX stream socket connected to `path`, or -errno. A
+/// listener whose backlog is full answers EAGAIN at once instead of blocking
+/// the device.
+func unixConnectNonBlocking(path: String) -> Int32 {
+    var address = sockaddr_un()
+    address.sun_family = sa_family_t(AF_UNIX)
+    guard path.utf8.count < MemoryLayout.size(ofValue: address.sun_path) else { return -ENAMETOOLONG }
+    withUnsafeMutableBytes(of: &address.sun_path) { raw in
+        raw.copyBytes(from: path.utf8)
+        raw[path.utf8.count] = 0
+    }
+    let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue) | Int32(SOCK_NONBLOCK.rawValue), 0)
+    guard fd >= 0 else { return -errno }
+    let rc = withUnsafePointer(to: &address) {
+        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
+    }
+    guard rc == 0 else {
+        let e = errno
+        close(fd)
+        return -e
+    }
+    return fd
 }

@@ -26,14 +26,20 @@ public struct VhostUserVsockConfiguration: Sendable {
     public var bufferSize: UInt32
     /// Connections beyond this many are refused with a reset.
     public var maximumConnections: Int
+    /// Opt-in forwarding of every other port, as Firecracker's hybrid vsock
+    /// does it: a guest connection to host port P goes to the Unix socket
+    /// `forwardBase_P` (reset if nothing listens there). nil: the guest
+    /// reaches nothing on the host but `ports`.
+    public var forwardBase: String?
 
     public init(socketPath: String, guestCID: UInt64, ports: Set<UInt32>, bufferSize: UInt32 = 256 * 1024,
-                maximumConnections: Int = 256) {
+                maximumConnections: Int = 256, forwardBase: String? = nil) {
         self.socketPath = socketPath
         self.guestCID = guestCID
         self.ports = ports
         self.bufferSize = bufferSize
         self.maximumConnections = maximumConnections
+        self.forwardBase = forwardBase
     }
 }
 

@@ -175,6 +175,28 @@ func littleEndian64(_ bytes: [UInt8]) -> UInt64 {
         #expect(guest.receive(within: 0.2) == nil)
     }
 
+    @Test func otherPortsAreForwardedToBaseUnderscorePortOnlyWhenAskedFor() throws {
+        let base = temporarySocketPath("fwd")
+        let listener = UnixListener(path: "\(base)_22")
+        let d = try DeviceUnderTest(forwardBase: base)
+        let guest = try GuestVsock(path: d.path, cid: 3)
+        try guest.start()
+        guest.send(guest.packet(op: .request, srcPort: 7000, dstPort: 22))
+        #expect(guest.receive()?.header.knownOp == .response)
+        let forwarded = try #require(listener.accept())
+        defer { close(forwarded) }
+        guest.send(guest.packet(op: .readWrite, srcPort: 7000, dstPort: 22), payload: Array("SSH-2.0-guest\r\n".utf8))
+        #expect(readSocket(forwarded, count: 15) == Array("SSH-2.0-guest\r\n".utf8))
+        let banner: [UInt8] = Array("SSH-2.0-host\r\n".utf8)
+        #expect(write(forwarded, banner, banner.count) == banner.count)
+        #expect(guest.receive()?.payload == banner)
+        // Forwarded connections are not handed to the device's owner.
+        #expect(d.accepted.all.isEmpty)
+        // A port with nobody listening at BASE_P is reset.
+        guest.send(guest.packet(op: .request, srcPort: 7001, dstPort: 23))
+        #expect(guest.receive()?.header.knownOp == .reset)
+    }
+
     @Test func aForeignSourceCIDIsDroppedNotAnswered() throws {
         let d = try DeviceUnderTest(cid: 3)
         let guest = try GuestVsock(path: d.path, cid: 3)

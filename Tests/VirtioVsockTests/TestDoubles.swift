@@ -399,11 +399,13 @@ final class DeviceUnderTest {
     let device: VhostUserVsockDevice
     let accepted = AcceptedConnections()
 
-    init(cid: UInt64 = 3, ports: Set<UInt32> = [2049], bufferSize: UInt32 = 256 * 1024, name: String = #function) throws {
+    init(cid: UInt64 = 3, ports: Set<UInt32> = [2049], bufferSize: UInt32 = 256 * 1024, forwardBase: String? = nil,
+         name: String = #function) throws {
         path = temporarySocketPath(String(name.prefix(20).filter { $0.isLetter }))
         let sink = accepted
         device = try VhostUserVsockDevice(
-            configuration: VhostUserVsockConfiguration(socketPath: path, guestCID: cid, ports: ports, bufferSize: bufferSize),
+            configuration: VhostUserVsockConfiguration(socketPath: path, guestCID: cid, ports: ports, bufferSize: bufferSize,
+                                                       forwardBase: forwardBase),
             logger: .init(label: "test"), onConnection: { sink.add($0) })
     }
 
@@ -428,4 +430,35 @@ func readSocket(_ fd: Int32, count: Int, within seconds: Double = 5) -> [UInt8] 
         return out.count >= count || n == 0
     }
     return out
+}
+
+/// A listening Unix socket at `path` (removed at deinit).
+final class UnixListener {
+    let fd: Int32
+    let path: String
+    init(path: String) {
+        self.path = path
+        fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
+        var address = sockaddr_un()
+        address.sun_family = sa_family_t(AF_UNIX)
+        withUnsafeMutableBytes(of: &address.sun_path) { raw in
+            raw.copyBytes(from: path.utf8)
+            raw[path.utf8.count] = 0
+        }
+        let rc = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
+        }
+        precondition(rc == 0 && listen(fd, 4) == 0)
+    }
+    deinit {
+        close(fd)
+        unlink(path)
+    }
+    /// The next connection, within `seconds`.
+    func accept(within seconds: Double = 5) -> Int32? {
+        var p = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
+        guard poll(&p, 1, Int32(seconds * 1000)) == 1 else { return nil }
+        let c = Glibc.accept(fd, nil, nil)
+        return c >= 0 ? c : nil
+    }
 }
