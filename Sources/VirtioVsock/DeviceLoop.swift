@@ -22,8 +22,14 @@ final class DeviceLoop {
     var logger: Logger
     let onConnection: @Sendable (VsockGuestConnection) -> Void
     let listenFD: Int32
+    let forwardListenFD: Int32
     let wakeFD: Int32
     let shared: DeviceSharedState
+    /// Host processes connected to the forward socket, and the bytes of
+    /// their `CONNECT P\n` line so far.
+    var connectClients: [Int32: [UInt8]] = [:]
+    /// The next local port for a host-initiated connection.
+    var nextHostPort: UInt32 = 49152
 
     var frontEnd: Int32 = -1
     let backend: VhostUserBackend
@@ -47,6 +53,7 @@ final class DeviceLoop {
         logger[metadataKey: "cid"] = "\(parts.configuration.guestCID)"
         onConnection = parts.onConnection
         listenFD = parts.listenFD
+        forwardListenFD = parts.forwardListenFD
         wakeFD = parts.wakeFD
         shared = parts.state
         backend = VhostUserBackend(guestCID: parts.configuration.guestCID)
@@ -55,7 +62,8 @@ final class DeviceLoop {
     // MARK: - The loop
 
     private enum Source {
-        case wake, listener, frontEnd
+        case wake, listener, frontEnd, forwardListener
+        case connectClient(Int32)
         case kick(Int)
         case stream(GuestStream.Key)
     }
@@ -77,6 +85,10 @@ final class DeviceLoop {
                 if v.queue != nil, v.kickFD >= 0 { watch(v.kickFD, POLLIN, .kick(i)) }
             }
             let rxActive = status.brokenReason == nil && backend.activeQueue(Self.rxQueue) != nil
+            if forwardListenFD >= 0 && rxActive && backend.activeQueue(Self.txQueue) != nil {
+                watch(forwardListenFD, POLLIN, .forwardListener)
+            }
+            for fd in connectClients.keys { watch(fd, POLLIN, .connectClient(fd)) }
             for (key, s) in streams {
                 var events: Int32 = 0
                 if rxActive && s.wantsToReadHost && !hostReadable.contains(key) { events |= POLLIN }
@@ -97,6 +109,10 @@ final class DeviceLoop {
                     _ = vsnfs_eventfd_drain(wakeFD)
                 case .listener:
                     acceptFrontEnd()
+                case .forwardListener:
+                    acceptConnectClient()
+                case .connectClient(let fd):
+                    readConnectLine(fd)
                 case .frontEnd:
                     if !serveFrontEndMessage() { disconnectFrontEnd() }
                 case .kick(let q):
@@ -119,6 +135,10 @@ final class DeviceLoop {
         if frontEnd >= 0 { disconnectFrontEnd() }
         close(listenFD)
         unlink(configuration.socketPath)
+        if forwardListenFD >= 0 {
+            close(forwardListenFD)
+            if let base = configuration.forwardBase { unlink(base) }
+        }
         publish()
         logger.info("vhost-user-vsock device stopped")
     }
@@ -169,6 +189,8 @@ final class DeviceLoop {
     /// guest's side of them is gone with its driver's reset.
     private func resetStreams() {
         for s in streams.values { s.closeSocket() }
+        for fd in connectClients.keys { close(fd) }
+        connectClients.removeAll()
         streams.removeAll()
         control.removeAll()
         creditUpdateQueued.removeAll()
@@ -482,12 +504,22 @@ final class DeviceLoop {
             return
         }
         s.credit.peerAdvertised(bufAlloc: header.bufAlloc, fwdCount: header.fwdCount)
+        if s.connecting && op != .response {
+            reset(s, reason: "\(op) before the RESPONSE to the device's REQUEST")
+            return
+        }
         switch op {
         case .request, .reset:
             break
         case .response:
-            // The device never connects to the guest.
-            reset(s, reason: "unexpected RESPONSE")
+            guard s.connecting else {
+                reset(s, reason: "RESPONSE to a connection the device did not request")
+                return
+            }
+            s.connecting = false
+            let ok = Array("OK \(s.key.hostPort)\n".utf8)
+            let sent = ok.withUnsafeBytes { send(s.fd, $0.baseAddress!, ok.count, vsnfs_msg_nosignal()) }
+            if sent != ok.count { reset(s, reason: nil) }
         case .readWrite:
             guard s.guestShutdown & VsockHeader.shutdownSend == 0 else {
                 reset(s, reason: "data after the guest's SHUTDOWN(SEND)")
@@ -564,6 +596,64 @@ final class DeviceLoop {
             onConnection(VsockGuestConnection(fd: theirEnd, guestCID: configuration.guestCID, guestPort: header.srcPort,
                                               hostPort: header.dstPort))
         }
+    }
+
+    // MARK: - Host-initiated connections (forward socket)
+
+    private func acceptConnectClient() {
+        let fd = accept(forwardListenFD, nil, nil)
+        guard fd >= 0 else { return }
+        _ = fcntl(fd, F_SETFD, FD_CLOEXEC)
+        _ = fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK)
+        connectClients[fd] = []
+    }
+
+    /// Reads a host process's `CONNECT P\n`; anything else closes it.
+    private func readConnectLine(_ fd: Int32) {
+        var buffer = [UInt8](repeating: 0, count: 64)
+        let n = buffer.withUnsafeMutableBytes { recv(fd, $0.baseAddress!, 64, 0) }
+        if n < 0 && (errno == EAGAIN || errno == EINTR) { return }
+        var line = connectClients[fd] ?? []
+        if n > 0 { line += buffer[0..<n] }
+        func drop() {
+            connectClients[fd] = nil
+            close(fd)
+        }
+        guard n > 0 else { return drop() }
+        guard let newline = line.firstIndex(of: UInt8(ascii: "\n")) else {
+            if line.count >= 64 { drop() } else { connectClients[fd] = line }
+            return
+        }
+        connectClients[fd] = nil
+        let words = String(decoding: line[..<newline], as: UTF8.self).split(separator: " ")
+        guard words.count == 2, words[0] == "CONNECT", let port = UInt32(words[1]), port < UInt32.max else {
+            close(fd)
+            return
+        }
+        guard streams.count < configuration.maximumConnections, let hostPort = allocateHostPort(guestPort: port) else {
+            close(fd)
+            return
+        }
+        let key = GuestStream.Key(guestPort: port, hostPort: hostPort)
+        let s = GuestStream(key: key, fd: fd,
+                            credit: VsockCredit(ourBufferSize: configuration.bufferSize, peerBufferSize: 0, peerForwarded: 0))
+        s.connecting = true
+        // Bytes sent after the line go to the guest once it has accepted.
+        s.toGuest = Array(line[(newline + 1)...])
+        streams[key] = s
+        queueControl(for: s, op: .request)
+    }
+
+    private func allocateHostPort(guestPort: UInt32) -> UInt32? {
+        for _ in 0..<16384 {
+            let candidate = nextHostPort
+            nextHostPort = nextHostPort >= 65535 ? 49152 : nextHostPort + 1
+            if streams[GuestStream.Key(guestPort: guestPort, hostPort: candidate)] == nil
+                && !configuration.ports.contains(candidate) {
+                return candidate
+            }
+        }
+        return nil
     }
 
     private func queueCreditUpdate(_ s: GuestStream) {

@@ -1,3 +1,4 @@
+import CSupport
 import Glibc
 
 /// One guest stream connection to a host port, from the device's side: the
@@ -32,6 +33,9 @@ final class GuestStream {
     var shutdownSent: UInt32 = 0
     /// shutdown(SHUT_WR) done on our end after the guest's SEND shutdown.
     var hostWriteClosed = false
+    /// A host-initiated connection (CONNECT on the forward socket) waiting
+    /// for the guest's RESPONSE.
+    var connecting = false
 
     init(key: Key, fd: Int32, credit: VsockCredit) {
         self.key = key
@@ -45,7 +49,8 @@ final class GuestStream {
     /// Whether to read the socket: there is credit, nothing left over, and
     /// the host side has not ended.
     var wantsToReadHost: Bool {
-        !hostEOF && pendingToGuest == 0 && credit.sendWindow > 0 && guestShutdown & VsockHeader.shutdownReceive == 0
+        !connecting && !hostEOF && pendingToGuest == 0 && credit.sendWindow > 0
+            && guestShutdown & VsockHeader.shutdownReceive == 0
     }
 
     /// Writes what it can of `toHost` into the socket. Returns the bytes
@@ -54,7 +59,7 @@ final class GuestStream {
         var total = 0
         while pendingToHost > 0 {
             let n = toHost.withUnsafeBytes { raw in
-                send(fd, raw.baseAddress! + toHostStart, pendingToHost, Int32(MSG_NOSIGNAL))
+                send(fd, raw.baseAddress! + toHostStart, pendingToHost, vsnfs_msg_nosignal())
             }
             if n > 0 {
                 toHostStart += n

@@ -28,8 +28,10 @@ public struct VhostUserVsockConfiguration: Sendable {
     public var maximumConnections: Int
     /// Opt-in forwarding of every other port, as Firecracker's hybrid vsock
     /// does it: a guest connection to host port P goes to the Unix socket
-    /// `forwardBase_P` (reset if nothing listens there). nil: the guest
-    /// reaches nothing on the host but `ports`.
+    /// `forwardBase_P` (reset if nothing listens there), and a host process
+    /// that connects to `forwardBase` and sends `CONNECT P\n` reaches guest
+    /// port P (answered `OK hostport\n` once the guest accepts). nil: the
+    /// guest reaches nothing on the host but `ports`, and nothing reaches it.
     public var forwardBase: String?
 
     public init(socketPath: String, guestCID: UInt64, ports: Set<UInt32>, bufferSize: UInt32 = 256 * 1024,
@@ -72,16 +74,26 @@ public final class VhostUserVsockDevice: Sendable {
                 onConnection: @escaping @Sendable (VsockGuestConnection) -> Void) throws {
         self.configuration = configuration
         let listenFD = try Self.bindListener(path: configuration.socketPath)
+        var forwardFD: Int32 = -1
+        if let base = configuration.forwardBase {
+            do {
+                forwardFD = try Self.bindListener(path: base)
+            } catch {
+                close(listenFD)
+                throw error
+            }
+        }
         let wake = vsnfs_eventfd()
         guard wake >= 0 else {
             close(listenFD)
+            if forwardFD >= 0 { close(forwardFD) }
             throw VirtioVsockError.system(call: "eventfd", errno: -wake)
         }
         wakeFD = wake
         let state = DeviceSharedState()
         self.state = state
         let loopParts = LoopParts(configuration: configuration, logger: logger, onConnection: onConnection,
-                                  listenFD: listenFD, wakeFD: wake, state: state)
+                                  listenFD: listenFD, forwardListenFD: forwardFD, wakeFD: wake, state: state)
         do {
             let thread = try startThread {
                 DeviceLoop(parts: loopParts).run()
@@ -89,6 +101,7 @@ public final class VhostUserVsockDevice: Sendable {
             state.mutex.withLock { $0.thread = thread }
         } catch {
             close(listenFD)
+            if forwardFD >= 0 { close(forwardFD) }
             close(wake)
             throw error
         }
@@ -149,6 +162,8 @@ struct LoopParts: Sendable {
     let logger: Logger
     let onConnection: @Sendable (VsockGuestConnection) -> Void
     let listenFD: Int32
+    /// The forward socket BASE (host processes send `CONNECT P\n`), or -1.
+    let forwardListenFD: Int32
     let wakeFD: Int32
     let state: DeviceSharedState
 }

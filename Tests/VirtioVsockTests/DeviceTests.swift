@@ -197,6 +197,57 @@ func littleEndian64(_ bytes: [UInt8]) -> UInt64 {
         #expect(guest.receive()?.header.knownOp == .reset)
     }
 
+    @Test func hostConnectOnTheForwardSocketReachesAGuestPort() throws {
+        let base = temporarySocketPath("fwd")
+        let d = try DeviceUnderTest(cid: 3, forwardBase: base)
+        let guest = try GuestVsock(path: d.path, cid: 3)
+        try guest.start()
+        #expect(eventually { d.device.status.frontEndConnected })
+        let host = unixConnectNonBlocking(path: base)
+        #expect(host >= 0)
+        defer { close(host) }
+        _ = fcntl(host, F_SETFL, fcntl(host, F_GETFL) & ~O_NONBLOCK)
+        let line = Array("CONNECT 1234\nearly".utf8)
+        #expect(write(host, line, line.count) == line.count)
+        let request = try #require(guest.receive()).header
+        #expect(request.knownOp == .request)
+        #expect(request.srcCID == 2 && request.dstCID == 3 && request.dstPort == 1234)
+        #expect(request.bufAlloc == 256 * 1024)
+        // The guest accepts: the host process hears OK and its port, then data flows.
+        guest.send(VsockHeader(srcCID: 3, dstCID: 2, srcPort: 1234, dstPort: request.srcPort, op: .response,
+                               bufAlloc: 65536, fwdCount: 0))
+        let ok = Array("OK \(request.srcPort)\n".utf8)
+        #expect(readSocket(host, count: ok.count) == ok)
+        #expect(guest.receive()?.payload == Array("early".utf8))
+        guest.send(VsockHeader(srcCID: 3, dstCID: 2, srcPort: 1234, dstPort: request.srcPort, op: .readWrite,
+                               bufAlloc: 65536, fwdCount: 5), payload: Array("hi".utf8))
+        #expect(readSocket(host, count: 2) == Array("hi".utf8))
+
+        // A guest that refuses: the host process sees end of file, no OK.
+        let refused = unixConnectNonBlocking(path: base)
+        defer { close(refused) }
+        _ = fcntl(refused, F_SETFL, fcntl(refused, F_GETFL) & ~O_NONBLOCK)
+        let line2 = Array("CONNECT 99\n".utf8)
+        #expect(write(refused, line2, line2.count) == line2.count)
+        let request2 = try #require(guest.receive()).header
+        #expect(request2.knownOp == .request && request2.dstPort == 99)
+        guest.send(VsockHeader(srcCID: 3, dstCID: 2, srcPort: 99, dstPort: request2.srcPort, op: .reset))
+        #expect(readSocket(refused, count: 1).isEmpty)
+
+        // Anything but CONNECT is closed at once.
+        let junk = unixConnectNonBlocking(path: base)
+        defer { close(junk) }
+        _ = fcntl(junk, F_SETFL, fcntl(junk, F_GETFL) & ~O_NONBLOCK)
+        #expect(write(junk, Array("HELLO\n".utf8), 6) == 6)
+        #expect(readSocket(junk, count: 1).isEmpty)
+    }
+
+    @Test func withoutForwardingNoForwardSocketExists() throws {
+        let d = try DeviceUnderTest()
+        _ = d
+        #expect(unixConnectNonBlocking(path: d.path + "_22") < 0)
+    }
+
     @Test func aForeignSourceCIDIsDroppedNotAnswered() throws {
         let d = try DeviceUnderTest(cid: 3)
         let guest = try GuestVsock(path: d.path, cid: 3)

@@ -7,6 +7,10 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
+#include <sys/socket.h>
+
+/// MSG_NOSIGNAL (Glibc's Swift overlay does not always surface it).
+static inline int vsnfs_msg_nosignal(void) { return MSG_NOSIGNAL; }
 
 /// recvmsg(2) of up to `len` bytes, collecting at most `max_fds` descriptors
 /// passed with SCM_RIGHTS (received close-on-exec) into `fds`, their count into
