@@ -84,6 +84,7 @@ final class GuestStream {
     /// Reads at most `limit` bytes from the socket into `toGuest`.
     /// Returns the bytes read, 0 at end of file, nil if none are ready, or -errno.
     func readFromHost(limit: Int) -> Int? {
+        guard limit > 0 else { return nil }
         toGuestStart = 0
         var result: Int?
         // One allocation, read into directly (no staging copy).

@@ -5,7 +5,10 @@
  *   - 20000 NULL calls in batches (about 880 KB each way's worth of calls,
  *     several times the device's buf_alloc, so credit updates must flow);
  *   - a connection to a port vsnfs does not serve is refused (reset);
- *   - connect and close at once, then connect again.
+ *   - connect and close at once, then connect again;
+ *   - with argument "forward": a connection to host port 7000 reaches the
+ *     host's Unix socket BASE_7000 (answers "pong"), and a host process's
+ *     CONNECT 5000 on BASE reaches this guest's listener on port 5000.
  * Prints PROBE-OK on success, PROBE-FAIL <why> otherwise.
  * Built static with the host's gcc (no Swift in the guest). */
 #include <arpa/inet.h>
@@ -99,7 +102,47 @@ static void expect_reply(int fd, uint32_t xid) {
     }
 }
 
-int main(void) {
+/* Reads one line (up to n-1 bytes) into buf. */
+static void read_line(int fd, char *buf, size_t n) {
+    size_t got = 0;
+    while (got + 1 < n) {
+        ssize_t r = read(fd, buf + got, 1);
+        if (r <= 0) fail("read line");
+        if (buf[got++] == '\n') break;
+    }
+    buf[got] = 0;
+}
+
+static void forwarding(void) {
+    int fd = vconnect(2, 7000);
+    if (fd < 0) { errno = -fd; fail("connect to forwarded port 7000"); }
+    write_all(fd, (const uint8_t *)"ping\n", 5);
+    char line[64];
+    read_line(fd, line, sizeof line);
+    if (strcmp(line, "pong\n") != 0) { errno = 0; fail("forwarded port answered something else"); }
+    close(fd);
+    printf("probe: guest to host port 7000 forwarded to BASE_7000\n");
+
+    int l = socket(AF_VSOCK, SOCK_STREAM, 0);
+    struct sockaddr_vm a;
+    memset(&a, 0, sizeof a);
+    a.svm_family = AF_VSOCK;
+    a.svm_cid = VMADDR_CID_ANY;
+    a.svm_port = 5000;
+    if (l < 0 || bind(l, (struct sockaddr *)&a, sizeof a) < 0 || listen(l, 4) < 0) fail("listen on vsock 5000");
+    printf("probe: listening on vsock port 5000\n");
+    struct timeval tv = { .tv_sec = 30, .tv_usec = 0 };
+    setsockopt(l, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    int c = accept(l, NULL, NULL);
+    if (c < 0) fail("no host connection on port 5000");
+    read_line(c, line, sizeof line);
+    write_all(c, (const uint8_t *)line, strlen(line));
+    close(c);
+    close(l);
+    printf("probe: host CONNECT 5000 reached the guest and was echoed\n");
+}
+
+int main(int argc, char **argv) {
     setvbuf(stdout, NULL, _IOLBF, 0);
     int dev = open("/dev/vsock", O_RDONLY);
     unsigned cid = 0;
@@ -139,6 +182,7 @@ int main(void) {
     write_all(fd, call, sizeof call);
     expect_reply(fd, 7);
     close(fd);
+    if (argc > 1 && strcmp(argv[1], "forward") == 0) forwarding();
     printf("PROBE-OK\n");
     return 0;
 }
