@@ -5,10 +5,14 @@
 # loopback relay (relay.c), reads a file the host wrote, writes one the host
 # then checks, and makes a tree of 200 files. A second guest, CID 5 on a
 # second vhost-user listener of the same vsnfs, is refused by the exports file.
-#   tests/vhost-user/qemu-nfs.sh [VSNFS_BINARY]
+#   tests/vhost-user/qemu-nfs.sh [VSNFS_BINARY [VSNFS_MOUNT_BINARY]]
+# With VSNFS_MOUNT_BINARY (e.g. .build/debug/vsnfs-mount; its shared
+# libraries are copied in), the guest mounts with `mount -t vsnfs -o vers=3
+# 2:/...` through the product's relay instead of relay.c.
 set -eu
 top=$(cd "$(dirname "$0")/../.." && pwd)
 vsnfs=${1:-$top/.build/debug/vsnfs}
+mount_bin=${2:-}
 work=$top/.e2e/vhost-user-nfs
 cache=$top/vm-images/cache
 mkdir -p "$work"
@@ -17,7 +21,7 @@ kpkg=$(cat "$cache/kernel-package")
 
 gcc -O2 -static -Wall -o "$work/vhost-user-relay" "$top/tests/vhost-user/relay.c"
 sh "$top/vm-images/scripts/build-initramfs.sh" "$work/initramfs.cpio.gz" "$cache" "$top/tests/vhost-user/init-nfs" \
-    "virtio_pci vsock vmw_vsock_virtio_transport_common vmw_vsock_virtio_transport nfs nfsv3" "$work/vhost-user-relay" ""
+    "virtio_pci vsock vmw_vsock_virtio_transport_common vmw_vsock_virtio_transport nfs nfsv3" "$work/vhost-user-relay $mount_bin" ""
 
 sock=$work/vm.sock
 rm -rf "$work/share" "$work/state" "$sock"
