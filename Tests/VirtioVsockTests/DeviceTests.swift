@@ -439,6 +439,31 @@ func littleEndian64(_ bytes: [UInt8]) -> UInt64 {
         #expect(eventually { guest.rx.usedIndex == UInt16(packets) })
     }
 
+    @Test func aGuestThatStopsReadingPushesBackOnTheHostInsteadOfGrowingMemory() throws {
+        let d = try DeviceUnderTest()
+        let guest = try GuestVsock(path: d.path, cid: 3)
+        try guest.start(rxBuffers: 2)
+        // The guest offers plenty of credit but posts no more receive buffers.
+        guest.send(guest.packet(op: .request, bufAlloc: 64 * 1024 * 1024))
+        #expect(eventually { d.accepted.all.count == 1 })
+        let conn = d.accepted.all[0]
+        defer { close(conn.fd) }
+        let chunk = [UInt8](repeating: 1, count: 65536)
+        var accepted = 0
+        _ = eventually(3) {
+            let n = send(conn.fd, chunk, chunk.count, Int32(MSG_DONTWAIT))
+            if n > 0 { accepted += n }
+            return n < 0 && errno == EAGAIN && accepted > 0
+        }
+        // One buffer went to the RESPONSE, one to data; then at most one read
+        // (64 KiB) waits in the device and the rest stays in the socket pair,
+        // whose buffers the kernel bounds: the writer is pushed back.
+        #expect(accepted > 0)
+        #expect(accepted < 4 * 1024 * 1024)
+        usleep(200_000)
+        #expect(send(conn.fd, chunk, chunk.count, Int32(MSG_DONTWAIT)) < 0)
+    }
+
     @Test func badDescriptorBreaksTheDeviceUntilTheFrontEndComesBack() throws {
         let d = try DeviceUnderTest()
         do {
