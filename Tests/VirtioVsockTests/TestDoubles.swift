@@ -158,6 +158,11 @@ final class DriverQueue {
 
 /// Waits up to `seconds` for `condition`.
 func eventually(_ seconds: Double = 5, _ condition: () -> Bool) -> Bool {
+    // A short spin first: the device usually answers within microseconds.
+    for _ in 0..<200 {
+        if condition() { return true }
+        sched_yield()
+    }
     var waited = 0.0
     while waited < seconds {
         if condition() { return true }
