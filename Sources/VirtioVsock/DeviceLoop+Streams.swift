@@ -41,6 +41,8 @@ extension DeviceLoop {
                 let flags = VsockHeader.shutdownSend | (both ? VsockHeader.shutdownReceive : 0)
                 s.shutdownSent |= flags
                 queueControl(for: s, op: .shutdown, flags: flags)
+                // Closed entirely: the guest's RST should follow; do not wait forever.
+                if both { s.deadline = Self.deadline(after: configuration.closeTimeout) }
             case let n? where n < 0:
                 reset(s, reason: nil)
             default:
@@ -193,6 +195,7 @@ extension DeviceLoop {
                 return
             }
             s.connecting = false
+            s.deadline = nil
             let ok = Array("OK \(s.key.hostPort)\n".utf8)
             let sent = ok.withUnsafeBytes { send(s.fd, $0.baseAddress!, ok.count, vsnfs_msg_nosignal()) }
             if sent != ok.count { reset(s, reason: nil) }
@@ -314,6 +317,7 @@ extension DeviceLoop {
         let s = GuestStream(key: key, fd: fd,
                             credit: VsockCredit(ourBufferSize: configuration.bufferSize, peerBufferSize: 0, peerForwarded: 0))
         s.connecting = true
+        s.deadline = Self.deadline(after: configuration.connectTimeout)
         // Bytes sent after the line go to the guest once it has accepted.
         s.toGuest = Array(line[(newline + 1)...])
         streams[key] = s

@@ -97,7 +97,7 @@ final class DeviceLoop {
             }
             // Work left over from the last turn (a full tx batch) must not
             // wait for an event that may never come.
-            let n = poll(&fds, nfds_t(fds.count), moreWork ? 0 : -1)
+            let n = poll(&fds, nfds_t(fds.count), moreWork ? 0 : pollTimeout())
             if n < 0 {
                 if errno == EINTR { continue }
                 logger.error("poll failed: \(String(cString: strerror(errno)))")
@@ -125,6 +125,7 @@ final class DeviceLoop {
                     }
                 }
             }
+            expireDeadlines()
             serviceQueues()
             publish()
         }
@@ -326,5 +327,35 @@ final class DeviceLoop {
     private func notify(_ index: Int, _ queue: SplitVirtqueue) {
         let fd = backend.vrings[index].callFD
         if fd >= 0 && queue.driverWantsInterrupt() { _ = vsnfs_eventfd_signal(fd) }
+    }
+
+    // MARK: - Deadlines
+
+    static func monotonicNanoseconds() -> UInt64 {
+        var t = timespec()
+        clock_gettime(CLOCK_MONOTONIC, &t)
+        return UInt64(t.tv_sec) * 1_000_000_000 + UInt64(t.tv_nsec)
+    }
+
+    static func deadline(after seconds: Double) -> UInt64 {
+        monotonicNanoseconds() + UInt64(max(0, seconds) * 1e9)
+    }
+
+    /// Milliseconds until the nearest stream deadline, or -1 (none).
+    private func pollTimeout() -> Int32 {
+        guard let nearest = streams.values.compactMap(\.deadline).min() else { return -1 }
+        let now = Self.monotonicNanoseconds()
+        guard nearest > now else { return 0 }
+        return Int32(min((nearest - now + 999_999) / 1_000_000, 60_000))
+    }
+
+    /// Resets streams whose guest did not answer in time.
+    private func expireDeadlines() {
+        let now = Self.monotonicNanoseconds()
+        for s in streams.values {
+            guard let d = s.deadline, d <= now else { continue }
+            logger.debug("guest port \(s.key.guestPort) to \(s.key.hostPort): no answer from the guest in time; reset")
+            reset(s, reason: nil)
+        }
     }
 }

@@ -36,6 +36,9 @@ final class GuestStream {
     /// A host-initiated connection (CONNECT on the forward socket) waiting
     /// for the guest's RESPONSE.
     var connecting = false
+    /// When the device gives up on the guest (no RESPONSE to our REQUEST, or
+    /// no RST after our final SHUTDOWN), in monotonic nanoseconds.
+    var deadline: UInt64?
 
     init(key: Key, fd: Int32, credit: VsockCredit) {
         self.key = key

@@ -33,15 +33,23 @@ public struct VhostUserVsockConfiguration: Sendable {
     /// port P (answered `OK hostport\n` once the guest accepts). nil: the
     /// guest reaches nothing on the host but `ports`, and nothing reaches it.
     public var forwardBase: String?
+    /// How long a host-initiated connection waits for the guest's RESPONSE.
+    public var connectTimeout: Double
+    /// How long, after the host side closed and we sent SHUTDOWN, the guest
+    /// has to answer with its RST before the device resets the connection.
+    public var closeTimeout: Double
 
     public init(socketPath: String, guestCID: UInt64, ports: Set<UInt32>, bufferSize: UInt32 = 256 * 1024,
-                maximumConnections: Int = 256, forwardBase: String? = nil) {
+                maximumConnections: Int = 256, forwardBase: String? = nil, connectTimeout: Double = 10,
+                closeTimeout: Double = 10) {
         self.socketPath = socketPath
         self.guestCID = guestCID
         self.ports = ports
         self.bufferSize = bufferSize
         self.maximumConnections = maximumConnections
         self.forwardBase = forwardBase
+        self.connectTimeout = connectTimeout
+        self.closeTimeout = closeTimeout
     }
 }
 

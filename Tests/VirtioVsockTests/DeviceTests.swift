@@ -242,6 +242,31 @@ func littleEndian64(_ bytes: [UInt8]) -> UInt64 {
         #expect(readSocket(junk, count: 1).isEmpty)
     }
 
+    @Test func aGuestThatNeverAnswersCannotHoldConnectionsOpen() throws {
+        let base = temporarySocketPath("fwd")
+        let d = try DeviceUnderTest(cid: 3, forwardBase: base, timeouts: 0.3)
+        let guest = try GuestVsock(path: d.path, cid: 3)
+        try guest.start()
+        #expect(eventually { d.device.status.frontEndConnected })
+        // A host CONNECT the guest never answers: reset after the timeout.
+        let host = unixConnectNonBlocking(path: base)
+        defer { close(host) }
+        _ = fcntl(host, F_SETFL, fcntl(host, F_GETFL) & ~O_NONBLOCK)
+        #expect(write(host, Array("CONNECT 80\n".utf8), 11) == 11)
+        #expect(guest.receive()?.header.knownOp == .request)
+        #expect(readSocket(host, count: 1, within: 3).isEmpty)
+        #expect(guest.receive()?.header.knownOp == .reset)
+        // The host side closes; the guest never sends the RST its close owes.
+        guest.send(guest.packet(op: .request))
+        #expect(guest.receive()?.header.knownOp == .response)
+        #expect(eventually { d.accepted.all.count == 1 })
+        close(d.accepted.all[0].fd)
+        let shutdown = try #require(guest.receive())
+        #expect(shutdown.header.knownOp == .shutdown && shutdown.header.flags == 3)
+        #expect(guest.receive()?.header.knownOp == .reset)
+        #expect(eventually { d.device.status.connections == 0 })
+    }
+
     @Test func withoutForwardingNoForwardSocketExists() throws {
         let d = try DeviceUnderTest()
         _ = d

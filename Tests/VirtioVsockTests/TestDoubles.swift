@@ -405,12 +405,13 @@ final class DeviceUnderTest {
     let accepted = AcceptedConnections()
 
     init(cid: UInt64 = 3, ports: Set<UInt32> = [2049], bufferSize: UInt32 = 256 * 1024, forwardBase: String? = nil,
-         name: String = #function) throws {
+         timeouts: Double = 10, name: String = #function) throws {
         path = temporarySocketPath(String(name.prefix(20).filter { $0.isLetter }))
         let sink = accepted
         device = try VhostUserVsockDevice(
             configuration: VhostUserVsockConfiguration(socketPath: path, guestCID: cid, ports: ports, bufferSize: bufferSize,
-                                                       forwardBase: forwardBase),
+                                                       forwardBase: forwardBase, connectTimeout: timeouts,
+                                                       closeTimeout: timeouts),
             logger: .init(label: "test"), onConnection: { sink.add($0) })
     }
 
