@@ -155,7 +155,11 @@ public final class VhostUserVsockDevice: Sendable {
                 bind(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size))
             }
         }
-        guard rc == 0, listen(fd, 4) == 0 else {
+        // Whoever connects is taken for this VM's front-end (or, on the forward
+        // socket, for a host process allowed to reach the guest): owner only,
+        // set before listen(2) so nobody can connect in between. A QEMU
+        // running as another user needs the file's group or mode changed.
+        guard rc == 0, chmod(path, 0o600) == 0, listen(fd, 4) == 0 else {
             let e = errno
             close(fd)
             throw VirtioVsockError.system(call: "bind \(path)", errno: e)

@@ -538,6 +538,16 @@ func littleEndian64(_ bytes: [UInt8]) -> UInt64 {
         close(d.accepted.all[1].fd)
     }
 
+    @Test func theSocketIsTheOwnersOnly() throws {
+        let base = temporarySocketPath("fwd")
+        let d = try DeviceUnderTest(forwardBase: base)
+        for path in [d.path, base] {
+            var st = stat()
+            #expect(stat(path, &st) == 0)
+            #expect(st.st_mode & 0o777 == 0o600)
+        }
+    }
+
     @Test func aSecondFrontEndIsRefusedWhileOneIsConnected() throws {
         let d = try DeviceUnderTest()
         let first = try FrontEnd(path: d.path)
