@@ -49,10 +49,13 @@ qemu() { # CONSOLE EXTRA-ARGS... (run it with &: it becomes QEMU, so $! is QEMU'
         -kernel "$cache/$kpkg"/boot/vmlinuz-* -initrd "$work/initramfs.cpio.gz" "$@" > "$console" 2>&1
 }
 # First QEMU: boot, probe, reboot, probe again, then stopped here.
+: > "$work/console.log"
 qemu "$work/console.log" -append "console=ttyS0 quiet panic=-1 vsnfs.reboot=1 vsnfs.forward=1" &
 vm=$!
 i=0
-while [ "$(grep -ac PROBE-EXIT "$work/console.log")" -lt 2 ] && [ $i -lt 300 ]; do sleep 1; i=$((i + 1)); done
+# (grep -c exits 1 when it counts none, which set -e would take for a failure)
+exits() { n=$(grep -ac PROBE-EXIT "$work/console.log" 2>/dev/null || true); echo "${n:-0}"; }
+while [ "$(exits)" -lt 2 ] && kill -0 $vm 2>/dev/null && [ $i -lt 300 ]; do sleep 1; i=$((i + 1)); done
 kill $vm 2>/dev/null || true
 wait $vm 2>/dev/null || true
 # Second QEMU on the same socket: vsnfs was not restarted.
