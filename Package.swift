@@ -36,8 +36,8 @@ let package = Package(
         .target(name: "XDR", dependencies: [nioCore]),
         // Layer 2: ONC RPC v2 (RFC 5531): record marking, messages, auth, dispatch, backchannel calls.
         .target(name: "ONCRPC", dependencies: ["XDR", "Transport", log, nioCore]),
-        // Layer 3: listeners (vsock, TCP, Unix) and kernel-derived peer identities.
-        .target(name: "Transport", dependencies: ["CSupport", nioCore, nioPosix]),
+        // Layer 3: listeners (vsock, TCP, Unix, vhost-user-vsock) and kernel- or device-derived peer identities.
+        .target(name: "Transport", dependencies: ["CSupport", "VirtioVsock", log, nioCore, nioPosix]),
         // Layer 4: exports file grammar and the (transport, peer) -> access table.
         .target(name: "Exports", dependencies: ["Transport"]),
         // Layer 5: file handles and host filesystem calls, off the event loops.
@@ -48,6 +48,10 @@ let package = Package(
         // Layer 7: server assembly (config, lifecycle, reload).
         .target(name: "Server", dependencies: ["NFSProtocols", "Transport", "Exports", "HostFS", "ONCRPC", "XDR",
                                                "CSupport", log, nioCore, nioPosix]),
+        // Layer 3, beside Transport: the vhost-user-vsock device (vhost-user back-end,
+        // split virtqueues, virtio-vsock streams) that hands each guest connection on
+        // as a socket. No NIO, no RPC.
+        .target(name: "VirtioVsock", dependencies: ["CSupport", log]),
         // C shims for syscalls Swift's Glibc module does not expose cleanly.
         .target(name: "CSupport"),
         .executableTarget(name: "vsnfs", dependencies: ["Server", "Exports", "Transport", "ONCRPC", log, argumentParser]),
@@ -55,6 +59,7 @@ let package = Package(
         .testTarget(name: "XDRTests", dependencies: ["XDR", nioCore]),
         .testTarget(name: "ONCRPCTests", dependencies: ["ONCRPC", "XDR", "Transport", log, nioCore,
                                                         .product(name: "NIOEmbedded", package: "swift-nio")]),
+        .testTarget(name: "VirtioVsockTests", dependencies: ["VirtioVsock", "CSupport"]),
         .testTarget(name: "ExportsTests", dependencies: ["Exports", "Transport"]),
         .testTarget(name: "HostFSTests", dependencies: ["HostFS", "CSupport", nioCore]),
         // Drives the vsnfs executable (which `swift test` builds with the package) and the layers beneath.

@@ -27,6 +27,7 @@ public final class RPCServer: Sendable {
     private let group: EventLoopGroup
     private let logger: Logger
     private let channels = Mutex<[(ListenSpec, Channel)]>([])
+    private let devices = Mutex<[VhostUserListener]>([])
 
     /// Connections held at once, across every listener.
     public let connectionBudget: ConnectionBudget
@@ -45,8 +46,18 @@ public final class RPCServer: Sendable {
     /// Binds every listener, or none: if one fails, those already bound are closed.
     public func start() async throws {
         var bound: [(ListenSpec, Channel)] = []
+        var devices: [VhostUserListener] = []
         do {
             for spec in self.configuration.listen {
+                if case .vhostUser = spec {
+                    devices.append(try VhostUserListener(spec, group: self.group, logger: self.logger) {
+                        [dispatcher, configuration, logger] channel, peer in
+                        Self.configureConnection(channel: channel, peer: peer, dispatcher: dispatcher,
+                                                 configuration: configuration, logger: logger)
+                    })
+                    self.logger.info("listening on \(spec)")
+                    continue
+                }
                 let channel = try await Listener.bind(spec, group: self.group, budget: self.connectionBudget) { [dispatcher, configuration, logger] channel, peer in
                     Self.configureConnection(channel: channel, peer: peer, dispatcher: dispatcher,
                                              configuration: configuration, logger: logger)
@@ -56,11 +67,13 @@ public final class RPCServer: Sendable {
             }
         } catch {
             for (_, channel) in bound { try? await channel.close() }
+            for device in devices { device.close() }
             throw error
         }
         self.channels.withLock { $0 = bound }
         let budget = self.connectionBudget
         self.logger.info("accepting up to \(budget.limit) connections at once (file descriptor limit \(budget.descriptorLimit), \(budget.keptForFiles) kept for open files)")
+        self.devices.withLock { $0 = devices }
     }
 
     /// The bound listeners, with the real port when port 0 was asked for.
@@ -68,13 +81,15 @@ public final class RPCServer: Sendable {
         self.channels.withLock { $0.map { spec, channel in
             if case .tcp(let host, _) = spec, let port = channel.localAddress?.port { return .tcp(host: host, port: port) }
             return spec
-        } }
+        } } + self.devices.withLock { $0.map(\.spec) }
     }
 
     /// Closes the listeners. Established connections close with the event loop group.
     public func stop() async {
         let channels = self.channels.withLock { c -> [(ListenSpec, Channel)] in defer { c = [] }; return c }
         for (_, channel) in channels { try? await channel.close() }
+        let devices = self.devices.withLock { d -> [VhostUserListener] in defer { d = [] }; return d }
+        for device in devices { device.close() }
     }
 
     static func configureConnection(channel: Channel, peer: PeerIdentity, dispatcher: RPCDispatcher,

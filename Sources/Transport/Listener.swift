@@ -60,6 +60,9 @@ public enum Listener {
             }
         let bound: EventLoopFuture<Channel>
         switch spec {
+        case .vhostUser:
+            // A device, not a socket NIO accepts on: VhostUserListener serves it.
+            return group.next().makeFailedFuture(ListenerError.bindFailed(spec, ChannelError.operationUnsupported))
         case .vsock(let cid, let port):
             let address = VsockAddress(cid: cid.map { .init(rawValue: $0) } ?? .any, port: .init(rawValue: port))
             bound = bootstrap.bind(to: address)
@@ -106,6 +109,10 @@ public enum Listener {
             }
         case .tcp:
             return channel.eventLoop.makeCompletedFuture { try inetIdentity(channel.remoteAddress) }
+        case .vhostUser(_, let cid, _, _):
+            // The CID this device was configured with; the guest's port is
+            // known only to the device (VhostUserListener passes it on).
+            return channel.eventLoop.makeSucceededFuture(.vsock(cid: cid, port: 0))
         case .unix:
             let cred: EventLoopFuture<vsnfs_ucred> = options.unsafeGetSocketOption(
                 level: SocketOptionLevel(SOL_SOCKET), name: SocketOptionName(SO_PEERCRED))

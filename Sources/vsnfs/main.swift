@@ -46,7 +46,7 @@ struct Serve: AsyncParsableCommand {
     @Option(name: .long, help: "Exports file (exports(5) grammar with vsock:CID client specs).")
     var exports: String?
 
-    @Option(name: .long, help: "Listen spec: vsock:PORT, vsock:CID:PORT, tcp:HOST:PORT, unix:PATH, or hybrid:UDS_PATH:PORT:cid=N for a Firecracker or Cloud Hypervisor guest (serves UDS_PATH_PORT as guest CID N). Repeatable; default vsock:2049.")
+    @Option(name: .long, help: "Listen spec: vsock:PORT, vsock:CID:PORT, tcp:HOST:PORT, unix:PATH, hybrid:UDS_PATH:PORT:cid=N for a Firecracker or Cloud Hypervisor guest (serves UDS_PATH_PORT as guest CID N), or vhost-user:PATH:cid=N[:port=P] to be a QEMU guest's vhost-user-vsock device (the guest gets CID N). Repeatable; default vsock:2049.")
     var listen: [String] = []
 
     @Option(name: .long, help: "Directory for persistent state (handle key and index). Default: /var/lib/vsnfs as root, else $XDG_STATE_HOME/vsnfs or ~/.local/state/vsnfs.")

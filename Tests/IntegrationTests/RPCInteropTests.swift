@@ -248,10 +248,30 @@ import XDR
         #expect(try ListenSpec(parsing: "tcp:127.0.0.1:2049") == .tcp(host: "127.0.0.1", port: 2049))
         #expect(try ListenSpec(parsing: "tcp:[::1]:2049") == .tcp(host: "::1", port: 2049))
         #expect(try ListenSpec(parsing: "unix:/run/vsnfs.sock") == .unix(path: "/run/vsnfs.sock"))
+        #expect(try ListenSpec(parsing: "vhost-user:/run/vm1.sock:cid=3") == .vhostUser(path: "/run/vm1.sock", cid: 3, port: 2049))
+        #expect(try ListenSpec(parsing: "vhost-user:/run/vm1.sock:cid=42:port=2050")
+                    == .vhostUser(path: "/run/vm1.sock", cid: 42, port: 2050))
+        #expect(try ListenSpec(parsing: "vhost-user:/run/vm1.sock:port=2050:cid=42")
+                    == .vhostUser(path: "/run/vm1.sock", cid: 42, port: 2050))
+        // A path with a colon in it keeps it; only trailing key=value fields are options.
+        #expect(try ListenSpec(parsing: "vhost-user:/tmp/a:b.sock:cid=5") == .vhostUser(path: "/tmp/a:b.sock", cid: 5, port: 2049))
+        #expect(try ListenSpec(parsing: "vhost-user:/run/vm1.sock:cid=3:forward=/run/vm1.vsock")
+                    == .vhostUser(path: "/run/vm1.sock", cid: 3, port: 2049, forward: "/run/vm1.vsock"))
+    }
+
+    @Test func vhostUserSpecsPrintAsTheyParse() throws {
+        for text in ["vhost-user:/run/vm1.sock:cid=3", "vhost-user:/run/vm1.sock:cid=3:port=2050",
+                     "vhost-user:/run/vm1.sock:cid=3:forward=/run/vm1.vsock"] {
+            #expect(try ListenSpec(parsing: text).description == text)
+        }
     }
 
     @Test func rejectsNonsenseWithAReason() {
-        for bad in ["2049", "vsock:", "vsock:x", "vsock:1:2:3", "tcp:127.0.0.1", "tcp::2049", "tcp:host:99999", "udp:1:2", "unix:"] {
+        for bad in ["2049", "vsock:", "vsock:x", "vsock:1:2:3", "tcp:127.0.0.1", "tcp::2049", "tcp:host:99999", "udp:1:2", "unix:",
+                    "vhost-user:/run/vm.sock", "vhost-user:cid=3", "vhost-user:/run/vm.sock:cid=2",
+                    "vhost-user:/run/vm.sock:cid=4294967295", "vhost-user:/run/vm.sock:cid=3:port=0",
+                    "vhost-user:/run/vm.sock:cid=3:mtu=9000", "vhost-user:/run/vm.sock:cid=x",
+                    "vhost-user:/run/vm.sock:cid=3:forward="] {
             #expect(throws: ListenSpec.ParseError.self, "\(bad)") { try ListenSpec(parsing: bad) }
         }
     }

@@ -5,4 +5,5 @@
 #include "signal_shims.h"
 #include "mount_shims.h"
 #include "hostfs_shims.h"
+#include "vhost_shims.h"
 #endif
