@@ -41,7 +41,8 @@ let package = Package(
         // Layer 4: exports file grammar and the (transport, peer) -> access table.
         .target(name: "Exports", dependencies: ["Transport"]),
         // Layer 5: file handles and host filesystem calls, off the event loops.
-        .target(name: "HostFS", dependencies: ["Exports", "CSupport", log, nioCore]),
+        .target(name: "HostFS", dependencies: ["Exports", "CSupport", log, nioCore,
+                                               .product(name: "NIOConcurrencyHelpers", package: "swift-nio")]),
         // Layer 6: MOUNT v3, NFSv3, NFS_LOCALIO (declined).
         .target(name: "NFSProtocols", dependencies: ["XDR", "ONCRPC", "Transport", "Exports", "HostFS", log,
                                                      nioCore, nioPosix]),

@@ -137,7 +137,7 @@ public final class HostFileSystem: Sendable {
     let logger: Logger
     /// The one list of exports: the auth table and the opened roots it names, replaced
     /// together by `setExports` so that no reader sees one without the other.
-    private let served: Mutex<ServedExports>
+    private let served: ReadMostly<ServedExports>
     private let memoryBackedExports = Atomic<Bool>(false)
     /// When `descriptorsExhausted` last logged (CLOCK_MONOTONIC ns; 0: never).
     private let lastDescriptorWarning = Atomic<UInt64>(0)
@@ -163,7 +163,7 @@ public final class HostFileSystem: Sendable {
         getrlimit(Int32(RLIMIT_NOFILE.rawValue), &lim)
         let soft = lim.rlim_cur == rlim_t.max ? 65536 : Int(clamping: lim.rlim_cur)
         self.cache = OpenFileCache(limit: options.openFileLimit ?? min(8192, max(16, soft / 2)))
-        self.served = Mutex(ServedExports(table: AuthTable(exports: []), byID: [:]))
+        self.served = ReadMostly(ServedExports(table: AuthTable(exports: []), byID: [:]))
         try setExports(table)
         cache.startSweeper(interval: 1_000_000_000, idle: options.idleWriteCloseNanoseconds)
     }
@@ -182,7 +182,7 @@ public final class HostFileSystem: Sendable {
     /// nothing changes. One call at a time (the server reloads from its signal loop).
     public func setExports(_ table: AuthTable) throws {
         var next: [UInt32: Export] = [:]
-        let current = served.withLock { $0.byID }
+        let current = served.read { $0.byID }
         for (export, id) in zip(table.exports, table.ids) {
             let r = ExportRoot(id: id, hostPath: export.hostPath)
             guard next[r.id] == nil else { throw FSError.serverFault("export id \(r.id) used twice") }
@@ -193,13 +193,13 @@ public final class HostFileSystem: Sendable {
             }
         }
         let list = ServedExports(table: table, byID: next)
-        served.withLock { $0 = list }
+        served.replace(list)
         memoryBackedExports.store(next.values.contains { $0.isMemoryBacked }, ordering: .relaxed)
         if current.keys.contains(where: { next[$0] == nil }) { cache.forgetExports(keeping: Set(next.keys)) }
     }
 
     /// The current auth table; its `exportIndex(id:)` says whether a handle's export is still served.
-    public var exportTable: AuthTable { served.withLock { $0.table } }
+    public var exportTable: AuthTable { served.read { $0.table } }
 
     /// Whether any export is memory-backed (tmpfs), so that callers can skip asking
     /// for work that only those allow on the event loop (`writeWithoutBlocking`).
@@ -212,7 +212,7 @@ public final class HostFileSystem: Sendable {
     public var cachedFileDescriptorCount: Int { cache.fileDescriptorCount }
     public var openFileLimit: Int { cache.limit }
 
-    func export(_ id: UInt32) -> Export? { served.withLock { $0.byID[id] } }
+    func export(_ id: UInt32) -> Export? { served.read { $0.byID[id] } }
 
     // MARK: handles
 

@@ -1,4 +1,5 @@
 import Glibc
+import NIOConcurrencyHelpers
 import Synchronization
 
 /// Unprivileged mode: a persisted map inode -> (parent inode, name) for one export, so
@@ -29,8 +30,9 @@ final class InodeIndex: Sendable {
 
     private static let magic: [UInt8] = Array("VSNFSIX1".utf8)
     private let syscalls: SystemCalls
-    /// Never held across a system call.
-    private let map: Mutex<[UInt64: Link]>
+    /// Never held across a system call. NIO's pthread mutex, as in the open-file cache:
+    /// event loops and pool threads take it on every LOOKUP and CREATE.
+    private let map: NIOLockedValueBox<[UInt64: Link]>
     /// The log file. Taken before `map`, never inside it.
     private let log: Mutex<LogFile>
     private let header: [UInt8]
@@ -73,7 +75,7 @@ final class InodeIndex: Sendable {
                 i += 19 + n
             }
         }
-        self.map = Mutex(loaded)
+        self.map = NIOLockedValueBox(loaded)
         var file = LogFile()
         try InodeIndex.compact(loaded, header: header, path: path, syscalls: systemCalls, into: &file)
         self.log = Mutex(file)
@@ -85,7 +87,7 @@ final class InodeIndex: Sendable {
     /// snapshot and the new file; lookups go on meanwhile).
     func compact() throws {
         try log.withLock { file in
-            try InodeIndex.compact(map.withLock { $0 }, header: header, path: path, syscalls: syscalls, into: &file)
+            try InodeIndex.compact(map.withLockedValue { $0 }, header: header, path: path, syscalls: syscalls, into: &file)
         }
     }
 
@@ -124,11 +126,11 @@ final class InodeIndex: Sendable {
         }
         file.appended += count
         if file.appended > max(65536, 2 * live) {
-            try? InodeIndex.compact(map.withLock { $0 }, header: header, path: path, syscalls: syscalls, into: &file)
+            try? InodeIndex.compact(map.withLockedValue { $0 }, header: header, path: path, syscalls: syscalls, into: &file)
         }
     }
 
-    var count: Int { map.withLock { $0.count } }
+    var count: Int { map.withLockedValue { $0.count } }
 
     func record(ino: UInt64, parent: UInt64, name: [UInt8]) {
         guard !knows(ino: ino, parent: parent, name: name) else { return }
@@ -142,7 +144,7 @@ final class InodeIndex: Sendable {
         log.withLock { file in
             var recs: [UInt8] = []
             var n = 0
-            let live: Int = map.withLock { map in
+            let live: Int = map.withLockedValue { map in
                 for l in links where !knows(ino: l.ino, parent: l.parent, name: l.name, in: map) {
                     let link = Link(parent: l.parent, name: l.name)
                     map[l.ino] = link
@@ -159,7 +161,7 @@ final class InodeIndex: Sendable {
     /// loop's LOOKUP asks first, so it never writes the index file itself; this takes
     /// only the map's lock, never waits for a write.
     func knows(ino: UInt64, parent: UInt64, name: [UInt8]) -> Bool {
-        map.withLock { knows(ino: ino, parent: parent, name: name, in: $0) }
+        map.withLockedValue { knows(ino: ino, parent: parent, name: name, in: $0) }
     }
 
     /// The one rule for "nothing to record": the root, over-long names, and links already held.
@@ -179,7 +181,7 @@ final class InodeIndex: Sendable {
     /// Forget `ino` if its recorded link is (parent, name) (or any link when parent is nil).
     func remove(ino: UInt64, parent: UInt64? = nil, name: [UInt8]? = nil) {
         log.withLock { file in
-            let live: Int? = map.withLock { map in
+            let live: Int? = map.withLockedValue { map in
                 guard let l = map[ino] else { return nil }
                 if let parent, let name, l != Link(parent: parent, name: name) { return nil }
                 map[ino] = nil
@@ -194,7 +196,7 @@ final class InodeIndex: Sendable {
 
     /// The chain of (inode, name) from just below the root down to `ino`, or nil.
     func chain(to ino: UInt64) -> [(ino: UInt64, name: [UInt8])]? {
-        map.withLock { map in
+        map.withLockedValue { map in
             var out: [(ino: UInt64, name: [UInt8])] = []
             var cur = ino
             while cur != rootIno {
