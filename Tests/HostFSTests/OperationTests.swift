@@ -1,6 +1,7 @@
 import CSupport
 import Glibc
 import NIOCore
+import Synchronization
 import Testing
 @testable import HostFS
 
@@ -382,7 +383,7 @@ func threadGroups() -> [UInt32] {
 /// Plain pthreads (the way the NFS layer's thread pool calls HostFS).
 enum DispatchLikeThreads {
     static func run(count: Int, _ body: @escaping @Sendable (Int) -> Void) {
-        final class Box: @unchecked Sendable {
+        final class Box: Sendable {
             let body: @Sendable (Int) -> Void
             let index: Int
             init(_ body: @escaping @Sendable (Int) -> Void, _ index: Int) {
@@ -503,15 +504,10 @@ func spawnStatus(_ path: String) -> SpawnResult {
         let box = Sandbox()
         let fs = try box.fs(mode, openFileLimit: 8)
         let r = try fs.rootHandle(exportID: 1)
-        final class Failures: @unchecked Sendable {
-            var lock = pthread_mutex_t()
-            var messages: [String] = []
-            init() { pthread_mutex_init(&lock, nil) }
-            func add(_ s: String) {
-                pthread_mutex_lock(&lock)
-                messages.append(s)
-                pthread_mutex_unlock(&lock)
-            }
+        final class Failures: Sendable {
+            private let list = Mutex<[String]>([])
+            var messages: [String] { list.withLock { $0 } }
+            func add(_ s: String) { list.withLock { $0.append(s) } }
         }
         let failures = Failures()
         DispatchLikeThreads.run(count: 8) { t in

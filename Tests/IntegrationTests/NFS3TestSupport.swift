@@ -6,6 +6,7 @@ import NFSProtocols
 import NIOCore
 import NIOPosix
 import ONCRPC
+import Synchronization
 import Transport
 import XDR
 
@@ -15,7 +16,7 @@ import XDR
 // exercised without vsock), and a small blocking client.
 
 /// A temporary directory holding export directories and the HostFS state directory.
-final class NFS3Sandbox: @unchecked Sendable {
+final class NFS3Sandbox: Sendable {
     let dir: String
     var statePath: String { dir + "/state" }
 
@@ -38,13 +39,12 @@ final class NFS3Sandbox: @unchecked Sendable {
 }
 
 /// Servers (one listener per peer identity) over one NFSServerContext.
-final class NFS3TestServer: @unchecked Sendable {
+final class NFS3TestServer: Sendable {
     let group: MultiThreadedEventLoopGroup
     let pool: NIOThreadPool
     let context: NFSServerContext
     let sandbox: NFS3Sandbox
-    private var listeners: [PeerIdentity: (channel: Channel, port: Int)] = [:]
-    private let lock = NSLock()
+    private let listeners = Mutex<[PeerIdentity: (channel: Channel, port: Int)]>([:])
 
     init(exports: [Export], sandbox: NFS3Sandbox) throws {
         self.sandbox = sandbox
@@ -63,7 +63,7 @@ final class NFS3TestServer: @unchecked Sendable {
     }
 
     deinit {
-        for (_, l) in listeners { try? l.channel.close().wait() }
+        for (_, l) in listeners.withLock({ $0 }) { try? l.channel.close().wait() }
         try? pool.syncShutdownGracefully()
         try? group.syncShutdownGracefully()
     }
@@ -74,23 +74,23 @@ final class NFS3TestServer: @unchecked Sendable {
 
     /// The port of a listener whose connections all present `peer`.
     func port(for peer: PeerIdentity) throws -> Int {
-        lock.lock()
-        defer { lock.unlock() }
-        if let l = listeners[peer] { return l.port }
-        let dispatcher = self.dispatcher
-        let channel = try ServerBootstrap(group: group)
-            .serverChannelOption(ChannelOptions.socketOption(.so_reuseaddr), value: 1)
-            .childChannelInitializer { channel in
-                channel.eventLoop.makeCompletedFuture {
-                    try channel.pipeline.syncOperations.addHandler(ByteToMessageHandler(RecordMarkingDecoder()))
-                    try channel.pipeline.syncOperations.addHandler(
-                        RPCConnectionHandler(peer: peer, dispatcher: dispatcher, logger: Logger(label: "nfs3-test")))
+        try listeners.withLock { listeners in
+            if let l = listeners[peer] { return l.port }
+            let dispatcher = self.dispatcher
+            let channel = try ServerBootstrap(group: group)
+                .serverChannelOption(ChannelOptions.socketOption(.so_reuseaddr), value: 1)
+                .childChannelInitializer { channel in
+                    channel.eventLoop.makeCompletedFuture {
+                        try channel.pipeline.syncOperations.addHandler(ByteToMessageHandler(RecordMarkingDecoder()))
+                        try channel.pipeline.syncOperations.addHandler(
+                            RPCConnectionHandler(peer: peer, dispatcher: dispatcher, logger: Logger(label: "nfs3-test")))
+                    }
                 }
-            }
-            .bind(host: "127.0.0.1", port: 0).wait()
-        let port = channel.localAddress!.port!
-        listeners[peer] = (channel, port)
-        return port
+                .bind(host: "127.0.0.1", port: 0).wait()
+            let port = channel.localAddress!.port!
+            listeners[peer] = (channel, port)
+            return port
+        }
     }
 
     func client(_ peer: PeerIdentity = .vsock(cid: 3, port: 1000), uid: UInt32 = 0, gid: UInt32 = 0,

@@ -1,9 +1,10 @@
 import Foundation
+import Synchronization
 import Testing
 
 /// A real `vsnfs` process, started from the binary `swift build` produced
 /// next to this test bundle, and stopped (SIGTERM) when the test is done.
-final class ServerProcess: @unchecked Sendable {
+final class ServerProcess: Sendable {
     let process = Process()
     let stateDirectory: URL
     /// A state directory the test made itself outsurvives this process, so a
@@ -146,11 +147,10 @@ enum ServerProcessError: Error, CustomStringConvertible {
     }
 }
 
-final class LogCollector: @unchecked Sendable {
-    private let lock = NSLock()
-    private var data = Data()
-    func append(_ chunk: Data) { lock.lock(); data.append(chunk); lock.unlock() }
-    var text: String { lock.lock(); defer { lock.unlock() }; return String(decoding: data, as: UTF8.self) }
+final class LogCollector: Sendable {
+    private let data = Mutex(Data())
+    func append(_ chunk: Data) { data.withLock { $0.append(chunk) } }
+    var text: String { data.withLock { String(decoding: $0, as: UTF8.self) } }
 }
 
 /// What a child process printed, and how it ended.
@@ -184,19 +184,19 @@ func runChild(_ path: String, _ arguments: [String], timeout: TimeInterval = 300
     process.standardError = err
     try process.run()
     let group = DispatchGroup()
-    nonisolated(unsafe) var stdout = Data()
-    nonisolated(unsafe) var stderr = Data()
+    let stdout = Mutex(Data()), stderr = Mutex(Data())
     group.enter()
-    DispatchQueue.global().async { stdout = out.fileHandleForReading.readDataToEndOfFile(); group.leave() }
+    DispatchQueue.global().async { stdout.withLock { $0 = out.fileHandleForReading.readDataToEndOfFile() }; group.leave() }
     group.enter()
-    DispatchQueue.global().async { stderr = err.fileHandleForReading.readDataToEndOfFile(); group.leave() }
+    DispatchQueue.global().async { stderr.withLock { $0 = err.fileHandleForReading.readDataToEndOfFile() }; group.leave() }
     let deadline = Date().addingTimeInterval(timeout)
     let drained = group.wait(timeout: .now() + timeout) == .success
     guard drained, waitForExit(process, seconds: max(1, deadline.timeIntervalSinceNow)) else {
         Foundation.kill(process.processIdentifier, SIGKILL)
         throw ChildTimedOut(command: ([path] + arguments).joined(separator: " "), seconds: timeout)
     }
-    return ChildOutput(status: process.terminationStatus, stdout: stdout, stderr: String(decoding: stderr, as: UTF8.self))
+    return ChildOutput(status: process.terminationStatus, stdout: stdout.withLock { $0 },
+                       stderr: stderr.withLock { String(decoding: $0, as: UTF8.self) })
 }
 
 /// Waits at most `seconds` for `process` to exit; true if it did.
