@@ -6,6 +6,15 @@ import NIOCore
 // the NFS layer builds the reply header in the reply buffer and wants the
 // file data read straight after it, so a 1 MiB READ is not copied again.
 
+/// NFS offsets and sizes are unsigned 64-bit, off_t is signed: the off_t of `offset`
+/// when `offset + length` is within off_t (no file reaches past it), else nil. The one
+/// conversion of a client's offset: `off_t(offset)` traps from 2^63 up.
+func fileOffset(_ offset: UInt64, length: Int = 0) -> off_t? {
+    let end = offset.addingReportingOverflow(UInt64(length))
+    guard !end.overflow, end.partialValue <= UInt64(off_t.max) else { return nil }
+    return off_t(offset)
+}
+
 extension HostFileSystem {
     /// READ `count` bytes at `offset`, appended to `buffer` (at its writer
     /// index). Same checks as `read(_:offset:count:allocator:as:)`.
@@ -23,11 +32,12 @@ extension HostFileSystem {
             try self.checkAccess(obj, st, R_OK, cred, ownerOverride: true)
             let fd = try self.cache.dataFD(obj, write: false)
             var total = 0
-            if count > 0 {
+            // Past the largest offset a file can have there is nothing to read: 0 bytes, eof.
+            if count > 0, let start = fileOffset(offset) {
                 total = try buffer.writeWithUnsafeMutableBytes(minimumWritableBytes: Int(count)) { p in
                     var done = 0
                     while done < Int(count) {
-                        let n = try sys { pread(fd, p.baseAddress! + done, Int(count) - done, off_t(offset) + off_t(done)) }
+                        let n = try sys { pread(fd, p.baseAddress! + done, Int(count) - done, start + off_t(done)) }
                         if n == 0 { break }
                         done += n
                     }
@@ -95,7 +105,7 @@ extension HostFileSystem {
         try checkAccess(obj, st, R_OK, cred, ownerOverride: true)
         let fd = try cache.dataFD(obj, write: false)
         var total = 0
-        if count > 0 {
+        if count > 0, let start = fileOffset(offset) {
             var wouldBlock = false
             total = try buffer.writeWithUnsafeMutableBytes(minimumWritableBytes: Int(count)) { p in
                 var done = 0
@@ -104,7 +114,7 @@ extension HostFileSystem {
                 let flags = ex.isMemoryBacked ? 0 : RWF_NOWAIT
                 while done < Int(count) {
                     var iov = iovec(iov_base: p.baseAddress! + done, iov_len: Int(count) - done)
-                    let n = preadv2(fd, &iov, 1, off_t(offset) + off_t(done), flags)
+                    let n = preadv2(fd, &iov, 1, start + off_t(done), flags)
                     if n < 0 {
                         let e = errno
                         if e == EINTR { continue }
