@@ -2,7 +2,7 @@
 // through the server's real path. The target starts a vsnfs server in this
 // process (VSNFSServer, as `vsnfs serve` does) on a Unix socket with two
 // exports, one read-write and one read-only, and sends each input to it as a
-// call on a fresh connection: record marking, RPC header, credential check,
+// call on one connection that stays open: record marking, RPC header, credential check,
 // dispatch, argument decoding, handle check and the HostFS call all run as
 // for a real client.
 //
@@ -143,9 +143,22 @@ public func fuzzProcedures(_ start: UnsafePointer<UInt8>?, _ count: Int) -> CInt
     let procedure = isMount ? UInt32(input[0] & 0x7f) % 6 : UInt32(input[0]) % 22
     let arguments = ByteBuffer(bytes: fixture.substituteHandles(Array(input.dropFirst(2))))
 
-    let client = try! BlockingRPCClient(unixPath: fixture.socketPath)
+    connection.withLock { client in
+        if client == nil { client = try! BlockingRPCClient(unixPath: fixture.socketPath) }
+        call(client!, program: program, procedure: procedure, credential: credential(input[1]), arguments: arguments)
+    }
+    return 0
+}
+
+/// One connection for every input, as a client's: accepting one per input
+/// cost more than most calls.
+let connection = Mutex<BlockingRPCClient?>(nil)
+
+/// Sends the call and a NULL call behind it; the server runs one call at a time,
+/// so the NULL's reply means the call has finished.
+func call(_ client: BlockingRPCClient, program: UInt32, procedure: UInt32, credential: RPCOpaqueAuth, arguments: ByteBuffer) {
     try! client.send(BlockingRPCClient.encodeCall(xid: callXID, program: program, version: 3, procedure: procedure,
-                                                  credential: credential(input[1]), arguments: arguments)
+                                                  credential: credential, arguments: arguments)
                      + BlockingRPCClient.encodeCall(xid: barrierXID, program: NFSProgramNumber.nfs, version: 3,
                                                     procedure: 0, credential: .none, arguments: ByteBuffer()))
     var answered: Set<UInt32> = []
@@ -162,7 +175,6 @@ public func fuzzProcedures(_ start: UnsafePointer<UInt8>?, _ count: Int) -> CInt
         answered.insert(xid)
     }
     precondition(answered.contains(callXID), "procedure \(procedure) of program \(program) was not answered")
-    return 0
 }
 
 @_cdecl("LLVMFuzzerInitialize")
