@@ -38,16 +38,16 @@ test-asan:
 	LSAN_OPTIONS="suppressions=$(CURDIR)/tests/lsan.supp $(LSAN_OPTIONS)" \
 	timeout -k 30 $(TEST_TIMEOUT) stdbuf -oL -eL $(SWIFT) test --sanitize=address --scratch-path .build-asan
 
-# TSAN_FILTER: a `swift test --filter` pattern (CI: the concurrency-heavy suites).
+# TSAN_FILTER: a `swift test --filter` pattern, to run only some suites.
 TSAN_FILTER ?=
 test-tsan:
 	@bash tests/prepare.sh
-	TSAN_OPTIONS="suppressions=$(CURDIR)/tests/tsan.supp $(TSAN_OPTIONS)" \
 	timeout -k 30 $(TEST_TIMEOUT) stdbuf -oL -eL $(SWIFT) test --sanitize=thread --scratch-path .build-tsan \
 	    $(if $(TSAN_FILTER),--filter '$(TSAN_FILTER)')
 
 # libFuzzer targets (Package.swift adds them when VSNFS_FUZZ is set): built with
-# the fuzzer and address sanitizer instrumentation; libFuzzer supplies main.
+# the fuzzer and address sanitizer instrumentation; each target's entry point
+# runs libFuzzer's driver (fuzz/run.sh runs them).
 FUZZ_SECS ?= 60
 FUZZ_TARGETS ?= FuzzRecordMarking FuzzRPCMessage FuzzProcedures FuzzFileHandle FuzzExports
 FUZZ_BUILD = VSNFS_FUZZ=1 $(SWIFT) build -c debug --scratch-path .build-fuzz \
