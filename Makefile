@@ -7,7 +7,7 @@
 #   make bench      vsnfs vs nfs-ganesha and the guest kernel's nfsd, side by side (bench/run.sh, docs/bench.md)
 #   make fuzz       build the libFuzzer targets (Fuzz/) and run each for FUZZ_SECS (60) over fuzz/corpus/
 #   make fuzz-ci    the same, FUZZ_SECS=10 (.ci/run)
-#   make fuzz-merge fold the seeds and what runs found into a minimal fuzz/corpus/ (-merge=1)
+#   make fuzz-merge fold the seeds and what runs found into a minimal fuzz/corpus/ (set-cover merge)
 #   make test-asan  swift test under the address sanitizer (.build-asan)
 #   make test-tsan  swift test under the thread sanitizer (.build-tsan; TSAN_FILTER narrows it)
 #

@@ -95,7 +95,8 @@ if ProcessInfo.processInfo.environment["VSNFS_BENCHMARKS"] != nil {
 // package only when VSNFS_FUZZ is set, as `make fuzz` does: they are built
 // with `-sanitize=fuzzer,address` in their own scratch path, .build-fuzz, and
 // never by `swift build` or `swift test`. FuzzDriver declares libFuzzer's
-// driver, which each target's `<module>_main` runs.
+// driver, which each target's `<module>_main` runs. The targets are Swift 6
+// code whatever the package's language mode.
 if ProcessInfo.processInfo.environment["VSNFS_FUZZ"] != nil {
     let fuzzTargets: [(name: String, dependencies: [Target.Dependency])] = [
         ("FuzzRecordMarking", ["ONCRPC", .product(name: "NIOCore", package: "swift-nio"),
@@ -108,6 +109,7 @@ if ProcessInfo.processInfo.environment["VSNFS_FUZZ"] != nil {
     package.targets.append(.target(name: "FuzzDriver", path: "Fuzz/FuzzDriver"))
     for target in fuzzTargets {
         package.targets.append(.executableTarget(name: target.name, dependencies: ["FuzzDriver"] + target.dependencies,
-                                                 path: "Fuzz/\(target.name)"))
+                                                 path: "Fuzz/\(target.name)",
+                                                 swiftSettings: [.swiftLanguageMode(.v6)]))
     }
 }

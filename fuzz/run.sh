@@ -7,7 +7,7 @@
 #                                   .build-fuzz/findings/TARGET/ and fails the run
 #   fuzz/run.sh merge TARGET...     regenerate the seeds with the product's encoders
 #                                   and merge seeds plus what runs found into a
-#                                   minimal fuzz/corpus/TARGET/ (-merge=1)
+#                                   minimal fuzz/corpus/TARGET/ (-set_cover_merge=1)
 #
 # Prints, per target, the inputs tried and the corpus size, then one line
 # "fuzz: N passed, M failed".
@@ -44,7 +44,7 @@ if [[ $mode == merge ]]; then
     for t in "$@"; do
         mkdir -p "$seeds/$t" ".build-fuzz/corpus/$t" "fuzz/corpus/$t"
         merged=$(mktemp -d)
-        run $t -merge=1 -max_len=$max_len "$merged" "$seeds/$t" "fuzz/corpus/$t" ".build-fuzz/corpus/$t" \
+        run $t -set_cover_merge=1 -max_len=$max_len "$merged" "$seeds/$t" "fuzz/corpus/$t" ".build-fuzz/corpus/$t" \
             2>"$merged.log" || { cat "$merged.log" >&2; exit 1; }
         rm -rf "fuzz/corpus/$t" && mv "$merged" "fuzz/corpus/$t" && rm -f "$merged.log"
         echo "fuzz: $t corpus: $(ls "fuzz/corpus/$t" | wc -l) inputs"
