@@ -9,6 +9,11 @@
 #   make images     the test guest: Debian kernel + busybox initramfs + our binaries (vm-images/)
 #   make e2e        boot the test guest and run the NFS workload over vsock (E2E_VERS=3 or "3 4.1")
 #   make bench      vsnfs vs nfs-ganesha and the guest kernel's nfsd, side by side (bench/run.sh, docs/bench.md)
+#   make fuzz       build the libFuzzer targets (Fuzz/) and run each for FUZZ_SECS (60) over fuzz/corpus/
+#   make fuzz-ci    the same, FUZZ_SECS=10 (.ci/run)
+#   make fuzz-merge fold the seeds and what runs found into a minimal fuzz/corpus/ (set-cover merge)
+#   make test-asan  swift test under the address sanitizer (.build-asan)
+#   make test-tsan  swift test under the thread sanitizer (.build-tsan; TSAN_FILTER narrows it)
 #
 # The guest binaries are built in release mode with their own scratch path
 # (.build-guest) so they never disturb the default .build.
@@ -17,7 +22,7 @@ SWIFT    ?= swift
 E2E_VERS ?= 3
 TEST_TIMEOUT ?= 1800
 
-.PHONY: all build test test-virtio-vsock smoke-vhost-user images e2e bench clean
+.PHONY: all build test test-virtio-vsock smoke-vhost-user images e2e bench clean fuzz fuzz-build fuzz-ci fuzz-merge test-asan test-tsan
 all: build
 
 build:
@@ -39,6 +44,40 @@ smoke-vhost-user:
 	sh tests/vhost-user/qemu-smoke.sh
 	sh tests/vhost-user/qemu-nfs.sh
 	sh tests/vhost-user/qemu-nfs.sh .build/debug/vsnfs .build/debug/vsnfs-mount
+
+# The sanitizer builds have their own scratch paths; the integration tests
+# start the vsnfs binary built beside them, so it runs sanitized too.
+test-asan:
+	@bash tests/prepare.sh
+	LSAN_OPTIONS="suppressions=$(CURDIR)/tests/lsan.supp $(LSAN_OPTIONS)" \
+	timeout -k 30 $(TEST_TIMEOUT) stdbuf -oL -eL $(SWIFT) test --sanitize=address --scratch-path .build-asan
+
+# TSAN_FILTER: a `swift test --filter` pattern, to run only some suites.
+TSAN_FILTER ?=
+test-tsan:
+	@bash tests/prepare.sh
+	timeout -k 30 $(TEST_TIMEOUT) stdbuf -oL -eL $(SWIFT) test --sanitize=thread --scratch-path .build-tsan \
+	    $(if $(TSAN_FILTER),--filter '$(TSAN_FILTER)')
+
+# libFuzzer targets (Package.swift adds them when VSNFS_FUZZ is set): built with
+# the fuzzer and address sanitizer instrumentation; each target's entry point
+# runs libFuzzer's driver (fuzz/run.sh runs them).
+FUZZ_SECS ?= 60
+FUZZ_TARGETS ?= FuzzRecordMarking FuzzRPCMessage FuzzProcedures FuzzFileHandle FuzzExports
+FUZZ_BUILD = VSNFS_FUZZ=1 $(SWIFT) build -c debug --scratch-path .build-fuzz \
+	-Xswiftc -sanitize=fuzzer,address -Xswiftc -parse-as-library
+
+fuzz-build:
+	@for t in $(FUZZ_TARGETS); do $(FUZZ_BUILD) --product $$t || exit 1; done
+
+fuzz: fuzz-build
+	bash fuzz/run.sh $(FUZZ_SECS) $(FUZZ_TARGETS)
+
+fuzz-ci:
+	$(MAKE) fuzz FUZZ_SECS=10
+
+fuzz-merge: fuzz-build
+	bash fuzz/run.sh merge $(FUZZ_TARGETS)
 
 images:
 	$(MAKE) -C vm-images

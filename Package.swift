@@ -90,3 +90,23 @@ if ProcessInfo.processInfo.environment["VSNFS_BENCHMARKS"] != nil {
             plugins: [.plugin(name: "BenchmarkPlugin", package: "benchmark")]
         ))
 }
+
+// The libFuzzer targets (Fuzz/, one executable per decoder) are part of the
+// package only when VSNFS_FUZZ is set, as `make fuzz` does: they are built
+// with `-sanitize=fuzzer,address` in their own scratch path, .build-fuzz, and
+// never by `swift build` or `swift test`. FuzzDriver declares libFuzzer's
+// driver, which each target's `<module>_main` runs.
+if ProcessInfo.processInfo.environment["VSNFS_FUZZ"] != nil {
+    let fuzzTargets: [(name: String, dependencies: [Target.Dependency])] = [
+        ("FuzzRecordMarking", ["ONCRPC", nioCore, .product(name: "NIOEmbedded", package: "swift-nio")]),
+        ("FuzzRPCMessage", ["ONCRPC", "XDR", nioCore]),
+        ("FuzzProcedures", ["Server", "NFSProtocols", "ONCRPC", "XDR", "Exports", "HostFS", "Transport", log, nioCore]),
+        ("FuzzFileHandle", ["HostFS", "Exports", "CSupport", log]),
+        ("FuzzExports", ["Exports"]),
+    ]
+    package.targets.append(.target(name: "FuzzDriver", path: "Fuzz/FuzzDriver"))
+    for target in fuzzTargets {
+        package.targets.append(.executableTarget(name: target.name, dependencies: ["FuzzDriver"] + target.dependencies,
+                                                 path: "Fuzz/\(target.name)"))
+    }
+}

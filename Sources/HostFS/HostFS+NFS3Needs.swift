@@ -6,6 +6,23 @@ import NIOCore
 // the NFS layer builds the reply header in the reply buffer and wants the
 // file data read straight after it, so a 1 MiB READ is not copied again.
 
+/// NFS offsets and sizes are unsigned 64-bit, off_t is signed: the off_t of `offset`
+/// when `offset + length` is within off_t (no file reaches past it), else nil. The one
+/// conversion of a client's offset: `off_t(offset)` traps from 2^63 up.
+func fileOffset(_ offset: UInt64, length: Int = 0) -> off_t? {
+    let end = offset.addingReportingOverflow(UInt64(length))
+    guard !end.overflow, end.partialValue <= UInt64(off_t.max) else { return nil }
+    return off_t(offset)
+}
+
+/// What a READ of `count` bytes at `offset` may read, trimmed as knfsd trims it: no
+/// further than the largest offset (the kernel refuses a range past it, EINVAL), and
+/// nothing from past it (0 bytes, then eof).
+func readRange(offset: UInt64, count: UInt32) -> (start: off_t, count: Int) {
+    guard let start = fileOffset(offset) else { return (off_t.max, 0) }
+    return (start, Int(min(UInt64(count), UInt64(off_t.max) - offset)))
+}
+
 extension HostFileSystem {
     /// READ `count` bytes at `offset`, appended to `buffer` (at its writer
     /// index). Same checks as `read(_:offset:count:allocator:as:)`.
@@ -23,11 +40,12 @@ extension HostFileSystem {
             try self.checkAccess(obj, st, R_OK, cred, ownerOverride: true)
             let fd = try self.cache.dataFD(obj, write: false)
             var total = 0
-            if count > 0 {
-                total = try buffer.writeWithUnsafeMutableBytes(minimumWritableBytes: Int(count)) { p in
+            let (start, length) = readRange(offset: offset, count: count)
+            if length > 0 {
+                total = try buffer.writeWithUnsafeMutableBytes(minimumWritableBytes: length) { p in
                     var done = 0
-                    while done < Int(count) {
-                        let n = try sys { pread(fd, p.baseAddress! + done, Int(count) - done, off_t(offset) + off_t(done)) }
+                    while done < length {
+                        let n = try sys { pread(fd, p.baseAddress! + done, length - done, start + off_t(done)) }
                         if n == 0 { break }
                         done += n
                     }
@@ -95,16 +113,17 @@ extension HostFileSystem {
         try checkAccess(obj, st, R_OK, cred, ownerOverride: true)
         let fd = try cache.dataFD(obj, write: false)
         var total = 0
-        if count > 0 {
+        let (start, length) = readRange(offset: offset, count: count)
+        if length > 0 {
             var wouldBlock = false
-            total = try buffer.writeWithUnsafeMutableBytes(minimumWritableBytes: Int(count)) { p in
+            total = try buffer.writeWithUnsafeMutableBytes(minimumWritableBytes: length) { p in
                 var done = 0
                 // tmpfs data is memory: a plain read never waits for a disk, and
                 // before Linux 6.6 tmpfs refuses RWF_NOWAIT (one wasted syscall per READ).
                 let flags = ex.isMemoryBacked ? 0 : RWF_NOWAIT
-                while done < Int(count) {
-                    var iov = iovec(iov_base: p.baseAddress! + done, iov_len: Int(count) - done)
-                    let n = preadv2(fd, &iov, 1, off_t(offset) + off_t(done), flags)
+                while done < length {
+                    var iov = iovec(iov_base: p.baseAddress! + done, iov_len: length - done)
+                    let n = preadv2(fd, &iov, 1, start + off_t(done), flags)
                     if n < 0 {
                         let e = errno
                         if e == EINTR { continue }

@@ -150,7 +150,11 @@ final class OpenFileCache: Sendable {
         let closing: [Int32] = state.withLockedValue { s in
             var closing: [Int32] = []
             var o = s.head
-            while let e = o { e.detachFDs(into: &closing); o = e.next }
+            // The list links entries both ways with strong references: unlink each, or
+            // the entries would outlive the cache.
+            while let e = o { e.detachFDs(into: &closing); o = e.next; e.next = nil; e.prev = nil }
+            s.head = nil
+            s.tail = nil
             return closing
         }
         for fd in closing { syscalls.close(fd) }

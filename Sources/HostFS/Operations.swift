@@ -51,8 +51,9 @@ extension HostFileSystem {
             default: throw FSError.errno(EINVAL)
             }
             try checkAccess(obj, st, W_OK, cred, ownerOverride: true)
+            guard let length = fileOffset(size) else { throw FSError.errno(EFBIG) }
             let fd = try cache.dataFD(obj, write: true)
-            _ = try sys { ftruncate(fd, off_t(size)) }
+            _ = try sys { ftruncate(fd, length) }
         }
         guard a.uid != nil || a.gid != nil || a.mode != nil || a.atime != .dontChange || a.mtime != .dontChange else {
             return
@@ -259,9 +260,10 @@ extension HostFileSystem {
         // the count and sends the rest again, which then gets the error. Only an error
         // before the first byte is the answer.
         let written = try data.withUnsafeReadableBytes { p -> Int in
+            guard let start = fileOffset(offset, length: p.count) else { throw FSError.errno(EFBIG) }
             var done = 0
             while done < p.count {
-                let n = pwrite(fd, p.baseAddress! + done, p.count - done, off_t(offset) + off_t(done))
+                let n = pwrite(fd, p.baseAddress! + done, p.count - done, start + off_t(done))
                 if n > 0 { done += n; continue }
                 if n < 0 && errno == EINTR { continue }
                 if done > 0 { break }

@@ -113,7 +113,20 @@ final class ServerProcess: Sendable {
             }
         }
         removeOwnedState()
+        recordSanitizerReports()
         return process.terminationStatus
+    }
+
+    /// Under `make test-asan` or `make test-tsan` the server is sanitized too: a
+    /// report it printed (a race, a memory error, a leak at exit) fails the test.
+    private func recordSanitizerReports() {
+        let markers = ["ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "WARNING: ThreadSanitizer"]
+        // The report is written as the process exits; the pipe's handler may lag behind.
+        Thread.sleep(forTimeInterval: 0.2)
+        let text = log
+        if markers.contains(where: text.contains) {
+            Issue.record("vsnfs reported a sanitizer finding:\n\(text)")
+        }
     }
 
     /// SIGKILL: no chance to sync or clean up.
