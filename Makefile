@@ -7,7 +7,11 @@
 #                           virtio-vsock reaches it, and its NFSv3 client mounts, reads and writes, through
 #                           a C relay and through vsnfs-mount (debug build) (tests/vhost-user/qemu-{smoke,nfs}.sh)
 #   make images     the test guest: Debian kernel + busybox initramfs + our binaries (vm-images/)
-#   make e2e        boot the test guest and run the NFS workload over vsock (E2E_VERS=3 or "3 4.1")
+#   make e2e        boot the test guest and run the NFS workload over vsock (E2E_VERS=3 or "3 4.1"),
+#                   with vsnfs inside the guest on the loopback CID (tests/e2e/run.sh)
+#   make e2e-host   vsnfs on the host behind vhost-user-vsock devices; the test guest mounts it with
+#                   mount -t vsnfs and runs the same checks, a second guest (CID 5) is refused
+#                   (tests/e2e/host-run.sh)
 #   make bench      vsnfs vs nfs-ganesha and the guest kernel's nfsd, side by side (bench/run.sh, docs/bench.md)
 #
 # The guest binaries are built in release mode with their own scratch path
@@ -17,7 +21,7 @@ SWIFT    ?= swift
 E2E_VERS ?= 3
 TEST_TIMEOUT ?= 1800
 
-.PHONY: all build test test-virtio-vsock smoke-vhost-user images e2e bench clean
+.PHONY: all build test test-virtio-vsock smoke-vhost-user images e2e e2e-host bench clean
 all: build
 
 build:
@@ -45,6 +49,11 @@ images:
 
 e2e: images
 	@rc=0; for v in $(E2E_VERS); do sh tests/e2e/run.sh $$v || rc=1; done; exit $$rc
+
+# The server is the release vsnfs that `make images` builds for the guest
+# (.build-guest): no second build.
+e2e-host: images
+	sh tests/e2e/host-run.sh
 
 bench:
 	bash bench/run.sh
