@@ -23,11 +23,12 @@ stage=$(mktemp -d "${TMPDIR:-/tmp}/vsnfs-e2e.XXXXXX")
 trap 'rm -rf "$stage"' EXIT
 mkdir -p "$stage/workload"
 cp "${E2E_WORKLOAD:-$top/tests/e2e/workload.sh}" "$stage/workload/run"
+cp "$top/tests/e2e/checks.sh" "$stage/workload/checks.sh"
 echo "VERS=$vers" > "$stage/workload/env"
 # Workload sizes, passed through if set (see workload.sh).
-for var in TREE_DIRS TREE_PER_DIR; do
+for var in TREE_DIRS TREE_PER_DIR FILE_SIZES; do
     eval "value=\${$var:-}"
-    [ -z "$value" ] || echo "$var=$value" >> "$stage/workload/env"
+    [ -z "$value" ] || echo "$var='$value'" >> "$stage/workload/env"
 done
 if [ ! -x "$work/vsock-echo" ] || [ "$top/tests/e2e/vsock-echo.c" -nt "$work/vsock-echo" ]; then
     cc -O2 -static -o "$work/vsock-echo" "$top/tests/e2e/vsock-echo.c"
