@@ -50,14 +50,14 @@ smoke-vhost-user:
 # start the vsnfs binary built beside them, so it runs sanitized too.
 test-asan:
 	@bash tests/prepare.sh
-	LSAN_OPTIONS="suppressions=$(CURDIR)/tests/lsan.supp $(LSAN_OPTIONS)" \
+	VSNFS_SANITIZER=address LSAN_OPTIONS="suppressions=$(CURDIR)/tests/lsan.supp $(LSAN_OPTIONS)" \
 	timeout -k 30 $(TEST_TIMEOUT) stdbuf -oL -eL $(SWIFT) test --sanitize=address --scratch-path .build-asan
 
 # TSAN_FILTER: a `swift test --filter` pattern, to run only some suites.
 TSAN_FILTER ?=
 test-tsan:
 	@bash tests/prepare.sh
-	timeout -k 30 $(TEST_TIMEOUT) stdbuf -oL -eL $(SWIFT) test --sanitize=thread --scratch-path .build-tsan \
+	VSNFS_SANITIZER=thread timeout -k 30 $(TEST_TIMEOUT) stdbuf -oL -eL $(SWIFT) test --sanitize=thread --scratch-path .build-tsan \
 	    $(if $(TSAN_FILTER),--filter '$(TSAN_FILTER)')
 
 # libFuzzer targets (Package.swift adds them when VSNFS_FUZZ is set): built with

@@ -8,7 +8,7 @@ import Testing
 /// Connections come and go (a guest relay reconnects, health checks connect and
 /// leave): a real `vsnfs serve` process must give back everything a closed
 /// connection held, its descriptor and its memory.
-@Suite(.serialized) struct ConnectionLeakTests {
+@Suite(.serialized, .residentMemoryIsMeaningful) struct ConnectionLeakTests {
     /// 20,000 connections, each one NFS NULL call then close, from 4 client threads.
     /// Resident memory after them stays within a few MiB of its level after a warm-up
     /// batch (allocator arenas and caches grown), and no descriptor is left. Each

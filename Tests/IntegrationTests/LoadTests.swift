@@ -11,7 +11,7 @@ import XDR
 /// GETATTR, READ, LOOKUP, READDIRPLUS, REMOVE, each reply checked). No error; after the
 /// connections close, the server's descriptors are back to their baseline and its
 /// resident memory within a few MiB of it.
-@Suite(.serialized) struct LoadTests {
+@Suite(.serialized, .residentMemoryIsMeaningful) struct LoadTests {
     static let connections = 1_000
     static let seconds: TimeInterval = 20
 

@@ -166,6 +166,17 @@ final class LogCollector: Sendable {
     var text: String { data.withLock { String(decoding: $0, as: UTF8.self) } }
 }
 
+extension Trait where Self == ConditionTrait {
+    /// Tests that judge leaks by resident memory run only without a sanitizer:
+    /// under one (`make test-asan`/`test-tsan` set VSNFS_SANITIZER) the allocator
+    /// keeps freed memory in quarantine and shadow, so RSS says nothing, and the
+    /// sanitizer's own leak check judges leaks instead.
+    static var residentMemoryIsMeaningful: Self {
+        .disabled(if: ProcessInfo.processInfo.environment["VSNFS_SANITIZER"] != nil,
+                  "resident memory under a sanitizer's allocator says nothing about leaks")
+    }
+}
+
 /// What a child process printed, and how it ended.
 struct ChildOutput {
     var status: Int32
