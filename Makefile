@@ -8,7 +8,7 @@
 #                           a C relay and through vsnfs-mount (debug build) (tests/vhost-user/qemu-{smoke,nfs}.sh)
 #   make images     the test guest: Debian kernel + busybox initramfs + our binaries (vm-images/)
 #   make e2e        boot the test guest and run the NFS workload over vsock (E2E_VERS=3 or "3 4.1")
-#   make bench      vsnfs vs nfs-ganesha and the guest kernel's nfsd, side by side (bench/run.sh, docs/bench.md)
+#   make bench      vsnfs vs nfs-ganesha, the guest kernel's nfsd, virtio-fs and 9p, side by side (bench/run.sh, docs/bench.md)
 #
 # The guest binaries are built in release mode with their own scratch path
 # (.build-guest) so they never disturb the default .build.
