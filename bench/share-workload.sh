@@ -7,9 +7,10 @@
 #   9p        /mnt/9p        -virtfs (QEMU's own 9p server), trans=virtio, 9p2000.L, msize=512000
 # Every row visits the targets A B C C B A per round. Prints, per run:
 #   MARK begin|end TARGET ROW ROUND          (the host samples its processes' CPU on these)
-#   RES TARGET ROW ROUND VALUE UNIT OPS CTXT BUSY
+#   RES TARGET ROW ROUND VALUE UNIT OPS CTXT BUSY RELAY
 # VALUE: IOPS, MiB/s or seconds; OPS: operations in the run (fio I/Os, files);
-# CTXT, BUSY: the guest's context switches and busy jiffies (user+nice+system+irq+softirq) in the run.
+# CTXT, BUSY: the guest's context switches and busy jiffies (user+nice+system+irq+softirq) in the run;
+# RELAY: CPU ticks of mount.vsnfs's relay process(es) in the run.
 export PATH=/workload:/usr/sbin:/usr/bin:/sbin:/bin
 . /workload/env     # ROUNDS RUNTIME SIZE NFILES HOSTDIR
 say() { echo "SHAREBENCH $*"; }
@@ -31,7 +32,15 @@ for t in $TARGETS; do
     [ -s /mnt/$t/read.dat ] || fail "$t: read.dat is not visible through the share"
 done
 
-snap() { awk '/^ctxt/ { c = $2 } /^cpu / { b = $2 + $3 + $4 + $7 + $8 } END { print c, b }' /proc/stat; }
+# The relay mount.vsnfs left running (its process name contains vsnfs).
+RELAY=""
+for p in /proc/[0-9]*; do case $(cat "$p/comm" 2>/dev/null) in *vsnfs*) RELAY="$RELAY ${p#/proc/}";; esac; done
+say "relay pids:$RELAY"
+snap() {
+    r=0
+    for p in $RELAY; do r=$((r + $(awk '{ sub(/^.*\) /, ""); print $12 + $13 }' /proc/$p/stat 2>/dev/null || echo 0))); done
+    awk -v r=$r '/^ctxt/ { c = $2 } /^cpu / { b = $2 + $3 + $4 + $7 + $8 } END { print c, b, r }' /proc/stat
+}
 now() { cut -d' ' -f1 /proc/uptime; }
 drop() { sync; echo 3 > /proc/sys/vm/drop_caches; }
 
@@ -53,13 +62,13 @@ fio_run() {
     set -- "$@" $(snap)
     # terse v3: 6 read KiB, 7 read KiB/s, 8 read IOPS; 47 write KiB, 48 write KiB/s, 49 write IOPS
     echo "$out" | awk -F';' -v t="$1" -v row="$2" -v r="$3" -v rw="$4" -v bs="$5" \
-        -v c0="$8" -v b0="$9" -v c1="${10}" -v b1="${11}" '
+        -v c0="$8" -v b0="$9" -v r0="${10}" -v c1="${11}" -v b1="${12}" -v r1="${13}" '
         NR == 1 {
             if (rw ~ /read/) { kb = $6; bw = $7; iops = $8 } else { kb = $47; bw = $48; iops = $49 }
             bsk = bs; sub(/k$/, "", bsk)
             ops = kb / bsk
             if (row ~ /^4k/) { v = iops; u = "IOPS" } else { v = bw / 1024; u = "MiB/s" }
-            printf "RES %s %s %s %.2f %s %d %d %d\n", t, row, r, v, u, ops, c1 - c0, b1 - b0
+            printf "RES %s %s %s %.2f %s %d %d %d %d\n", t, row, r, v, u, ops, c1 - c0, b1 - b0, r1 - r0
         }'
 }
 
@@ -76,8 +85,8 @@ meta_step() {
     echo "MARK end $t $row $r"
     set -- "$@" $(snap)
     awk -v t="$t" -v row="$row" -v r="$r" -v a="$t0" -v b="$t1" -v n="$NFILES" \
-        -v c0="$2" -v b0="$3" -v c1="$4" -v b1="$5" \
-        'BEGIN { printf "RES %s %s %s %.2f s %d %d %d\n", t, row, r, b - a, n, c1 - c0, b1 - b0 }'
+        -v c0="$2" -v b0="$3" -v r0="$4" -v c1="$5" -v b1="$6" -v r1="$7" \
+        'BEGIN { printf "RES %s %s %s %.2f s %d %d %d %d\n", t, row, r, b - a, n, c1 - c0, b1 - b0, r1 - r0 }'
 }
 meta_run() {  # TARGET ROUND
     d=/mnt/$1/tree-$1

@@ -9,15 +9,16 @@
 # A B C C B A per round. Appends rows to TABLE with two ratios each:
 # vsnfs/virtio-fs and vsnfs/9p (for times: peer/vsnfs; above 1 means vsnfs did better).
 #   bench/share.sh BENCH_DIR TABLE
-# Environment: SHARE_ROUNDS (2), SHARE_RUNTIME (3 s per fio run), SHARE_SIZE (64m fio file),
-#   SHARE_FILES (10000 files in the tree), SHARE_TIMEOUT (900 s for the guest),
+# Environment: SHARE_ROUNDS (2), SHARE_RUNTIME (2 s per fio run), SHARE_SIZE (64m fio file),
+#   SHARE_FILES (250 files in the tree: 9p takes about 10 ms per request here, so 10,000 files
+#   would take half an hour per 9p visit), SHARE_TIMEOUT (900 s for the guest),
 #   GUEST_BINS ("vsnfs vsnfs-mount" paths instead of this tree's release build).
 set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
 B=$1 TABLE=$2
 SCRATCH=$top/.build-bench-rel
 S=$B/share
-ROUNDS=${SHARE_ROUNDS:-2} RUNTIME=${SHARE_RUNTIME:-3} SIZE=${SHARE_SIZE:-64m} NFILES=${SHARE_FILES:-10000}
+ROUNDS=${SHARE_ROUNDS:-2} RUNTIME=${SHARE_RUNTIME:-2} SIZE=${SHARE_SIZE:-64m} NFILES=${SHARE_FILES:-250}
 VIRTIOFSD=/usr/lib/qemu/virtiofsd
 die() { echo "bench/share: FAILED: $*" >&2; exit 1; }
 log() { echo "bench/share: $*" >&2; }
@@ -118,11 +119,11 @@ QPID=$!; pids+=($QPID)
 # Host CPU (utime+stime ticks) of vsnfs, virtiofsd, and QEMU's threads other
 # than the vCPUs (9p is served there), sampled at each MARK line of the guest.
 ticks() { awk '{ sub(/^.*\) /, ""); print $12 + $13 }' "$1" 2>/dev/null || echo 0; }
-qemu_other() {
-    local s=0 t
+qemu_other() {  # the process's ticks (exited threads included) minus its vCPU threads'
+    local s t
+    s=$(ticks /proc/$QPID/stat)
     for t in /proc/$QPID/task/*; do
-        grep -q '/TCG' "$t/comm" 2>/dev/null && continue
-        s=$(( s + $(ticks "$t/stat") ))
+        grep -q '/TCG' "$t/comm" 2>/dev/null && s=$(( s - $(ticks "$t/stat") ))
     done
     echo $s
 }
@@ -132,7 +133,7 @@ seen=0
 while kill -0 $QPID 2>/dev/null; do
     n=$(wc -l < "$console")
     if [ "$n" -gt "$seen" ]; then
-        tail -n +$((seen + 1)) "$console" | head -n $((n - seen)) | tr -d '\r' | grep '^MARK ' | while read -r _ what rest; do
+        tail -n +$((seen + 1)) "$console" | head -n $((n - seen)) | tr -d '\r' | { grep '^MARK ' || true; } | while read -r _ what rest; do
             echo "$what $rest $(ticks /proc/$VPID/stat) $(ticks /proc/$FPID/stat) $(qemu_other)"
         done >> "$S/hostcpu.txt"
         seen=$n
@@ -173,7 +174,7 @@ FNR == NR {   # hostcpu.txt
     k = t SUBSEP row SUBSEP r
     val[k] += $5; cnt[k]++
     all[t, row, ++nall[t, row]] = $5
-    ops[t, row] += $7; ctxt[t, row] += $8; busy[t, row] += $9
+    ops[t, row] += $7; ctxt[t, row] += $8; busy[t, row] += $9; relay[t, row] += $10
 }
 END {
     split("vsnfs virtiofs 9p", T, " ")
@@ -183,7 +184,7 @@ END {
             host[p[1], p[2]] += he[k] - hb[key, who]
         if (who == 3) qother[p[1], p[2]] += he[k] - hb[key, who]
     }
-    printf "row\ttarget\tmedian\tctxt/op\tguest CPU us/op\tserver host CPU us/op\tQEMU non-vCPU host CPU us/op\n" > limits
+    printf "row\ttarget\tmedian\tctxt/op\tguest CPU us/op\tof which relay us/op\tserver host CPU us/op\tQEMU non-vCPU host CPU us/op\n" > limits
     for (i = 1; i <= nrows; i++) {
         row = rows[i]; u = unit[row]; better = (u == "s") ? "low" : "high"
         for (j = 1; j <= 3; j++) {
@@ -191,8 +192,8 @@ END {
             for (m = 1; m <= n; m++) tmp[m] = all[t, row, m]
             med[t] = median(tmp, n)
             o = ops[t, row]
-            printf "%s\t%s\t%.2f %s\t%.1f\t%.0f\t%.0f\t%.0f\n", row, t, med[t], u, ctxt[t, row] / o,
-                busy[t, row] * 1e6 / clk / o, host[t, row] * 1e6 / clk / o, qother[t, row] * 1e6 / clk / o > limits
+            printf "%s\t%s\t%.2f %s\t%.1f\t%.0f\t%.0f\t%.0f\t%.0f\n", row, t, med[t], u, ctxt[t, row] / o,
+                busy[t, row] * 1e6 / clk / o, relay[t, row] * 1e6 / clk / o, host[t, row] * 1e6 / clk / o, qother[t, row] * 1e6 / clk / o > limits
         }
         for (j = 2; j <= 3; j++) {
             peer = T[j]; nr = 0
@@ -212,9 +213,9 @@ END {
         sub(/^128k-read-buffered$/, "128k seq read, buffered (guest cache dropped)", label)
         sub(/^128k-write-buffered$/, "128k seq write, buffered + end fsync", label)
         sub(/^untar$/, "tar x of " nfiles " small files + sync (time)", label)
-        sub(/^stat$/, "find | xargs stat of the tree, cold guest cache (time)", label)
+        sub(/^stat$/, "find + xargs stat of the tree, cold guest cache (time)", label)
         sub(/^du$/, "du -s of the tree, cold guest cache (time)", label)
-        sub(/^cat$/, "find -type f | xargs cat of the tree, cold (time)", label)
+        sub(/^cat$/, "find -type f + xargs cat of the tree, cold (time)", label)
         sub(/^rm$/, "rm -rf of the tree + sync (time)", label)
         if (row ~ /^(4k|128k)/) {
             rw = row; sub(/^[0-9]+k-(rand)?/, "", rw); sub(/-buffered$/, "", rw)
@@ -222,8 +223,8 @@ END {
             cmd = sprintf("fio --rw=%s --bs=%s --size=%s --runtime=%s %s (bench/share-workload.sh)", rw, (row ~ /^4k/) ? "4k" : "128k", size, runtime,
                 (row ~ /buffered/) ? "--ioengine=psync --direct=0" : sprintf("--ioengine=libaio --direct=1 --iodepth=%d", (row ~ /^4k/) ? 16 : 8))
         } else {
-            cmd = (row == "untar") ? "tar xf tree.tar -C DIR && sync" : (row == "stat") ? "find DIR | xargs stat" : (row == "du") ? "du -s DIR" : \
-                  (row == "cat") ? "find DIR -type f | xargs cat" : "rm -rf DIR && sync"
+            cmd = (row == "untar") ? "tar xf tree.tar -C DIR && sync" : (row == "stat") ? "find DIR \\| xargs stat" : (row == "du") ? "du -s DIR" : \
+                  (row == "cat") ? "find DIR -type f \\| xargs cat" : "rm -rf DIR && sync"
             cmd = cmd " (busybox; " nfiles " files of 64 B-16 KiB in 100 directories; bench/share-workload.sh)"
         }
         fmt = (u == "s") ? "%.1f" : "%.1f"
