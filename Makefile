@@ -12,7 +12,7 @@
 #   make e2e-host   vsnfs on the host behind vhost-user-vsock devices; the test guest mounts it with
 #                   mount -t vsnfs and runs the same checks, a second guest (CID 5) is refused
 #                   (tests/e2e/host-run.sh)
-#   make bench      vsnfs vs nfs-ganesha and the guest kernel's nfsd, side by side (bench/run.sh, docs/bench.md)
+#   make bench      vsnfs vs nfs-ganesha, the guest kernel's nfsd, virtio-fs and 9p, side by side (bench/run.sh, docs/bench.md)
 #   make fuzz       build the libFuzzer targets (Fuzz/) and run each for FUZZ_SECS (60) over fuzz/corpus/
 #   make fuzz-ci    the same, FUZZ_SECS=10 (.ci/run)
 #   make fuzz-merge fold the seeds and what runs found into a minimal fuzz/corpus/ (set-cover merge)

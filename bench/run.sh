@@ -7,7 +7,8 @@
 # Environment:
 #   BENCH_SECS=3      seconds per wire-level measurement (plus 0.5 s warm-up)
 #   BENCH_ROUNDS=2    A B B A rounds per wire-level row (ratio = median of per-round ratios)
-#   BENCH_PARTS="wire memory guest micro"   which parts to run
+#   BENCH_PARTS="wire memory guest share micro"   which parts to run
+#   (share: SHARE_ROUNDS, SHARE_RUNTIME, SHARE_SIZE, SHARE_FILES; see bench/share.sh)
 #   BENCH_ONLY=REGEX  run only the wire rows whose name matches (e.g. READDIRPLUS)
 #   BENCH_DIR=/var/tmp/vsnfs-bench          data, configs, logs (same filesystem for both servers)
 #   VSNFS_BIN=path    measure this vsnfs binary instead of building one (wire and memory parts)
@@ -16,7 +17,7 @@ set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
 SECS=${BENCH_SECS:-3}
 ROUNDS=${BENCH_ROUNDS:-2}
-PARTS=${BENCH_PARTS:-wire memory guest micro}
+PARTS=${BENCH_PARTS:-wire memory guest share micro}
 B=${BENCH_DIR:-/var/tmp/vsnfs-bench}
 SCRATCH=$top/.build-bench-rel
 TABLE=$B/table.tsv
@@ -270,6 +271,12 @@ if has_part guest; then
     bash "$top/bench/guest.sh" "$B" "$TABLE" || die "guest benchmark"
 fi
 
+# ---------- one host directory into one guest: vsnfs, virtio-fs, 9p ----------
+if has_part share; then
+    log "share: one host directory into one guest three ways (vsnfs, virtio-fs, 9p), A B C C B A"
+    bash "$top/bench/share.sh" "$B" "$TABLE" || die "share benchmark"
+fi
+
 # ---------- micro ----------
 if has_part micro; then
     log "micro: package-benchmark (Benchmarks/Codecs)"
@@ -298,4 +305,9 @@ echo
     }'
 echo
 echo "peer: nfs-ganesha $(dpkg-query -W -f '${Version}' nfs-ganesha 2>/dev/null) (VFS FSAL) for wire/memory rows; the guest kernel's nfsd for guest rows; none for micro rows."
+if has_part share; then
+    echo "share rows: one host directory, one guest boot (TCG), three mounts; peers virtio-fs (virtiofsd $(dpkg-query -W -f '${Version}' qemu-system-common 2>/dev/null), cache=auto)"
+    echo "  and 9p (-virtfs, security_model=none, msize=512000, cache=none); ratios vsnfs/virtio-fs / vsnfs/9p (times: peer/vsnfs),"
+    echo "  medians of per-round ratios over ${SHARE_ROUNDS:-2} rounds of A B C C B A; per-op costs in \$BENCH_DIR/share/limits.txt."
+fi
 log "done in $(( $(date +%s) - T0 ))s"
