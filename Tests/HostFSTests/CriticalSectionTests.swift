@@ -44,7 +44,17 @@ func inBackground(_ body: @escaping @Sendable () -> Void) -> DispatchSemaphore {
     return done
 }
 
-func isOpen(_ fd: Int32) -> Bool { fcntl(fd, F_GETFD) != -1 }
+/// close(2) for the cache's seam, recording what the cache closed. Whether an fd is
+/// still open is asked of this record, not of the kernel: other tests run in the
+/// same process at the same time, and one of them may get a closed fd's number at once.
+final class CloseRecorder: Sendable {
+    private let closed = Mutex<Set<Int32>>([])
+    func close(_ fd: Int32) {
+        closed.withLock { _ = $0.insert(fd) }
+        _ = Glibc.close(fd)
+    }
+    func isOpen(_ fd: Int32) -> Bool { !closed.withLock { $0.contains(fd) } }
+}
 
 /// The locks event loops take (the open-file cache's on every cache hit, the inode
 /// index's map lock in LOOKUP's `knows`) are never held across a system call: a
@@ -63,9 +73,10 @@ func isOpen(_ fd: Int32) -> Bool { fcntl(fd, F_GETFD) != -1 }
     @Test func aCacheHitDoesNotWaitForAClose() throws {
         let gate = SyscallGate()
         let held = Mutex<Int32>(-1)
+        let closes = CloseRecorder()
         let cache = OpenFileCache(limit: 64, systemCalls: CacheSystemCalls(close: { fd in
             gate.pass(when: fd == held.withLock { $0 })
-            _ = Glibc.close(fd)
+            closes.close(fd)
         }))
         let closing = cachedObject(cache, key: 1)
         let other = cachedObject(cache, key: 2)
@@ -83,14 +94,15 @@ func isOpen(_ fd: Int32) -> Bool { fcntl(fd, F_GETFD) != -1 }
         #expect(cache.acquire(closing.key) == nil)
         gate.open()
         #expect(invalidated.wait(timeout: .now() + 10) == .success)
-        #expect(!isOpen(heldFD))
-        #expect(isOpen(other.pathFD))
+        #expect(!closes.isOpen(heldFD))
+        #expect(closes.isOpen(other.pathFD))
     }
 
     @Test func aCacheHitDoesNotWaitForTheSweepersFstat() throws {
         let gate = SyscallGate()
         let deletedOnHost = Mutex<Int32>(-1)
-        let cache = OpenFileCache(limit: 64, systemCalls: CacheSystemCalls(linkCount: { fd in
+        let closes = CloseRecorder()
+        let cache = OpenFileCache(limit: 64, systemCalls: CacheSystemCalls(close: closes.close, linkCount: { fd in
             gate.pass()
             return fd == deletedOnHost.withLock { $0 } ? 0 : 1   // the first object's file was deleted on the host
         }))
@@ -109,20 +121,21 @@ func isOpen(_ fd: Int32) -> Bool { fcntl(fd, F_GETFD) != -1 }
         // The objects being checked are pinned: invalidating one now must not close
         // an fd the sweeper is about to fstat; its fds go when the sweeper lets go.
         cache.invalidate(deleted.inode)
-        #expect(isOpen(deleted.pathFD))
+        #expect(closes.isOpen(deleted.pathFD))
         gate.open()
         #expect(swept.wait(timeout: .now() + 10) == .success)
-        #expect(!isOpen(deletedFD))
+        #expect(!closes.isOpen(deletedFD))
         #expect(cache.acquire(deleted.key) == nil)
         let hit = try #require(cache.acquire(kept.key))
         cache.release(hit)
-        #expect(isOpen(kept.pathFD))
+        #expect(closes.isOpen(kept.pathFD))
         #expect(cache.fileDescriptorCount == 1)
     }
 
     @Test func theSweeperClosesWhatWasDeletedAndKeepsTheRest() throws {
         let deletedOnHost = Mutex<Set<Int32>>([])
-        let cache = OpenFileCache(limit: 64, systemCalls: CacheSystemCalls(linkCount: { fd in
+        let closes = CloseRecorder()
+        let cache = OpenFileCache(limit: 64, systemCalls: CacheSystemCalls(close: closes.close, linkCount: { fd in
             deletedOnHost.withLock { $0.contains(fd) } ? 0 : 1
         }))
         let objects = (1...10).map { cachedObject(cache, key: UInt8($0)) }
@@ -132,7 +145,7 @@ func isOpen(_ fd: Int32) -> Bool { fcntl(fd, F_GETFD) != -1 }
         cache.sweepUnlinked(batch: 4)
         for o in objects {
             let gone = deleted.contains(o.pathFD) && o !== inUse
-            #expect(isOpen(o.pathFD) == !gone, "key \(o.key)")
+            #expect(closes.isOpen(o.pathFD) == !gone, "key \(o.key)")
             #expect((cache.acquire(o.key).map { cache.release($0) } == nil) == gone, "key \(o.key)")
         }
         cache.release(inUse)
