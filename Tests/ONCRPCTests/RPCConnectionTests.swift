@@ -8,6 +8,10 @@ import Logging
 
 /// Program 200000 v1-2: procedure 0 NULL, 1 echoes a UInt32 (garbage if
 /// absent), 2 completes only when the test says so (for ordering tests).
+///
+/// `@unchecked Sendable` (RPCProgram requires Sendable, for real servers' threads):
+/// its vars are touched only on the EmbeddedChannel's thread, the test's own, where
+/// every call of these tests runs.
 final class TestProgram: RPCProgram, @unchecked Sendable {
     let program: UInt32 = 200_000
     let versions: ClosedRange<UInt32> = 1...2
@@ -318,7 +322,7 @@ struct Harness {
 }
 
 /// Counts read() requests that pass the RPC handler on their way to the socket.
-final class ReadCounter: ChannelOutboundHandler, @unchecked Sendable {
+final class ReadCounter: ChannelOutboundHandler {
     typealias OutboundIn = Any
     var count = 0
     func read(context: ChannelHandlerContext) {

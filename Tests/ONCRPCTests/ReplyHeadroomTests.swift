@@ -10,7 +10,7 @@ import XDR
 /// plain buffer; 4: `successRecord` of a buffer without headroom), or `.later`
 /// through a future (procedure 3, with headroom). Argument: the number of
 /// 0xab bytes to return.
-final class AnsweringProgram: RPCProgram, @unchecked Sendable {
+final class AnsweringProgram: RPCProgram, Sendable {
     let program: UInt32 = 200_001
     let versions: ClosedRange<UInt32> = 1...1
 
