@@ -28,6 +28,10 @@ public final class RPCServer: Sendable {
     private let logger: Logger
     private let channels = Mutex<[(ListenSpec, Channel)]>([])
     private let devices = Mutex<[VhostUserListener]>([])
+    /// Established connections, so that `stop` closes each while the event loops and
+    /// the thread pool still run: a connection the group's shutdown cut off mid-call
+    /// kept its handler and everything it reaches alive to the end of the process.
+    private let connections = ConnectionRegistry()
 
     /// Connections held at once, across every listener.
     public let connectionBudget: ConnectionBudget
@@ -51,16 +55,19 @@ public final class RPCServer: Sendable {
             for spec in self.configuration.listen {
                 if case .vhostUser = spec {
                     devices.append(try VhostUserListener(spec, group: self.group, logger: self.logger) {
-                        [dispatcher, configuration, logger] channel, peer in
-                        Self.configureConnection(channel: channel, peer: peer, dispatcher: dispatcher,
-                                                 configuration: configuration, logger: logger)
+                        [dispatcher, configuration, logger, connections] channel, peer in
+                        connections.add(channel)
+                        return Self.configureConnection(channel: channel, peer: peer, dispatcher: dispatcher,
+                                                        configuration: configuration, logger: logger)
                     })
                     self.logger.info("listening on \(spec)")
                     continue
                 }
-                let channel = try await Listener.bind(spec, group: self.group, budget: self.connectionBudget) { [dispatcher, configuration, logger] channel, peer in
-                    Self.configureConnection(channel: channel, peer: peer, dispatcher: dispatcher,
-                                             configuration: configuration, logger: logger)
+                let channel = try await Listener.bind(spec, group: self.group, budget: self.connectionBudget) {
+                    [dispatcher, configuration, logger, connections] channel, peer in
+                    connections.add(channel)
+                    return Self.configureConnection(channel: channel, peer: peer, dispatcher: dispatcher,
+                                                    configuration: configuration, logger: logger)
                 }.get()
                 bound.append((spec, channel))
                 self.logger.info("listening on \(Self.describe(spec, channel))")
@@ -84,12 +91,15 @@ public final class RPCServer: Sendable {
         } } + self.devices.withLock { $0.map(\.spec) }
     }
 
-    /// Closes the listeners. Established connections close with the event loop group.
+    /// Closes the listeners, then every established connection (calls in flight
+    /// finish into closed connections). Call before the event loops and the thread
+    /// pool shut down.
     public func stop() async {
         let channels = self.channels.withLock { c -> [(ListenSpec, Channel)] in defer { c = [] }; return c }
         for (_, channel) in channels { try? await channel.close() }
         let devices = self.devices.withLock { d -> [VhostUserListener] in defer { d = [] }; return d }
         for device in devices { device.close() }
+        for connection in self.connections.all() { try? await connection.close() }
     }
 
     static func configureConnection(channel: Channel, peer: PeerIdentity, dispatcher: RPCDispatcher,
@@ -113,4 +123,17 @@ public final class RPCServer: Sendable {
         }
         return spec.description
     }
+}
+
+/// The open connections of a server, each removed when it closes.
+final class ConnectionRegistry: Sendable {
+    private let open = Mutex<[ObjectIdentifier: Channel]>([:])
+
+    func add(_ channel: Channel) {
+        let id = ObjectIdentifier(channel)
+        self.open.withLock { $0[id] = channel }
+        channel.closeFuture.whenComplete { [self] _ in self.open.withLock { _ = $0.removeValue(forKey: id) } }
+    }
+
+    func all() -> [Channel] { self.open.withLock { Array($0.values) } }
 }

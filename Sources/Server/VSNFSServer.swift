@@ -127,9 +127,11 @@ public final class VSNFSServer: Sendable {
     /// Closes listeners and connections and stops the threads.
     public func shutdown() async {
         self.rpcbind?.unregister()
+        // Connections first, while their event loops run; then the pool, whose calls
+        // still complete on live loops; then the loops.
         await self.rpcServer.stop()
-        try? await self.group.shutdownGracefully()
         try? await self.threadPool.shutdownGracefully()
+        try? await self.group.shutdownGracefully()
     }
 
     /// Serves until SIGTERM or SIGINT; SIGHUP reloads the exports. Signals
