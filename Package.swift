@@ -15,6 +15,7 @@ import PackageDescription
 
 let nioCore: Target.Dependency = .product(name: "NIOCore", package: "swift-nio")
 let nioPosix: Target.Dependency = .product(name: "NIOPosix", package: "swift-nio")
+let nioLocks: Target.Dependency = .product(name: "NIOConcurrencyHelpers", package: "swift-nio")
 let log: Target.Dependency = .product(name: "Logging", package: "swift-log")
 let argumentParser: Target.Dependency = .product(name: "ArgumentParser", package: "swift-argument-parser")
 
@@ -37,18 +38,17 @@ let package = Package(
         // Layer 2: ONC RPC v2 (RFC 5531): record marking, messages, auth, dispatch, backchannel calls.
         .target(name: "ONCRPC", dependencies: ["XDR", "Transport", log, nioCore]),
         // Layer 3: listeners (vsock, TCP, Unix, vhost-user-vsock) and kernel- or device-derived peer identities.
-        .target(name: "Transport", dependencies: ["CSupport", "VirtioVsock", log, nioCore, nioPosix]),
+        .target(name: "Transport", dependencies: ["CSupport", "VirtioVsock", log, nioCore, nioPosix, nioLocks]),
         // Layer 4: exports file grammar and the (transport, peer) -> access table.
         .target(name: "Exports", dependencies: ["Transport"]),
         // Layer 5: file handles and host filesystem calls, off the event loops.
-        .target(name: "HostFS", dependencies: ["Exports", "CSupport", log, nioCore,
-                                               .product(name: "NIOConcurrencyHelpers", package: "swift-nio")]),
+        .target(name: "HostFS", dependencies: ["Exports", "CSupport", log, nioCore, nioLocks]),
         // Layer 6: MOUNT v3, NFSv3, NFS_LOCALIO (declined).
         .target(name: "NFSProtocols", dependencies: ["XDR", "ONCRPC", "Transport", "Exports", "HostFS", log,
                                                      nioCore, nioPosix]),
         // Layer 7: server assembly (config, lifecycle, reload).
         .target(name: "Server", dependencies: ["NFSProtocols", "Transport", "Exports", "HostFS", "ONCRPC", "XDR",
-                                               "CSupport", log, nioCore, nioPosix]),
+                                               "CSupport", log, nioCore, nioPosix, nioLocks]),
         // Layer 3, beside Transport: the vhost-user-vsock device (vhost-user back-end,
         // split virtqueues, virtio-vsock streams) that hands each guest connection on
         // as a socket. No NIO, no RPC.

@@ -3,6 +3,7 @@ import Exports
 import Glibc
 import Synchronization
 import Logging
+import NIOConcurrencyHelpers
 import NIOCore
 
 public struct HostFSOptions: Sendable {
@@ -144,7 +145,7 @@ public final class HostFileSystem: Sendable {
     private let reconnects = Atomic<Int>(0)
     /// Handles found stale recently -> when to forget that (CLOCK_MONOTONIC ns). Spares
     /// the export a search per retry of a dead handle.
-    private let recentlyStale = Mutex<[[UInt8]: UInt64]>([:])
+    private let recentlyStale = NIOLockedValueBox<[[UInt8]: UInt64]>([:])
     static let staleMemoryNanoseconds: UInt64 = 10_000_000_000
 
     /// How many handles were found again by parent hint or search (disconnected or stale index).
@@ -361,7 +362,7 @@ public final class HostFileSystem: Sendable {
     }
 
     private func isRecentlyStale(_ key: [UInt8]) -> Bool {
-        recentlyStale.withLock { recentlyStale in
+        recentlyStale.withLockedValue { recentlyStale in
             guard let until = recentlyStale[key] else { return false }
             if monotonicNanoseconds() < until { return true }
             recentlyStale[key] = nil
@@ -371,7 +372,7 @@ public final class HostFileSystem: Sendable {
 
     private func rememberStale(_ key: [UInt8]) {
         let until = monotonicNanoseconds() + Self.staleMemoryNanoseconds
-        recentlyStale.withLock { recentlyStale in
+        recentlyStale.withLockedValue { recentlyStale in
             if recentlyStale.count >= 4096 { recentlyStale.removeAll(keepingCapacity: true) }
             recentlyStale[key] = until
         }

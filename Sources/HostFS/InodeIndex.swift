@@ -1,6 +1,5 @@
 import Glibc
 import NIOConcurrencyHelpers
-import Synchronization
 
 /// Unprivileged mode: a persisted map inode -> (parent inode, name) for one export, so
 /// an inode handle can be found again by walking names down from the export root.
@@ -30,11 +29,13 @@ final class InodeIndex: Sendable {
 
     private static let magic: [UInt8] = Array("VSNFSIX1".utf8)
     private let syscalls: SystemCalls
-    /// Never held across a system call. NIO's pthread mutex, as in the open-file cache:
-    /// event loops and pool threads take it on every LOOKUP and CREATE.
+    /// Never held across a system call. Both locks are NIO's pthread mutexes, as in the
+    /// open-file cache: event loops and pool threads take them on every LOOKUP and
+    /// CREATE, and under contention `Synchronization.Mutex` spins (and its slow path,
+    /// compiled without the thread sanitizer, hides the lock from `make test-tsan`).
     private let map: NIOLockedValueBox<[UInt64: Link]>
     /// The log file. Taken before `map`, never inside it.
-    private let log: Mutex<LogFile>
+    private let log: NIOLockedValueBox<LogFile>
     private let header: [UInt8]
     let path: String
     let rootIno: UInt64
@@ -78,15 +79,15 @@ final class InodeIndex: Sendable {
         self.map = NIOLockedValueBox(loaded)
         var file = LogFile()
         try InodeIndex.compact(loaded, header: header, path: path, syscalls: systemCalls, into: &file)
-        self.log = Mutex(file)
+        self.log = NIOLockedValueBox(file)
     }
 
-    deinit { log.withLock { if $0.fd >= 0 { close($0.fd) } } }
+    deinit { log.withLockedValue { if $0.fd >= 0 { close($0.fd) } } }
 
     /// Rewrites the log as the live map (`log` held: no change can come between the
     /// snapshot and the new file; lookups go on meanwhile).
     func compact() throws {
-        try log.withLock { file in
+        try log.withLockedValue { file in
             try InodeIndex.compact(map.withLockedValue { $0 }, header: header, path: path, syscalls: syscalls, into: &file)
         }
     }
@@ -141,7 +142,7 @@ final class InodeIndex: Sendable {
     /// and after the first listing they are all known already (then nothing is written).
     func record(_ links: [(ino: UInt64, parent: UInt64, name: [UInt8])]) {
         guard !links.isEmpty else { return }
-        log.withLock { file in
+        log.withLockedValue { file in
             var recs: [UInt8] = []
             var n = 0
             let live: Int = map.withLockedValue { map in
@@ -180,7 +181,7 @@ final class InodeIndex: Sendable {
 
     /// Forget `ino` if its recorded link is (parent, name) (or any link when parent is nil).
     func remove(ino: UInt64, parent: UInt64? = nil, name: [UInt8]? = nil) {
-        log.withLock { file in
+        log.withLockedValue { file in
             let live: Int? = map.withLockedValue { map in
                 guard let l = map[ino] else { return nil }
                 if let parent, let name, l != Link(parent: parent, name: name) { return nil }

@@ -1,4 +1,5 @@
 import Logging
+import NIOConcurrencyHelpers
 import NIOCore
 import NIOPosix
 import ONCRPC
@@ -125,15 +126,17 @@ public final class RPCServer: Sendable {
     }
 }
 
-/// The open connections of a server, each removed when it closes.
+/// The open connections of a server, each removed when it closes. A pthread lock
+/// (NIO's), not `Synchronization.Mutex`: every event loop takes it as connections
+/// open and close, and Mutex's contended path is invisible to the thread sanitizer.
 final class ConnectionRegistry: Sendable {
-    private let open = Mutex<[ObjectIdentifier: Channel]>([:])
+    private let open = NIOLockedValueBox<[ObjectIdentifier: Channel]>([:])
 
     func add(_ channel: Channel) {
         let id = ObjectIdentifier(channel)
-        self.open.withLock { $0[id] = channel }
-        channel.closeFuture.whenComplete { [self] _ in self.open.withLock { _ = $0.removeValue(forKey: id) } }
+        self.open.withLockedValue { $0[id] = channel }
+        channel.closeFuture.whenComplete { [self] _ in self.open.withLockedValue { _ = $0.removeValue(forKey: id) } }
     }
 
-    func all() -> [Channel] { self.open.withLock { Array($0.values) } }
+    func all() -> [Channel] { self.open.withLockedValue { Array($0.values) } }
 }

@@ -3,7 +3,7 @@ import Glibc
 #endif
 import Logging
 import NIOCore
-import Synchronization
+import NIOConcurrencyHelpers
 
 /// How many connections the listeners of one process hold at once. Every connection
 /// is a descriptor; past the budget the listeners stop accepting, so the descriptors the
@@ -28,7 +28,9 @@ public final class ConnectionBudget: Sendable {
         var withholding = 0
         var lastWithheld: ContinuousClock.Instant?
     }
-    private let state = Mutex(State())
+    /// NIO's pthread lock: every event loop takes it as connections open and close,
+    /// and `Synchronization.Mutex`'s contended path is invisible to the thread sanitizer.
+    private let state = NIOLockedValueBox(State())
 
     public init(limit: Int, descriptorLimit: Int, keptForFiles: Int, logger: Logger) {
         self.limit = max(1, limit)
@@ -60,12 +62,12 @@ public final class ConnectionBudget: Sendable {
         return max(0, count)
     }
 
-    public var openConnections: Int { self.state.withLock { $0.open } }
+    public var openConnections: Int { self.state.withLockedValue { $0.open } }
 
     /// True if one more connection may be accepted now. Otherwise `wake` is called once
     /// a connection closes (the caller asks again), and the wait is logged once per burst.
     func admit(_ listener: ObjectIdentifier, wake: @escaping @Sendable () -> Void) -> Bool {
-        let (admitted, open, newBurst) = self.state.withLock { state -> (Bool, Int, Bool) in
+        let (admitted, open, newBurst) = self.state.withLockedValue { state -> (Bool, Int, Bool) in
             if state.open < self.limit { return (true, state.open, false) }
             state.waiters[listener] = wake
             return (false, state.open, Self.startWithholding(&state))
@@ -80,7 +82,7 @@ public final class ConnectionBudget: Sendable {
     /// the listener waits until a connection closes (`wake`) or its own retry timer fires;
     /// logged once per burst.
     func outOfDescriptors(_ listener: ObjectIdentifier, errno code: Int32, wake: @escaping @Sendable () -> Void) {
-        let (open, newBurst) = self.state.withLock { state -> (Int, Bool) in
+        let (open, newBurst) = self.state.withLockedValue { state -> (Int, Bool) in
             state.waiters[listener] = wake
             return (state.open, Self.startWithholding(&state))
         }
@@ -98,7 +100,7 @@ public final class ConnectionBudget: Sendable {
 
     /// A listener that waited goes on (it was woken).
     func stopWithholding(_ listener: ObjectIdentifier) {
-        self.state.withLock { state in
+        self.state.withLockedValue { state in
             state.waiters[listener] = nil
             state.withholding = max(0, state.withholding - 1)
             state.lastWithheld = .now
@@ -115,11 +117,11 @@ public final class ConnectionBudget: Sendable {
     }
 
     func opened() {
-        self.state.withLock { $0.open += 1 }
+        self.state.withLockedValue { $0.open += 1 }
     }
 
     func closed() {
-        let waiters = self.state.withLock { state -> [@Sendable () -> Void] in
+        let waiters = self.state.withLockedValue { state -> [@Sendable () -> Void] in
             state.open -= 1
             defer { state.waiters = [:] }
             return Array(state.waiters.values)
