@@ -106,23 +106,24 @@ public final class GuestMemory {
     /// A host pointer to guest physical range [address, address + length), or
     /// nil unless the whole range is inside one region. Overflow-safe.
     public func guest(_ address: UInt64, length: UInt64) -> UnsafeMutableRawPointer? {
-        for m in mappings {
-            let r = m.region
-            guard address >= r.guestPhysicalAddress else { continue }
-            let offset = address - r.guestPhysicalAddress
-            guard offset < r.size, length <= r.size - offset else { continue }
-            return m.regionBase + Int(offset)
-        }
-        return nil
+        translate(address, length: length, inFrontEndSpace: false)
     }
 
     /// The same for an address in the front-end's own address space (ring
     /// addresses in SET_VRING_ADDR).
     public func user(_ address: UInt64, length: UInt64) -> UnsafeMutableRawPointer? {
+        translate(address, length: length, inFrontEndSpace: true)
+    }
+
+    /// The one bounds check: [address, address + length) inside one region, in guest
+    /// physical or front-end addresses. Overflow-safe (no address + length).
+    @inline(__always)
+    private func translate(_ address: UInt64, length: UInt64, inFrontEndSpace: Bool) -> UnsafeMutableRawPointer? {
         for m in mappings {
             let r = m.region
-            guard address >= r.userAddress else { continue }
-            let offset = address - r.userAddress
+            let first = inFrontEndSpace ? r.userAddress : r.guestPhysicalAddress
+            guard address >= first else { continue }
+            let offset = address - first
             guard offset < r.size, length <= r.size - offset else { continue }
             return m.regionBase + Int(offset)
         }
