@@ -292,10 +292,7 @@ func littleEndian64(_ bytes: [UInt8]) -> UInt64 {
         let d = try DeviceUnderTest()
         let guest = try GuestVsock(path: d.path, cid: 3)
         try guest.start()
-        guest.send(guest.packet(op: .request))
-        #expect(guest.receive()?.header.knownOp == .response)
-        #expect(eventually { !d.accepted.all.isEmpty })
-        let conn = d.accepted.all[0]
+        let conn = try openStream(d, guest)
         defer { close(conn.fd) }
         // Guest to host.
         let message = Array("hello, host".utf8)
@@ -320,10 +317,7 @@ func littleEndian64(_ bytes: [UInt8]) -> UInt64 {
         let d = try DeviceUnderTest()
         let guest = try GuestVsock(path: d.path, cid: 3)
         try guest.start()
-        guest.send(guest.packet(op: .request))
-        #expect(guest.receive()?.header.knownOp == .response)
-        #expect(eventually { !d.accepted.all.isEmpty })
-        let conn = d.accepted.all[0]
+        let conn = try openStream(d, guest)
         let bytes: [UInt8] = [1, 2, 3]
         #expect(write(conn.fd, bytes, 3) == 3)
         close(conn.fd)
@@ -339,10 +333,7 @@ func littleEndian64(_ bytes: [UInt8]) -> UInt64 {
         let d = try DeviceUnderTest()
         let guest = try GuestVsock(path: d.path, cid: 3)
         try guest.start()
-        guest.send(guest.packet(op: .request))
-        #expect(guest.receive()?.header.knownOp == .response)
-        #expect(eventually { !d.accepted.all.isEmpty })
-        let conn = d.accepted.all[0]
+        let conn = try openStream(d, guest)
         defer { close(conn.fd) }
         guest.send(guest.packet(op: .reset))
         #expect(readSocket(conn.fd, count: 1).isEmpty)
@@ -421,10 +412,7 @@ func littleEndian64(_ bytes: [UInt8]) -> UInt64 {
         let d = try DeviceUnderTest(bufferSize: 8192)
         let guest = try GuestVsock(path: d.path, cid: 3)
         try guest.start()
-        guest.send(guest.packet(op: .request))
-        #expect(guest.receive()?.header.knownOp == .response)
-        #expect(eventually { !d.accepted.all.isEmpty })
-        let conn = d.accepted.all[0]
+        let conn = try openStream(d, guest)
         defer { close(conn.fd) }
         // 6000 bytes: the guest now thinks only 2192 are free, under half.
         guest.send(guest.packet(op: .readWrite), payload: [UInt8](repeating: 5, count: 3000))
@@ -580,4 +568,13 @@ func littleEndian64(_ bytes: [UInt8]) -> UInt64 {
         #expect(try guest.frontEnd.setMemTable(guest.ram))
         close(d.accepted.all[0].fd)
     }
+}
+
+/// The guest asks for a connection to the served port, the device answers it, and
+/// the host end is handed on: the common start of the stream tests.
+func openStream(_ d: DeviceUnderTest, _ guest: GuestVsock) throws -> VsockGuestConnection {
+    guest.send(guest.packet(op: .request))
+    #expect(guest.receive()?.header.knownOp == .response)
+    #expect(eventually { !d.accepted.all.isEmpty })
+    return try #require(d.accepted.all.first)
 }
