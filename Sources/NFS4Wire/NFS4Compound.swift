@@ -75,7 +75,7 @@ public struct NFS4CompoundHeaderError: Error, Sendable, Hashable, CustomStringCo
 }
 
 /// A decoded COMPOUND4args.
-public struct NFS4CompoundRequest: Sendable, Hashable {
+public struct NFS4CompoundRequest: Sendable, Hashable, XDREncodable {
     /// Echoed in the reply, as sent.
     public var tag: [UInt8]
     public var minorVersion: UInt32

@@ -2,7 +2,7 @@ import NIOCore
 import XDR
 
 /// One operation of a COMPOUND (nfs_argop4) with its arguments.
-public enum NFS4Operation: Sendable, Hashable {
+public enum NFS4Operation: Sendable, Hashable, XDREncodable {
     // Sessions and clients (RFC 8881 §18.33-18.51).
     case sequence(NFS4SequenceArgs)
     case exchangeID(NFS4ExchangeIDArgs)

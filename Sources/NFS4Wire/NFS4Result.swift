@@ -128,7 +128,7 @@ public struct NFS4DirectoryListWriter: Sendable {
 }
 
 /// One operation's result (nfs_resop4).
-public enum NFS4Result: Sendable, Hashable {
+public enum NFS4Result: Sendable, Hashable, XDREncodable {
     case sequence(NFS4Reply<NFS4SequenceResOK>)
     case exchangeID(NFS4Reply<NFS4ExchangeIDResOK>)
     case createSession(NFS4Reply<NFS4CreateSessionResOK>)
@@ -309,7 +309,7 @@ public struct NFS4Empty: Sendable, Hashable {
 }
 
 /// COMPOUND4res: the status of the last result, the request's tag, the results.
-public struct NFS4CompoundResponse: Sendable, Hashable {
+public struct NFS4CompoundResponse: Sendable, Hashable, XDREncodable {
     public var status: NFS4Status
     public var tag: [UInt8]
     public var results: [NFS4Result]
