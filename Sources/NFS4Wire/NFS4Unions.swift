@@ -57,33 +57,6 @@ public struct SSVSPParms4: Sendable, Hashable, XDRCodable {
     }
 }
 
-/// state_protect4_a: EXCHANGE_ID's state protection request (SP4_NONE = 0,
-/// SP4_MACH_CRED = 1, SP4_SSV = 2).
-public enum StateProtect4A: Sendable, Hashable, XDRCodable {
-    case none
-    case machineCredential(StateProtectOps4)
-    case ssv(SSVSPParms4)
-    public init(xdr buffer: inout ByteBuffer) throws {
-        switch try buffer.readXDRUInt32() {
-        case 0: self = .none
-        case 1: self = .machineCredential(try StateProtectOps4(xdr: &buffer))
-        case 2: self = .ssv(try SSVSPParms4(xdr: &buffer))
-        case let other: throw XDRError.invalidEnum(type: "state_protect_how4", value: other)
-        }
-    }
-    public func encode(xdr buffer: inout ByteBuffer) {
-        switch self {
-        case .none: buffer.writeXDRUInt32(0)
-        case .machineCredential(let ops):
-            buffer.writeXDRUInt32(1)
-            ops.encode(xdr: &buffer)
-        case .ssv(let parms):
-            buffer.writeXDRUInt32(2)
-            parms.encode(xdr: &buffer)
-        }
-    }
-}
-
 /// ssv_prot_info4: the server's SP4_SSV answer.
 public struct SSVProtInfo4: Sendable, Hashable, XDRCodable {
     public var ops: StateProtectOps4
@@ -119,16 +92,18 @@ public struct SSVProtInfo4: Sendable, Hashable, XDRCodable {
     }
 }
 
-/// state_protect4_r: EXCHANGE_ID's state protection answer.
-public enum StateProtect4R: Sendable, Hashable, XDRCodable {
+/// state_protect4_a (EXCHANGE_ID's request, SSV arm ssv_sp_parms4) and
+/// state_protect4_r (its answer, SSV arm ssv_prot_info4): SP4_NONE = 0,
+/// SP4_MACH_CRED = 1, SP4_SSV = 2.
+public enum StateProtect4<SSV: XDRCodable & Sendable & Hashable>: Sendable, Hashable, XDRCodable {
     case none
     case machineCredential(StateProtectOps4)
-    case ssv(SSVProtInfo4)
+    case ssv(SSV)
     public init(xdr buffer: inout ByteBuffer) throws {
         switch try buffer.readXDRUInt32() {
         case 0: self = .none
         case 1: self = .machineCredential(try StateProtectOps4(xdr: &buffer))
-        case 2: self = .ssv(try SSVProtInfo4(xdr: &buffer))
+        case 2: self = .ssv(try SSV(xdr: &buffer))
         case let other: throw XDRError.invalidEnum(type: "state_protect_how4", value: other)
         }
     }
@@ -138,12 +113,15 @@ public enum StateProtect4R: Sendable, Hashable, XDRCodable {
         case .machineCredential(let ops):
             buffer.writeXDRUInt32(1)
             ops.encode(xdr: &buffer)
-        case .ssv(let info):
+        case .ssv(let ssv):
             buffer.writeXDRUInt32(2)
-            info.encode(xdr: &buffer)
+            ssv.encode(xdr: &buffer)
         }
     }
 }
+
+public typealias StateProtect4A = StateProtect4<SSVSPParms4>
+public typealias StateProtect4R = StateProtect4<SSVProtInfo4>
 
 /// createhow4 (RFC 8881 §18.16.1).
 public enum CreateHow4: Sendable, Hashable, XDRCodable {
