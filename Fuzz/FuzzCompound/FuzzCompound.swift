@@ -9,7 +9,8 @@
 //   - a failure names the operation after the last one decoded;
 //   - an fattr4 that decodes for VERIFY re-encodes to the same values;
 //   - the reply (a result per operation, then the failure's) encodes, with
-//     the COMPOUND status the last result's.
+//     the COMPOUND status the last result's, and decodes to what re-encodes
+//     to the same bytes.
 //
 // VSNFS_FUZZ_WRITE_SEEDS=DIR writes a few COMPOUNDs a Linux client sends to
 // DIR/FuzzCompound, then exits.
@@ -109,6 +110,11 @@ public func fuzzCompound(_ start: UnsafePointer<UInt8>?, _ count: Int) -> CInt {
     let bytes = encoded(response)
     precondition(bytes.readableBytes >= 12 + request.tag.count)
     precondition(response.status == (response.results.last?.status ?? .ok))
+    var replyBytes = bytes
+    guard let decodedReply = try? NFS4CompoundResponse(xdr: &replyBytes) else {
+        preconditionFailure("the reply does not decode")
+    }
+    precondition(encoded(decodedReply) == bytes, "the reply re-encodes differently")
     return 0
 }
 

@@ -339,3 +339,89 @@ public struct NFS4CompoundResponse: Sendable, Hashable, XDREncodable {
         buffer.writeXDRArray(results) { $1.encode(xdr: &$0) }
     }
 }
+
+// MARK: - Decoding (a client's side: tests, fuzzing, tools)
+
+extension NFS4Result: XDRDecodable {
+    /// Decodes nfs_resop4. An error whose arm is void decodes as
+    /// `.status(opcode, status)`, whichever case encoded it (the bytes are the same).
+    public init(xdr buffer: inout ByteBuffer) throws {
+        let raw = try buffer.readXDRUInt32()
+        guard let opcode = NFS4Opcode(rawValue: raw) else { throw XDRError.invalidEnum(type: "nfs_opnum4", value: raw) }
+        let status: NFS4Status = try buffer.readXDREnum()
+        switch (opcode, status) {
+        case (.setattr, _): self = .setattr(status, attributesSet: try Bitmap4(xdr: &buffer))
+        case (.lock, .denied): self = .lock(.denied(try LockDenied4(xdr: &buffer)))
+        case (.lockt, .denied): self = .lockt(.denied(try LockDenied4(xdr: &buffer)))
+        case (.lockt, .ok): self = .lockt(.ok(NFS4Empty()))
+        case (.copy, .offloadNoReqs): self = .copy(.noRequirements(try CopyRequirements4(xdr: &buffer)))
+        case (_, .ok): self = try Self.decodeOK(opcode, from: &buffer)
+        default: self = .status(opcode, status)
+        }
+    }
+
+    private static func decodeOK(_ opcode: NFS4Opcode, from buffer: inout ByteBuffer) throws -> NFS4Result {
+        func secinfo() throws -> [SecInfo4] {
+            try buffer.readXDRArray(maxCount: NFS4Limits.maxArrayCount) { try SecInfo4(xdr: &$0) }
+        }
+        switch opcode {
+        case .sequence: return .sequence(.ok(try NFS4SequenceResOK(xdr: &buffer)))
+        case .exchangeID: return .exchangeID(.ok(try NFS4ExchangeIDResOK(xdr: &buffer)))
+        case .createSession: return .createSession(.ok(try NFS4CreateSessionResOK(xdr: &buffer)))
+        case .bindConnToSession: return .bindConnToSession(.ok(try NFS4BindConnToSessionResOK(xdr: &buffer)))
+        case .secinfo: return .secinfo(.ok(try secinfo()))
+        case .secinfoNoName: return .secinfoNoName(.ok(try secinfo()))
+        case .getfh: return .getfh(.ok(try NFS4FileHandle(xdr: &buffer)))
+        case .getattr: return .getattr(.ok(try NFS4Fattr(xdr: &buffer)))
+        case .access: return .access(.ok(try NFS4AccessResOK(xdr: &buffer)))
+        case .open: return .open(.ok(try NFS4OpenResOK(xdr: &buffer)))
+        case .openDowngrade: return .openDowngrade(.ok(try StateID(xdr: &buffer)))
+        case .close: return .close(.ok(try StateID(xdr: &buffer)))
+        case .read: return .read(.ok(try NFS4ReadResOK(xdr: &buffer)))
+        case .write: return .write(.ok(try NFS4WriteResOK(xdr: &buffer)))
+        case .commit: return .commit(.ok(try Verifier4(xdr: &buffer)))
+        case .create: return .create(.ok(try NFS4CreateResOK(xdr: &buffer)))
+        case .remove: return .remove(.ok(try ChangeInfo4(xdr: &buffer)))
+        case .rename: return .rename(.ok(try NFS4RenameResOK(xdr: &buffer)))
+        case .link: return .link(.ok(try ChangeInfo4(xdr: &buffer)))
+        case .readdir: return .readdir(.ok(try NFS4ReaddirResOK(xdr: &buffer)))
+        case .readlink: return .readlink(.ok(try NFS4Name(xdr: &buffer)))
+        case .lock: return .lock(.ok(try StateID(xdr: &buffer)))
+        case .locku: return .locku(.ok(try StateID(xdr: &buffer)))
+        case .testStateid:
+            return .testStateid(.ok(try buffer.readXDRArray(maxCount: NFS4Limits.maxArrayCount) { try $0.readXDREnum() }))
+        case .seek: return .seek(.ok(try NFS4SeekResOK(xdr: &buffer)))
+        case .copy: return .copy(.ok(try NFS4CopyResOK(xdr: &buffer)))
+        case _ where voidOnSuccess.contains(opcode): return .status(opcode, .ok)
+        default: throw XDRError.invalidEnum(type: "nfs_resop4 this layer does not encode", value: opcode.rawValue)
+        }
+    }
+}
+
+extension NFS4ReaddirResOK: XDRDecodable {
+    /// Reads the entry4 list, keeping it as the slice it arrived in.
+    public init(xdr buffer: inout ByteBuffer) throws {
+        self.cookieVerifier = try Verifier4(xdr: &buffer)
+        var walker = buffer
+        var length = 0
+        while try walker.readXDRBool() {
+            _ = try walker.readXDRUInt64()
+            _ = try NFS4Name(xdr: &walker)
+            _ = try NFS4Fattr(xdr: &walker)
+            length = walker.readerIndex - buffer.readerIndex
+        }
+        self.entries = buffer.readSlice(length: length)!
+        buffer.moveReaderIndex(forwardBy: 4)          // the list's closing FALSE, read by the walker
+        self.eof = try buffer.readXDRBool()
+    }
+}
+
+extension NFS4CompoundResponse: XDRDecodable {
+    public init(xdr buffer: inout ByteBuffer) throws {
+        self.status = try buffer.readXDREnum()
+        self.tag = try buffer.readXDRVariableBytes(maxLength: NFS4DecodeLimits.defaultMaxTagLength)
+        self.results = try buffer.readXDRArray(maxCount: NFS4Limits.maxArrayCount, minimumElementSize: 8) {
+            try NFS4Result(xdr: &$0)
+        }
+    }
+}

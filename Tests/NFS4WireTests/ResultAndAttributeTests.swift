@@ -297,3 +297,83 @@ func status(of fattr: NFS4Fattr, _ purpose: NFS4Attributes.Purpose) -> NFS4Statu
         #expect(try CBCompoundResponse(xdr: &badSession).results.first?.status == .badsession)
     }
 }
+
+/// One result of each NFS4Result case and arm, in the form decoding gives back.
+let sampleResults: [NFS4Result] = {
+    var list = NFS4DirectoryListWriter(maxCount: 4096, dirCount: 0)
+    _ = list.append(cookie: 1, name: "a", attributes: sampleFattr)
+    _ = list.append(cookie: 2, name: "bcdef", attributes: .empty)
+    let cinfo = ChangeInfo4(atomic: true, before: 1, after: 2)
+    let denied = LockDenied4(offset: 0, length: 1, lockType: .read, owner: sampleOwner)
+    return [
+        .sequence(.ok(NFS4SequenceResOK(sessionID: sampleSession, sequenceID: 1, slotID: 0, highestSlotID: 0,
+                                        targetHighestSlotID: 0, statusFlags: NFS4Constants.seq4StatusCBPathDown))),
+        .exchangeID(.ok(NFS4ExchangeIDResOK(clientID: 1, sequenceID: 1, flags: 0, stateProtect: .none,
+                                            serverOwner: ServerOwner4(minorID: 0, majorID: NFS4Opaque([1])),
+                                            serverScope: NFS4Opaque([]), serverImplID: nil))),
+        .createSession(.ok(NFS4CreateSessionResOK(sessionID: sampleSession, sequence: 1, flags: 0,
+                                                  foreChannelAttrs: sampleChannel, backChannelAttrs: sampleChannel))),
+        .bindConnToSession(.ok(NFS4BindConnToSessionResOK(sessionID: sampleSession, direction: .fore, useConnInRDMAMode: false))),
+        .secinfo(.ok([.flavor(NFS4Constants.authSys), .rpcsecGSS(oid: [0x2a, 0x86], qop: 0, service: .privacy)])),
+        .secinfoNoName(.ok([.flavor(NFS4Constants.authSys)])),
+        .getfh(.ok(sampleHandle)),
+        .getattr(.ok(sampleFattr)),
+        .setattr(.ok, attributesSet: [33]),
+        .setattr(.perm, attributesSet: []),
+        .access(.ok(NFS4AccessResOK(supported: 0x1f, access: 0x3))),
+        .open(.ok(NFS4OpenResOK(stateID: sampleStateID, changeInfo: cinfo, resultFlags: 4, attrSet: [], delegation: .none))),
+        .openDowngrade(.ok(sampleStateID)),
+        .close(.ok(.invalid)),
+        .read(.ok(NFS4ReadResOK(eof: false, data: buffer([9, 9])))),
+        .write(.ok(NFS4WriteResOK(count: 2, committed: .unstable, verifier: Verifier4(5)))),
+        .commit(.ok(Verifier4(5))),
+        .create(.ok(NFS4CreateResOK(changeInfo: cinfo, attrSet: [33]))),
+        .remove(.ok(cinfo)),
+        .rename(.ok(NFS4RenameResOK(sourceChangeInfo: cinfo, targetChangeInfo: cinfo))),
+        .link(.ok(cinfo)),
+        .readdir(.ok(NFS4ReaddirResOK(cookieVerifier: Verifier4(3), list: list, eof: true))),
+        .readlink(.ok("../x")),
+        .lock(.ok(sampleStateID)),
+        .lock(.denied(denied)),
+        .lockt(.ok(NFS4Empty())),
+        .lockt(.denied(denied)),
+        .locku(.ok(sampleStateID)),
+        .testStateid(.ok([.ok, .badStateid, .oldStateid])),
+        .seek(.ok(NFS4SeekResOK(eof: true, offset: 0))),
+        .copy(.ok(NFS4CopyResOK(response: WriteResponse4(callbackID: nil, count: 1, committed: .fileSync, verifier: .zero),
+                                requirements: CopyRequirements4(consecutive: true, synchronous: true)))),
+        .copy(.noRequirements(CopyRequirements4(consecutive: false, synchronous: false))),
+        .status(.putfh, .ok),
+        .status(.lookup, .noent),
+        .status(.destroySession, .badsession),
+        .status(.clone, .ok),
+        .status(.illegal, .opIllegal),
+        .status(.layoutget, .notsupp),
+    ]
+}()
+
+@Suite struct ResultRoundTripTests {
+    @Test("RFC 8881 16.2: every result arm decodes back to itself", arguments: sampleResults)
+    func resultRoundTrip(_ result: NFS4Result) throws {
+        var bytes = encoded(result)
+        #expect(try NFS4Result(xdr: &bytes) == result)
+        #expect(bytes.readableBytes == 0)
+    }
+
+    @Test("RFC 8881 16.2: an error result encodes as its status alone, whichever case holds it")
+    func errorArms() throws {
+        for result: NFS4Result in [.getattr(.error(.access)), .open(.error(.shareDenied)), .read(.error(.io)),
+                                   .lock(.error(.grace)), .copy(.error(.partnerNotsupp))] {
+            var bytes = encoded(result)
+            #expect(words(bytes) == [result.opcode.rawValue, result.status.rawValue])
+            #expect(try NFS4Result(xdr: &bytes) == .status(result.opcode, result.status))
+        }
+    }
+
+    @Test("RFC 8881 16.2.3: a whole COMPOUND4res round trips")
+    func compoundRoundTrip() throws {
+        let reply = NFS4CompoundResponse(tag: Array("t".utf8), results: sampleResults)
+        var bytes = encoded(reply)
+        #expect(try NFS4CompoundResponse(xdr: &bytes) == reply)
+    }
+}
