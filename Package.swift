@@ -6,6 +6,7 @@
 //   XDR, Transport (sockets, kernel peer identity) -> ONCRPC
 //   Transport -> Exports -> HostFS (the export list it serves; nothing of RPC)
 //   ONCRPC, Exports, HostFS -> NFSProtocols -> Server -> CLIs
+//   XDR -> NFS4Wire (NFSv4.1/4.2 wire types and COMPOUND codecs; no server logic)
 // Transport sits beside XDR at the bottom so the RPC layer can hand every
 // call the PeerIdentity of its connection. Every target builds in the Swift 6
 // language mode (complete concurrency checking).
