@@ -228,6 +228,11 @@ public struct Bitmap4: Sendable, Hashable, XDRCodable, ExpressibleByArrayLiteral
         return Bitmap4(words: words)
     }
 
+    /// Equal when the same bits are set: trailing zero words do not count
+    /// (a client may send [x, 0] for [x]).
+    public static func == (lhs: Bitmap4, rhs: Bitmap4) -> Bool { lhs.trimmed().words == rhs.trimmed().words }
+    public func hash(into hasher: inout Hasher) { hasher.combine(trimmed().words) }
+
     public init(xdr buffer: inout ByteBuffer) throws {
         self.words = try buffer.readXDRArray(maxCount: NFS4Limits.maxBitmapWords) { try $0.readXDRUInt32() }
     }

@@ -60,6 +60,46 @@ import XDR
         #expect(Array(encoded(request).readableBytesView) == bytes)
     }
 
+    /// OPEN with EXCLUSIVE4_1 under CLAIM_NULL, built word by word from RFC 8881 §18.16.1.
+    @Test("RFC 8881 18.16: OPEN EXCLUSIVE4_1 args decode from a byte-exact fixture")
+    func openFixture() throws {
+        let words: [UInt32] = [
+            0, 2, 2,                                 // tag, minorversion 2, two operations
+            24,                                      // OP_PUTROOTFH
+            18,                                      // OP_OPEN
+            0,                                       // seqid
+            0x0000_0002, 0,                          // share_access WRITE, share_deny NONE
+            0, 1,                                    // open_owner4.clientid
+            12, 0x6f70_656e, 0x2069_643a, 0x0000_0007, // owner: "open id:" and 4 bytes
+            1,                                       // OPEN4_CREATE
+            3,                                       // EXCLUSIVE4_1
+            0xcafe_f00d, 0x0000_0001,                // cva_verf
+            2, 0, 0x0000_0002,                       // cva_attrs.attrmask: mode (33)
+            4, 0o644,                                // attr_vals
+            0,                                       // CLAIM_NULL
+            4, 0x6669_6c65,                          // "file"
+        ]
+        var bytes = ByteBuffer()
+        for word in words { bytes.writeXDRUInt32(word) }
+        let request = try NFS4CompoundRequest(decoding: bytes)
+        #expect(request.failure == nil && request.minorVersion == 2)
+        var modeValue = ByteBuffer()
+        modeValue.writeXDRUInt32(0o644)
+        let expected = NFS4OpenArgs(
+            seqid: 0, shareAccess: NFS4Constants.shareAccessWrite, shareDeny: NFS4Constants.shareDenyNone,
+            owner: StateOwner4(clientID: 1, owner: Array("open id:".utf8) + [0, 0, 0, 7]),
+            openHow: .create(.exclusive4_1(verifier: Verifier4(0xcafe_f00d_0000_0001),
+                                           attributes: NFS4Fattr(mask: Bitmap4(words: [0, 2]), values: modeValue))),
+            claim: .null("file"))
+        #expect(request.operations == [.putrootfh, .open(expected)])
+        guard case .open(let open) = request.operations.last, case .create(.exclusive4_1(_, let attributes)) = open.openHow else {
+            Issue.record("no OPEN with EXCLUSIVE4_1 decoded")
+            return
+        }
+        #expect(try NFS4Attributes(decoding: attributes, for: .set).mode == 0o644)
+        #expect(Array(encoded(request).readableBytesView) == Array(bytes.readableBytesView))
+    }
+
     /// Every prefix of a sample COMPOUND: no crash, the operations wholly
     /// inside decode, and BADXDR names the one the prefix cuts.
     @Test("RFC 8881 15.2: a COMPOUND truncated at every byte boundary fails with BADXDR at the cut operation")
@@ -283,5 +323,7 @@ import XDR
         #expect(bitmap.intersection([1, 32, 100]).bits == [1, 32])
         #expect(bitmap.subtracting([0, 75]).words == [0x8000_0002, 0x0080_0001])
         #expect(Bitmap4(words: [1, 0, 0]).trimmed().words == [1])
+        #expect(Bitmap4(words: [1, 0, 0]) == [0] && Bitmap4(words: [1, 0, 0]).hashValue == Bitmap4(bits: [0]).hashValue)
+        #expect(Bitmap4(words: [1, 0, 0]) != [32])
     }
 }
