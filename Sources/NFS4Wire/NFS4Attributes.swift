@@ -318,12 +318,19 @@ public struct NFS4Attributes: Sendable, Hashable {
     /// NFS4ERR_INVAL: `NFS4Attribute.writeOnly`).
     public func encode(requested: Bitmap4, allocator: ByteBufferAllocator = ByteBufferAllocator()) -> NFS4Fattr {
         var values = allocator.buffer(capacity: 256)
+        let returned = encodeValues(requested: requested, into: &values)
+        return NFS4Fattr(mask: returned, values: values)
+    }
+
+    /// The attrlist4 half of `encode(requested:)`, appended to `values`;
+    /// returns the attrmask to send with it.
+    public func encodeValues(requested: Bitmap4, into values: inout ByteBuffer) -> Bitmap4 {
         var returned = Bitmap4(words: [])
         for bit in requested.bits {
             guard let attribute = NFS4Attribute(rawValue: bit), !attribute.isWriteOnly else { continue }
             if write(attribute, into: &values) { returned.insert(bit) }
         }
-        return NFS4Fattr(mask: returned, values: values)
+        return returned
     }
 
     /// What a client's fattr4 is for: the checks differ (RFC 8881 §18.30.4, §18.31.3).

@@ -96,11 +96,22 @@ public struct NFS4DirectoryListWriter: Sendable {
     private var dirBytes = 0
     private let maxCount: Int
     private let dirCount: Int
+    /// Each entry's attribute values before they are appended: one buffer for all.
+    private var scratch: ByteBuffer
 
     public init(maxCount: UInt32, dirCount: UInt32, allocator: ByteBufferAllocator = ByteBufferAllocator()) {
         self.maxCount = Int(maxCount)
         self.dirCount = dirCount == 0 ? Int.max : Int(dirCount)
         self.entries = allocator.buffer(capacity: min(Int(maxCount), 64 * 1024))
+        self.scratch = allocator.buffer(capacity: 512)
+    }
+
+    /// Appends the entry with the `requested` attributes of `attributes`
+    /// (as GETATTR would return them), without allocating per entry.
+    public mutating func append(cookie: UInt64, name: NFS4Name, attributes: NFS4Attributes, requested: Bitmap4) -> Bool {
+        scratch.clear()
+        let mask = attributes.encodeValues(requested: requested, into: &scratch)
+        return append(cookie: cookie, name: name, attributes: NFS4Fattr(mask: mask, values: scratch))
     }
 
     /// The XDR size of an entry (with its leading TRUE), and of its cookie and name alone.

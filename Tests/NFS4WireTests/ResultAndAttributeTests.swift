@@ -131,6 +131,14 @@ import XDR
         var byNames = NFS4DirectoryListWriter(maxCount: 1 << 20, dirCount: 2 * (8 + 20))
         let appended = (1...3).map { byNames.append(cookie: UInt64($0), name: name, attributes: fattr) }
         #expect(appended == [true, true, false])
+        // From the attributes themselves: the same bytes as from their fattr4.
+        var fromAttributes = NFS4DirectoryListWriter(maxCount: 1 << 20, dirCount: 0)
+        var fromFattr = NFS4DirectoryListWriter(maxCount: 1 << 20, dirCount: 0)
+        for cookie: UInt64 in 1...3 {
+            _ = fromAttributes.append(cookie: cookie, name: name, attributes: attributes, requested: [1, 4, 20, 48])
+            _ = fromFattr.append(cookie: cookie, name: name, attributes: fattr)
+        }
+        #expect(fromAttributes.count == 3 && fromAttributes.entries == fromFattr.entries)
         // Too small for one entry: the server answers NFS4ERR_TOOSMALL.
         var tiny = NFS4DirectoryListWriter(maxCount: 20, dirCount: 0)
         let fitted = tiny.append(cookie: 1, name: name, attributes: fattr)
