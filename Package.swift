@@ -8,6 +8,7 @@
 //   ONCRPC, Exports, HostFS -> NFSCore -> NFS3 -> Mount3 -> Server -> CLIs
 // NFSCore is what every NFS version shares (the server context, call
 // authorization); each protocol version is its own target above it.
+//   XDR -> NFS4Wire (NFSv4.1/4.2 wire types and COMPOUND codecs; no server logic)
 // Transport sits beside XDR at the bottom so the RPC layer can hand every
 // call the PeerIdentity of its connection. Every target builds in the Swift 6
 // language mode (complete concurrency checking).
@@ -37,6 +38,9 @@ let package = Package(
     targets: [
         // Layer 1: XDR (RFC 4506) over NIO ByteBuffer.
         .target(name: "XDR", dependencies: [nioCore]),
+        // Layer 1, beside XDR: NFSv4.1/4.2 (RFC 8881, RFC 7862) types, COMPOUND decoding, result and
+        // fattr4 encoding, callbacks' wire form. Nothing of server logic.
+        .target(name: "NFS4Wire", dependencies: ["XDR", nioCore]),
         // Layer 2: ONC RPC v2 (RFC 5531): record marking, messages, auth, dispatch, backchannel calls.
         .target(name: "ONCRPC", dependencies: ["XDR", "Transport", log, nioCore]),
         // Layer 3: listeners (vsock, TCP, Unix, vhost-user-vsock) and kernel- or device-derived peer identities.
@@ -66,6 +70,7 @@ let package = Package(
         .executableTarget(name: "vsnfs", dependencies: ["Server", "Exports", "Transport", "ONCRPC", log, argumentParser]),
         .executableTarget(name: "vsnfs-mount", dependencies: ["CSupport", "ONCRPC", "XDR", log, argumentParser, nioCore]),
         .testTarget(name: "XDRTests", dependencies: ["XDR", nioCore]),
+        .testTarget(name: "NFS4WireTests", dependencies: ["NFS4Wire", "XDR", nioCore]),
         .testTarget(name: "ONCRPCTests", dependencies: ["ONCRPC", "XDR", "Transport", log, nioCore,
                                                         .product(name: "NIOEmbedded", package: "swift-nio")]),
         .testTarget(name: "VirtioVsockTests", dependencies: ["VirtioVsock", "CSupport"]),
@@ -111,6 +116,7 @@ if ProcessInfo.processInfo.environment["VSNFS_FUZZ"] != nil {
         ("FuzzProcedures", ["Server", "NFSCore", "NFS3", "Mount3", "ONCRPC", "XDR", "Exports", "HostFS", "Transport", log, nioCore]),
         ("FuzzFileHandle", ["HostFS", "Exports", "CSupport", log]),
         ("FuzzExports", ["Exports"]),
+        ("FuzzCompound", ["NFS4Wire", "XDR", nioCore]),
     ]
     package.targets.append(.target(name: "FuzzDriver", path: "Fuzz/FuzzDriver"))
     for target in fuzzTargets {

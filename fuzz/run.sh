@@ -41,6 +41,7 @@ if [[ $mode == merge ]]; then
     trap 'rm -rf "$seeds"' EXIT
     VSNFS_FUZZ_WRITE_SEEDS=$seeds ASAN_OPTIONS=detect_leaks=0 $bin/FuzzProcedures
     VSNFS_FUZZ_WRITE_SEEDS=$seeds ASAN_OPTIONS=detect_leaks=0 $bin/FuzzFileHandle
+    VSNFS_FUZZ_WRITE_SEEDS=$seeds ASAN_OPTIONS=detect_leaks=0 $bin/FuzzCompound
     for t in "$@"; do
         mkdir -p "$seeds/$t" ".build-fuzz/corpus/$t" "fuzz/corpus/$t"
         merged=$(mktemp -d)
