@@ -5,7 +5,9 @@
 //
 //   XDR, Transport (sockets, kernel peer identity) -> ONCRPC
 //   Transport -> Exports -> HostFS (the export list it serves; nothing of RPC)
-//   ONCRPC, Exports, HostFS -> NFSProtocols -> Server -> CLIs
+//   ONCRPC, Exports, HostFS -> NFSCore -> NFS3 -> Mount3 -> Server -> CLIs
+// NFSCore is what every NFS version shares (the server context, call
+// authorization); each protocol version is its own target above it.
 // Transport sits beside XDR at the bottom so the RPC layer can hand every
 // call the PeerIdentity of its connection. Every target builds in the Swift 6
 // language mode (complete concurrency checking).
@@ -46,11 +48,17 @@ let package = Package(
         .target(name: "Exports", dependencies: ["Transport"]),
         // Layer 5: file handles and host filesystem calls, off the event loops.
         .target(name: "HostFS", dependencies: ["Exports", "CSupport", log, nioCore, nioLocks]),
-        // Layer 6: MOUNT v3, NFSv3, NFS_LOCALIO (declined).
-        .target(name: "NFSProtocols", dependencies: ["XDR", "ONCRPC", "Transport", "Exports", "HostFS", log,
-                                                     nioCore, nioPosix]),
+        // Layer 6: the protocols. NFSCore: what every NFS version shares (server
+        // context: HostFS and the thread pool; call authorization against the
+        // auth table). NFS3: NFSv3 (RFC 1813), its wire types and error mapping.
+        // Mount3: MOUNT v3 (RFC 1813 appendix I), which hands out NFSv3 handles.
+        // RPC dispatch is by (program, version): each version is its own RPCProgram.
+        .target(name: "NFSCore", dependencies: ["ONCRPC", "Transport", "Exports", "HostFS", log, nioPosix]),
+        .target(name: "NFS3", dependencies: ["NFSCore", "XDR", "ONCRPC", "Transport", "Exports", "HostFS", nioCore]),
+        .target(name: "Mount3", dependencies: ["NFS3", "NFSCore", "XDR", "ONCRPC", "Transport", "Exports", "HostFS",
+                                               nioCore]),
         // Layer 7: server assembly (config, lifecycle, reload).
-        .target(name: "Server", dependencies: ["NFSProtocols", "Transport", "Exports", "HostFS", "ONCRPC", "XDR",
+        .target(name: "Server", dependencies: ["NFSCore", "NFS3", "Mount3", "Transport", "Exports", "HostFS", "ONCRPC", "XDR",
                                                "CSupport", log, nioCore, nioPosix, nioLocks]),
         // Layer 3, beside Transport: the vhost-user-vsock device (vhost-user back-end,
         // split virtqueues, virtio-vsock streams) that hands each guest connection on
@@ -68,7 +76,7 @@ let package = Package(
         .testTarget(name: "ExportsTests", dependencies: ["Exports", "Transport"]),
         .testTarget(name: "HostFSTests", dependencies: ["HostFS", "CSupport", nioCore]),
         // Drives the vsnfs executable (which `swift test` builds with the package) and the layers beneath.
-        .testTarget(name: "IntegrationTests", dependencies: ["ONCRPC", "XDR", "Transport", "Exports", "NFSProtocols",
+        .testTarget(name: "IntegrationTests", dependencies: ["ONCRPC", "XDR", "Transport", "Exports", "NFSCore", "NFS3", "Mount3",
                                                              "HostFS", "CSupport", log, nioCore, nioPosix]),
     ],
     swiftLanguageModes: [.v6]
@@ -88,7 +96,7 @@ if ProcessInfo.processInfo.environment["VSNFS_BENCHMARKS"] != nil {
             name: "Codecs",
             dependencies: [
                 .product(name: "Benchmark", package: "benchmark"),
-                nioCore, "XDR", "ONCRPC", "NFSProtocols",
+                nioCore, "XDR", "ONCRPC", "NFS3",
             ],
             path: "Benchmarks/Codecs",
             plugins: [.plugin(name: "BenchmarkPlugin", package: "benchmark")]
@@ -104,7 +112,7 @@ if ProcessInfo.processInfo.environment["VSNFS_FUZZ"] != nil {
     let fuzzTargets: [(name: String, dependencies: [Target.Dependency])] = [
         ("FuzzRecordMarking", ["ONCRPC", nioCore, .product(name: "NIOEmbedded", package: "swift-nio")]),
         ("FuzzRPCMessage", ["ONCRPC", "XDR", nioCore]),
-        ("FuzzProcedures", ["Server", "NFSProtocols", "ONCRPC", "XDR", "Exports", "HostFS", "Transport", log, nioCore]),
+        ("FuzzProcedures", ["Server", "NFSCore", "NFS3", "Mount3", "ONCRPC", "XDR", "Exports", "HostFS", "Transport", log, nioCore]),
         ("FuzzFileHandle", ["HostFS", "Exports", "CSupport", log]),
         ("FuzzExports", ["Exports"]),
         ("FuzzCompound", ["NFS4Wire", "XDR", nioCore]),

@@ -3,7 +3,7 @@
 // out (RPC reply header + NFSv3 results). Allocation counts matter as much
 // as time here: every malloc on these paths happens once per request.
 import Benchmark
-import NFSProtocols
+import NFS3
 import NIOCore
 import ONCRPC
 import XDR

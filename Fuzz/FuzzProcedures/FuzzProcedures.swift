@@ -28,7 +28,9 @@ import Exports
 import Foundation
 import HostFS
 import Logging
-import NFSProtocols
+import Mount3
+import NFS3
+import NFSCore
 import NIOCore
 import ONCRPC
 import Server

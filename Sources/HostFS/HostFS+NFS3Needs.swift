@@ -2,7 +2,7 @@ import CSupport
 import Glibc
 import NIOCore
 
-// Added by the NFSProtocols owner (helper "nfs3"), for the READ reply path:
+// For the NFS layers' READ reply path:
 // the NFS layer builds the reply header in the reply buffer and wants the
 // file data read straight after it, so a 1 MiB READ is not copied again.
 

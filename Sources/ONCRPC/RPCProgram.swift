@@ -107,23 +107,47 @@ extension RPCProgram {
     }
 }
 
-/// The programs served on a set of connections, and the checks every call
-/// passes before a program sees it (RFC 5531 §9, in the order knfsd uses:
-/// RPC version, credential, program, version).
+/// The programs served on a set of connections, keyed by (program, version),
+/// and the checks every call passes before a program sees it (RFC 5531 §9, in
+/// the order knfsd uses: RPC version, credential, program, version).
+///
+/// Each version of a program may be served by its own implementation (NFSv3
+/// and NFSv4 are different protocols under program 100003); a call for a
+/// version nobody serves is answered PROG_MISMATCH with the lowest and highest
+/// versions served for that program.
 public struct RPCDispatcher: Sendable {
     public static let rpcVersion: UInt32 = 2
-    private var programs: [UInt32: any RPCProgram] = [:]
+
+    struct ProgramVersion: Hashable, Sendable {
+        var program: UInt32
+        var version: UInt32
+    }
+
+    private var handlers: [ProgramVersion: any RPCProgram] = [:]
+    /// Per program: the lowest and highest version served (PROG_MISMATCH's answer).
+    private var versionRanges: [UInt32: ClosedRange<UInt32>] = [:]
 
     public init(programs: [any RPCProgram] = []) {
         for program in programs { self.register(program) }
     }
 
+    /// Serves every version in `program.versions` with `program`. Two
+    /// implementations for one (program, version) are a programming error.
     public mutating func register(_ program: any RPCProgram) {
-        self.programs[program.program] = program
+        for version in program.versions {
+            let key = ProgramVersion(program: program.program, version: version)
+            precondition(self.handlers[key] == nil, "program \(program.program) version \(version) registered twice")
+            self.handlers[key] = program
+        }
+        let served = self.versionRanges[program.program]
+        let low = min(served?.lowerBound ?? program.versions.lowerBound, program.versions.lowerBound)
+        let high = max(served?.upperBound ?? program.versions.upperBound, program.versions.upperBound)
+        self.versionRanges[program.program] = low...high
     }
 
-    public var registeredPrograms: [(program: UInt32, versions: ClosedRange<UInt32>)] {
-        self.programs.values.map { ($0.program, $0.versions) }.sorted { $0.program < $1.program }
+    /// Every (program, version) served, in order (for rpcbind registration).
+    public var registeredVersions: [(program: UInt32, version: UInt32)] {
+        self.handlers.keys.map { ($0.program, $0.version) }.sorted { ($0.program, $0.version) < ($1.program, $1.version) }
     }
 
     /// Checks the call header and hands the call to its program.
@@ -148,11 +172,9 @@ public struct RPCDispatcher: Sendable {
         case .success(let c): checkedCredential = c
         case .failure(let status): return .now(.authError(status))
         }
-        guard let handler = self.programs[program] else {
-            return .now(.programUnavailable)
-        }
-        guard handler.versions.contains(version) else {
-            return .now(.programMismatch(low: handler.versions.lowerBound, high: handler.versions.upperBound))
+        guard let handler = self.handlers[ProgramVersion(program: program, version: version)] else {
+            guard let served = self.versionRanges[program] else { return .now(.programUnavailable) }
+            return .now(.programMismatch(low: served.lowerBound, high: served.upperBound))
         }
         let call = RPCCall(xid: xid, program: program, version: version, procedure: procedure,
                            credential: checkedCredential, arguments: arguments)

@@ -35,7 +35,7 @@ public struct RPCBindRegistration: Sendable {
 
     /// One entry per (program, version) on the first TCP listener of each
     /// family (netid tcp or tcp6).
-    public init(programs: [(program: UInt32, versions: ClosedRange<UInt32>)], listeners: [ListenSpec],
+    public init(programs: [(program: UInt32, version: UInt32)], listeners: [ListenSpec],
                 socketPath: String = RPCBindRegistration.defaultSocketPath) {
         var entries: [Entry] = []
         var unregistered: [ListenSpec] = []
@@ -49,10 +49,8 @@ public struct RPCBindRegistration: Sendable {
             }
             let address = v6 ? host : (IPAddress(host) == nil ? "0.0.0.0" : host)
             let uaddr = "\(address).\(port >> 8).\(port & 0xff)"
-            for (program, versions) in programs {
-                for version in versions {
-                    entries.append(Entry(program: program, version: version, netid: netid, universalAddress: uaddr))
-                }
+            for (program, version) in programs {
+                entries.append(Entry(program: program, version: version, netid: netid, universalAddress: uaddr))
             }
         }
         self.entries = entries

@@ -25,6 +25,8 @@ public final class RPCServer: Sendable {
 
     public let configuration: Configuration
     private let dispatcher: RPCDispatcher
+    /// Every (program, version) this server answers.
+    public var servedVersions: [(program: UInt32, version: UInt32)] { dispatcher.registeredVersions }
     private let group: EventLoopGroup
     private let logger: Logger
     private let channels = Mutex<[(ListenSpec, Channel)]>([])

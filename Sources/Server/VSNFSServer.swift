@@ -6,7 +6,9 @@ import Dispatch
 import Exports
 import HostFS
 import Logging
-import NFSProtocols
+import Mount3
+import NFS3
+import NFSCore
 import NIOCore
 import NIOPosix
 import ONCRPC
@@ -77,7 +79,7 @@ public final class VSNFSServer: Sendable {
         threadPool.start()
         let group = MultiThreadedEventLoopGroup(numberOfThreads: System.coreCount)
         let context = NFSServerContext(hostFS: hostFS, threadPool: threadPool, logger: Logger(label: "vsnfs.nfs"))
-        let programs: [any RPCProgram] = [MountProgram(server: context), NFSProgram(server: context)]
+        let programs: [any RPCProgram] = [MountProgram(server: context), NFS3Program(server: context)]
         let rpcServer = RPCServer(
             configuration: configuration.rpc,
             programs: programs, group: group, keptForFiles: hostFS.openFileLimit, logger: logger)
@@ -85,7 +87,7 @@ public final class VSNFSServer: Sendable {
         do {
             try await rpcServer.start()
             if configuration.registerWithRPCBind {
-                let registration = RPCBindRegistration(programs: programs.map { ($0.program, $0.versions) },
+                let registration = RPCBindRegistration(programs: rpcServer.servedVersions,
                                                        listeners: rpcServer.listeningSpecs)
                 do {
                     try registration.register()

@@ -1,5 +1,6 @@
 import Foundation
-import NFSProtocols
+import Mount3
+import NFS3
 import NIOCore
 import Testing
 import Transport

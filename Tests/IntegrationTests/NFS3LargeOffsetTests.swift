@@ -1,4 +1,4 @@
-import NFSProtocols
+import NFS3
 import NIOCore
 import Testing
 import Transport

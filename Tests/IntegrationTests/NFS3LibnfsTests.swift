@@ -1,6 +1,6 @@
 import Exports
 import Foundation
-import NFSProtocols
+import NFS3
 import NIOCore
 import Testing
 import ONCRPC

@@ -1,6 +1,6 @@
 import Glibc
 import Foundation
-import NFSProtocols
+import NFS3
 import NIOCore
 import ONCRPC
 import Testing

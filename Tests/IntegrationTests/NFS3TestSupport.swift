@@ -2,7 +2,9 @@ import Exports
 import Foundation
 import HostFS
 import Logging
-import NFSProtocols
+import Mount3
+import NFS3
+import NFSCore
 import NIOCore
 import NIOPosix
 import ONCRPC
@@ -69,7 +71,7 @@ final class NFS3TestServer: Sendable {
     }
 
     var dispatcher: RPCDispatcher {
-        RPCDispatcher(programs: [MountProgram(server: context), NFSProgram(server: context)])
+        RPCDispatcher(programs: [MountProgram(server: context), NFS3Program(server: context)])
     }
 
     /// The port of a listener whose connections all present `peer`.

@@ -1,4 +1,5 @@
-import NFSProtocols
+import Mount3
+import NFS3
 import NIOCore
 import Testing
 import XDR

@@ -49,12 +49,13 @@ struct Harness {
     let channel: EmbeddedChannel
     let program: TestProgram
 
-    init(maximumCallsInFlight: Int = 128) throws {
+    /// `alsoServing`: further programs beside `program` (200000 v1-2).
+    init(maximumCallsInFlight: Int = 128, alsoServing others: [any RPCProgram] = []) throws {
         program = TestProgram()
         channel = EmbeddedChannel()
         try channel.pipeline.syncOperations.addHandler(ByteToMessageHandler(RecordMarkingDecoder()))
         try channel.pipeline.syncOperations.addHandler(
-            RPCConnectionHandler(peer: .vsock(cid: 3, port: 1000), dispatcher: RPCDispatcher(programs: [program]),
+            RPCConnectionHandler(peer: .vsock(cid: 3, port: 1000), dispatcher: RPCDispatcher(programs: [program] + others),
                                  maximumCallsInFlight: maximumCallsInFlight, logger: Logger(label: "test")))
         channel.pipeline.fireChannelActive()
     }
@@ -116,6 +117,36 @@ struct Harness {
         let h = try Harness()
         try h.call(xid: 1, version: 7, procedure: 0)
         #expect(try h.reply().1 == .programMismatch(low: 1, high: 2))
+    }
+
+    /// One implementation per (program, version): a second program registered for
+    /// version 4 of the same number gets version 4's calls, the first keeps 1 and 2,
+    /// and a version between them that nobody serves answers PROG_MISMATCH with the
+    /// lowest and highest served (RFC 5531 §9).
+    @Test func dispatchIsByProgramAndVersion() throws {
+        struct VersionFour: RPCProgram {
+            let program: UInt32 = 200_000
+            let versions: ClosedRange<UInt32> = 4...4
+            func handle(_ call: RPCCall, context: RPCCallContext) -> EventLoopFuture<RPCReplyBody> {
+                var out = ByteBuffer()
+                out.writeXDRUInt32(0x4444)
+                return context.eventLoop.makeSucceededFuture(.success(results: out))
+            }
+        }
+        let h = try Harness(alsoServing: [VersionFour()])
+        var four = ByteBuffer()
+        four.writeXDRUInt32(0x4444)
+        try h.call(xid: 1, version: 4, procedure: 1)
+        #expect(try h.reply().1 == .success(results: four))
+        var args = ByteBuffer()
+        args.writeXDRUInt32(7)
+        try h.call(xid: 2, version: 2, procedure: 1, args: args)
+        var eight = ByteBuffer()
+        eight.writeXDRUInt32(8)
+        #expect(try h.reply().1 == .success(results: eight))
+        try h.call(xid: 3, version: 3, procedure: 0)
+        #expect(try h.reply().1 == .programMismatch(low: 1, high: 4))
+        #expect(h.program.seen.map(\.version) == [2])
     }
 
     @Test func unknownProcedureIsProcUnavail() throws {

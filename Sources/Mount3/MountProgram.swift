@@ -1,7 +1,10 @@
 import Exports
 import HostFS
+import NFS3
+import NFSCore
 import NIOCore
 import ONCRPC
+import Synchronization
 import Transport
 import XDR
 
@@ -11,6 +14,8 @@ public struct MountProgram: RPCProgram {
     public let program: UInt32 = NFSProgramNumber.mount
     public let versions: ClosedRange<UInt32> = 3...3
     public let server: NFSServerContext
+    /// The MNTs clients made and have not unmounted (DUMP's answer).
+    let mounts = MountList()
 
     /// DUMP keeps at most this many (client, path) records; the oldest go first.
     static let maxMountRecords = 4096
@@ -32,16 +37,17 @@ public struct MountProgram: RPCProgram {
                 return context.eventLoop.makeSucceededFuture(.garbageArguments)
             }
             let server = self.server
+            let mounts = self.mounts
             let peer = context.peer
             let allocator = context.allocator
             return server.threadPool.runIfActive(eventLoop: context.eventLoop) {
-                let result = Self.mount(path.path, peer: peer, server: server)
+                let result = Self.mount(path.path, peer: peer, server: server, mounts: mounts)
                 var out = allocator.buffer(capacity: 128)
                 result.encode(xdr: &out)
                 return .success(results: out)
             }
         case .dump:
-            let records = server.mounts.withLock { $0 }
+            let records = mounts.records.withLock { $0 }
             let result = MountDumpResult(entries: records.map {
                 MountEntry(hostname: NFS3Name($0.host), directory: NFS3Name($0.path))
             })
@@ -52,11 +58,11 @@ public struct MountProgram: RPCProgram {
             }
             let host = context.peer.mountHostName
             let normalized = Self.normalize(path.path.bytes)
-            server.mounts.withLock { $0.removeAll { $0.host == host && $0.path == normalized } }
+            mounts.records.withLock { $0.removeAll { $0.host == host && $0.path == normalized } }
             return context.eventLoop.makeSucceededFuture(.success(results: ByteBuffer()))
         case .umntall:
             let host = context.peer.mountHostName
-            server.mounts.withLock { $0.removeAll { $0.host == host } }
+            mounts.records.withLock { $0.removeAll { $0.host == host } }
             return context.eventLoop.makeSucceededFuture(.success(results: ByteBuffer()))
         case .export:
             let visible = server.authTable.exports(visibleTo: context.peer)
@@ -86,7 +92,7 @@ public struct MountProgram: RPCProgram {
 
     /// MNT: the export whose mount path is the longest component-wise prefix
     /// of `path` that the peer may use, then the directory below it.
-    static func mount(_ requested: NFS3Name, peer: PeerIdentity, server: NFSServerContext) -> MountMntResult {
+    static func mount(_ requested: NFS3Name, peer: PeerIdentity, server: NFSServerContext, mounts: MountList) -> MountMntResult {
         let path = normalize(requested.bytes)
         let table = server.authTable
         var best: (index: Int, rest: [UInt8])?
@@ -129,7 +135,7 @@ public struct MountProgram: RPCProgram {
                 guard node.attributes.type == .directory else { return .fail(.notdir) }
                 handle = node.handle
             }
-            server.mounts.withLock { records in
+            mounts.records.withLock { records in
                 let record = MountRecord(host: peer.mountHostName, path: path)
                 if !records.contains(record) {
                     if records.count >= maxMountRecords { records.removeFirst() }
@@ -138,7 +144,31 @@ public struct MountProgram: RPCProgram {
             }
             return .ok(handle: NFS3FileHandle(handle.bytes), authFlavors: [RPCAuthFlavor.sys])
         } catch {
-            return .fail(NFS3ErrorMapping.mountStatus(for: error))
+            return .fail(MountStatus.mapping(error))
+        }
+    }
+}
+
+/// One MNT a client made and has not unmounted (for DUMP).
+struct MountRecord: Hashable, Sendable {
+    /// The peer's host part: `vsock:3`, `127.0.0.1`, `unix`.
+    var host: String
+    var path: [UInt8]
+}
+
+/// DUMP's list, shared by the copies of one `MountProgram`. Rarely contended
+/// (MNT and UMNT only), so a `Mutex`.
+final class MountList: Sendable {
+    let records = Mutex<[MountRecord]>([])
+}
+
+extension PeerIdentity {
+    /// The peer without its port, as MOUNT DUMP names clients.
+    var mountHostName: String {
+        switch self {
+        case .vsock(let cid, _): return "vsock:\(cid)"
+        case .inet(let address, _): return address.unmapped.description
+        case .unix: return "unix"
         }
     }
 }

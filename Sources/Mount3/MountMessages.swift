@@ -1,3 +1,4 @@
+import NFS3
 import NIOCore
 import XDR
 

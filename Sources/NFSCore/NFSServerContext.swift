@@ -1,21 +1,19 @@
 import Exports
 import HostFS
 import Logging
-import NIOCore
 import NIOPosix
-import Synchronization
 import Transport
 
-/// What MOUNT v3 and NFSv3 share: the host filesystem (which holds the one
-/// list of exports: the auth table and the opened roots, swapped whole on
-/// reload), the thread pool that runs every filesystem call, and the MOUNT list.
+/// What every NFS protocol version and MOUNT share: the host filesystem (which
+/// holds the one list of exports: the auth table and the opened roots, swapped
+/// whole on reload) and the thread pool that runs every filesystem call.
 ///
-/// The Server layer builds one and hands it to `MountProgram` and `NFSProgram`:
+/// The Server layer builds one and hands it to `MountProgram` and `NFS3Program`:
 ///
 ///     let fs = try HostFileSystem(exports: AuthTable(exports: exports), options: ...)
 ///     let server = NFSServerContext(hostFS: fs, threadPool: pool, logger: logger)
 ///     dispatcher.register(MountProgram(server: server))
-///     dispatcher.register(NFSProgram(server: server))
+///     dispatcher.register(NFS3Program(server: server))
 ///
 /// On SIGHUP: `try server.replace(AuthTable(exports: newExports))`; the next
 /// call of every connection is judged by the new table.
@@ -23,13 +21,11 @@ public final class NFSServerContext: Sendable {
     public let hostFS: HostFileSystem
     public let threadPool: NIOThreadPool
     public let logger: Logger
-    let mounts: Mutex<[MountRecord]>
 
     public init(hostFS: HostFileSystem, threadPool: NIOThreadPool, logger: Logger = Logger(label: "vsnfs.nfs")) {
         self.hostFS = hostFS
         self.threadPool = threadPool
         self.logger = logger
-        self.mounts = Mutex([])
     }
 
     /// The current auth table (HostFS's, so it always names the exports HostFS serves).
@@ -43,20 +39,8 @@ public final class NFSServerContext: Sendable {
     }
 }
 
-/// One MNT a client made and has not unmounted (for DUMP).
-struct MountRecord: Hashable, Sendable {
-    /// The peer's host part: `vsock:3`, `127.0.0.1`, `unix`.
-    var host: String
-    var path: [UInt8]
-}
-
-extension PeerIdentity {
-    /// The peer without its port, as MOUNT DUMP names clients.
-    var mountHostName: String {
-        switch self {
-        case .vsock(let cid, _): return "vsock:\(cid)"
-        case .inet(let address, _): return address.unmapped.description
-        case .unix: return "unix"
-        }
-    }
+/// The RPC program numbers of the NFS family.
+public enum NFSProgramNumber {
+    public static let nfs: UInt32 = 100003
+    public static let mount: UInt32 = 100005
 }

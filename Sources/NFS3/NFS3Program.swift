@@ -1,21 +1,21 @@
 import Exports
+import NFSCore
 import HostFS
 import NIOCore
 import ONCRPC
 import Transport
 import XDR
 
-/// NFS (program 100003): version 3 in full (RFC 1813) over HostFS; version 4
-/// answers NULL only (COMPOUND is PROC_UNAVAIL until NFSv4.1 lands).
+/// NFS (program 100003) version 3 (RFC 1813) over HostFS.
 ///
 /// Every NFSv3 call: decode the arguments (failure: GARBAGE_ARGS), then on
 /// the thread pool, as one closure: check the handle (BADHANDLE), find its
 /// export, look up the peer's access in the *current* auth table (none:
 /// NFS3ERR_ACCES), refuse changes on read-only exports (NFS3ERR_ROFS),
 /// squash the credential, run the procedure, encode the result.
-public struct NFSProgram: RPCProgram {
+public struct NFS3Program: RPCProgram {
     public let program: UInt32 = NFSProgramNumber.nfs
-    public let versions: ClosedRange<UInt32> = 3...4
+    public let versions: ClosedRange<UInt32> = 3...3
     public let server: NFSServerContext
 
     public init(server: NFSServerContext) {
@@ -28,10 +28,7 @@ public struct NFSProgram: RPCProgram {
 
     /// Calls answered on the event loop come back `.now`, without a future.
     public func answer(_ call: RPCCall, context: RPCCallContext) -> RPCAnswer {
-        if call.version == 4 {
-            return .now(call.procedure == 0 ? .success(results: ByteBuffer()) : .procedureUnavailable)
-        }
-        guard call.version == 3, let procedure = NFS3Procedure(rawValue: call.procedure) else {
+        guard let procedure = NFS3Procedure(rawValue: call.procedure) else {
             return .now(.procedureUnavailable)
         }
         switch procedure {
@@ -407,24 +404,14 @@ struct NFS3CallEnvironment {
     let access: ExportAccess
     let cred: Credentials
 
-    /// Checks the handle, finds its export in the current auth table and
-    /// the peer's access to it, refuses changes on read-only exports, and
-    /// squashes the credential. The one permission check of NFSv3.
+    /// Checks the handle, then authorizes the call for its export (NFSCore's
+    /// `CallAuthorization`, whose refusals map to STALE, ACCES and ROFS).
     static func authorize(_ fh: NFS3FileHandle, modifies: Bool, server: NFSServerContext, peer: PeerIdentity,
                           credential: RPCCredential) throws -> (ObjectHandle, NFS3CallEnvironment) {
         let h = try server.hostFS.decodeHandle(fh.bytes.readableBytesView)
-        let table = server.authTable
-        // A handle this server made whose export a reload removed: the object is gone.
-        guard let index = table.exportIndex(id: h.exportID) else { throw NFS3Status.stale }
-        guard let access = table.access(for: peer, exportAt: index) else { throw NFS3Status.acces }
-        if modifies && access.readOnly { throw NFS3Status.rofs }
-        let mapped: MappedIdentity
-        switch credential {
-        case .sys(let p): mapped = access.map(uid: p.uid, gid: p.gid, gids: p.gids)
-        case .none: mapped = MappedIdentity(uid: access.anonUID, gid: access.anonGID, gids: [])
-        }
-        return (h, NFS3CallEnvironment(fs: server.hostFS, access: access,
-                                       cred: Credentials(uid: mapped.uid, gid: mapped.gid, groups: mapped.gids)))
+        let call = try CallAuthorization.authorize(h, modifies: modifies, table: server.authTable, peer: peer,
+                                                   credential: credential)
+        return (h, NFS3CallEnvironment(fs: server.hostFS, access: call.access, cred: call.credentials))
     }
 
     /// A second handle of the same call (RENAME's target directory, LINK's

@@ -26,12 +26,6 @@ public enum NFS3Limits {
     public static let maxReaddirSize: UInt32 = 1024 * 1024
 }
 
-/// The program numbers and versions served here.
-public enum NFSProgramNumber {
-    public static let nfs: UInt32 = 100003
-    public static let mount: UInt32 = 100005
-}
-
 /// nfsstat3 (RFC 1813 §2.6).
 public enum NFS3Status: UInt32, Sendable, Hashable, Error, CustomStringConvertible {
     case ok = 0

@@ -1,5 +1,6 @@
 import Glibc
 import HostFS
+import NFSCore
 
 /// The one table from host filesystem errors to NFSv3 statuses.
 ///
@@ -14,6 +15,12 @@ public enum NFS3ErrorMapping {
         switch error {
         case let status as NFS3Status: return status
         case let fsError as FSError: return status(for: fsError)
+        case let refusal as CallRefusal:
+            switch refusal {
+            case .staleExport: return .stale
+            case .noAccess: return .acces
+            case .readOnly: return .rofs
+            }
         default: return .serverfault
         }
     }
@@ -58,22 +65,6 @@ public enum NFS3ErrorMapping {
         case EOPNOTSUPP, ENOTTY: return .notsupp  // ENOTSUP == EOPNOTSUPP on Linux
         case EAGAIN, ENOMEM, EMFILE, ENFILE, ETIMEDOUT, EINTR: return .jukebox
         default: return .io
-        }
-    }
-
-    /// MOUNT v3 status for an error met while resolving a mount path.
-    public static func mountStatus(for error: Error) -> MountStatus {
-        switch status(for: error) {
-        case .ok: return .ok
-        case .perm: return .perm
-        case .noent, .stale: return .noent
-        case .acces: return .acces
-        case .notdir: return .notdir
-        case .inval: return .inval
-        case .nametoolong: return .nametoolong
-        case .notsupp: return .notsupp
-        case .io: return .io
-        default: return .serverfault
         }
     }
 }
