@@ -41,6 +41,10 @@ let package = Package(
         // Layer 1, beside XDR: NFSv4.1/4.2 (RFC 8881, RFC 7862) types, COMPOUND decoding, result and
         // fattr4 encoding, callbacks' wire form. Nothing of server logic.
         .target(name: "NFS4Wire", dependencies: ["XDR", nioCore]),
+        // NFSv4.1 state (RFC 8881): client records keyed by owner and peer host,
+        // sessions with slot tables and reply caches, open stateids and share
+        // reservations, leases. Value types without locks or I/O.
+        .target(name: "NFS4State", dependencies: ["NFS4Wire", "Transport", nioCore]),
         // Layer 2: ONC RPC v2 (RFC 5531): record marking, messages, auth, dispatch, backchannel calls.
         .target(name: "ONCRPC", dependencies: ["XDR", "Transport", log, nioCore]),
         // Layer 3: listeners (vsock, TCP, Unix, vhost-user-vsock) and kernel- or device-derived peer identities.
@@ -71,6 +75,7 @@ let package = Package(
         .executableTarget(name: "vsnfs-mount", dependencies: ["CSupport", "ONCRPC", "XDR", log, argumentParser, nioCore]),
         .testTarget(name: "XDRTests", dependencies: ["XDR", nioCore]),
         .testTarget(name: "NFS4WireTests", dependencies: ["NFS4Wire", "XDR", nioCore]),
+        .testTarget(name: "NFS4StateTests", dependencies: ["NFS4State", "NFS4Wire", "Transport", nioCore]),
         .testTarget(name: "ONCRPCTests", dependencies: ["ONCRPC", "XDR", "Transport", log, nioCore,
                                                         .product(name: "NIOEmbedded", package: "swift-nio")]),
         .testTarget(name: "VirtioVsockTests", dependencies: ["VirtioVsock", "CSupport"]),

@@ -56,12 +56,12 @@ public struct MountProgram: RPCProgram {
             guard let path = try? MountPathArgs(xdr: &args) else {
                 return context.eventLoop.makeSucceededFuture(.garbageArguments)
             }
-            let host = context.peer.mountHostName
+            let host = context.peer.host.description
             let normalized = Self.normalize(path.path.bytes)
             mounts.records.withLock { $0.removeAll { $0.host == host && $0.path == normalized } }
             return context.eventLoop.makeSucceededFuture(.success(results: ByteBuffer()))
         case .umntall:
-            let host = context.peer.mountHostName
+            let host = context.peer.host.description
             mounts.records.withLock { $0.removeAll { $0.host == host } }
             return context.eventLoop.makeSucceededFuture(.success(results: ByteBuffer()))
         case .export:
@@ -136,7 +136,7 @@ public struct MountProgram: RPCProgram {
                 handle = node.handle
             }
             mounts.records.withLock { records in
-                let record = MountRecord(host: peer.mountHostName, path: path)
+                let record = MountRecord(host: peer.host.description, path: path)
                 if !records.contains(record) {
                     if records.count >= maxMountRecords { records.removeFirst() }
                     records.append(record)
@@ -160,15 +160,4 @@ struct MountRecord: Hashable, Sendable {
 /// (MNT and UMNT only), so a `Mutex`.
 final class MountList: Sendable {
     let records = Mutex<[MountRecord]>([])
-}
-
-extension PeerIdentity {
-    /// The peer without its port, as MOUNT DUMP names clients.
-    var mountHostName: String {
-        switch self {
-        case .vsock(let cid, _): return "vsock:\(cid)"
-        case .inet(let address, _): return address.unmapped.description
-        case .unix: return "unix"
-        }
-    }
 }

@@ -32,6 +32,36 @@ public enum PeerIdentity: Hashable, Sendable, CustomStringConvertible {
     }
 }
 
+extension PeerIdentity {
+    /// The peer without what changes from one connection to the next (the
+    /// port; a Unix peer's pid): the machine or user a client runs as. State a
+    /// server keeps across connections (MOUNT's list, NFSv4 client records) is
+    /// keyed by it.
+    public var host: PeerHost {
+        switch self {
+        case .vsock(let cid, _): return .vsock(cid: cid)
+        case .inet(let address, _): return .inet(address.unmapped)
+        case .unix(let uid, _, _): return .unix(uid: uid)
+        }
+    }
+}
+
+/// A peer's host part (see `PeerIdentity.host`).
+public enum PeerHost: Hashable, Sendable, CustomStringConvertible {
+    case vsock(cid: UInt32)
+    case inet(IPAddress)
+    case unix(uid: UInt32)
+
+    /// `vsock:3`, `127.0.0.1`, `unix`: as MOUNT DUMP names clients.
+    public var description: String {
+        switch self {
+        case .vsock(let cid): return "vsock:\(cid)"
+        case .inet(let address): return address.description
+        case .unix: return "unix"
+        }
+    }
+}
+
 public enum TransportKind: String, Hashable, Sendable {
     case vsock, tcp, unix
 }
