@@ -9,6 +9,7 @@
 // NFSCore is what every NFS version shares (the server context, call
 // authorization); each protocol version is its own target above it.
 //   XDR -> NFS4Wire (NFSv4.1/4.2 wire types and COMPOUND codecs; no server logic)
+//   NFS4Wire, Transport -> NFS4State (client records, sessions, stateids; no I/O)
 // Transport sits beside XDR at the bottom so the RPC layer can hand every
 // call the PeerIdentity of its connection. Every target builds in the Swift 6
 // language mode (complete concurrency checking).
