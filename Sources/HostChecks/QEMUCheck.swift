@@ -89,7 +89,13 @@ func runProgram(_ path: String, _ arguments: [String], timeoutSeconds: Int = 20)
     var pid: pid_t = 0
     let argv = ([path] + arguments).map { strdup($0) } + [nil]
     defer { argv.forEach { free($0) } }
-    let spawned = posix_spawn(&pid, path, &actions, nil, argv, environ)
+    var spawned = posix_spawn(&pid, path, &actions, nil, argv, environ)
+    // ETXTBSY: a script just written is still open for writing in a child
+    // another thread forked but has not yet exec'd; that ends within moments.
+    for _ in 0..<50 where spawned == ETXTBSY {
+        usleep(20_000)
+        spawned = posix_spawn(&pid, path, &actions, nil, argv, environ)
+    }
     close(pipeFDs[1])
     guard spawned == 0 else {
         close(pipeFDs[0])
