@@ -39,9 +39,10 @@ public enum Doctor {
         let vsockSockets = Result { try listVsockSockets() }
         var results: [CheckResult] = []
         results.append(KernelChecks.vsock(listen: configuration.listen, sysModule: configuration.sysModule))
-        results.append(KernelChecks.vhostVsock(device: configuration.vhostVsockDevice,
-                                               userDevicePossible: qemu.hasVhostUserVsock))
-        results.append(qemu.result(userDeviceNeeded: !KernelChecks.deviceUsable(configuration.vhostVsockDevice)))
+        let vhostVsock = KernelChecks.vhostVsock(device: configuration.vhostVsockDevice,
+                                                 userDevicePossible: qemu.hasVhostUserVsock)
+        results.append(vhostVsock)
+        results.append(qemu.result(userDeviceNeeded: vhostVsock.verdict != .ok))
         results.append(KernelChecks.vsockDiag(vsockSockets))
         for spec in configuration.listen {
             results.append(ListenChecks.check(spec, vsockSockets: try? vsockSockets.get()))

@@ -31,16 +31,9 @@ public enum KernelChecks {
         detail += transports.isEmpty ? "" : " (transports: \(transports.joined(separator: ", ")))"
         if transports == ["vmw_vsock_virtio_transport"] {
             // The guest driver only: a vsock: listener serves this machine's own hypervisor.
-            detail += "; this machine is itself a guest, so a vsock: listener is reached by its hypervisor's host, not by VMs started here"
+            detail += "; this machine is itself a guest: a vsock: listener serves its hypervisor's host, not VMs started here"
         }
         return CheckResult("vsock", .ok, detail)
-    }
-
-    /// Whether this process can open `device` read-write, as QEMU must.
-    static func deviceUsable(_ device: String) -> Bool {
-        let fd = open(device, O_RDWR | O_CLOEXEC)
-        if fd >= 0 { close(fd) }
-        return fd >= 0
     }
 
     public static func vhostVsock(device: String, userDevicePossible: Bool) -> CheckResult {
