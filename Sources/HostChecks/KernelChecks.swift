@@ -69,9 +69,9 @@ public enum KernelChecks {
             let listening = sockets.filter { $0.state == .listening }.map { "\($0.localPort)" }
             let connected = sockets.filter { $0.state == .established }.count
             return CheckResult("vsock-sockets", .ok,
-                               "vsock_diag lists \(sockets.count) socket(s): "
-                                   + (listening.isEmpty ? "no port listening" : "listening on port(s) \(listening.joined(separator: ", "))")
-                                   + ", \(connected) connection(s)")
+                               "vsock_diag lists \(sockets.count) socket(s); ports listening: "
+                                   + (listening.isEmpty ? "none" : listening.joined(separator: ", "))
+                                   + "; sockets connected: \(connected)")
         case .failure(SocketDiagnosticsError.libnlMissing(let why)):
             return CheckResult("vsock-sockets", .warn, "libnl-3 not installed (\(why)): vsock sockets cannot be listed",
                                fix: "apt-get install libnl-3-200")

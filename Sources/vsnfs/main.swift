@@ -32,6 +32,16 @@ enum FileHandleStderr {
     }
 }
 
+/// The --listen options of serve and doctor: each parsed, or the default
+/// listener when none is given; a bad spec is a usage error.
+func listenSpecs(_ options: [String]) -> [ListenSpec] {
+    do {
+        return try options.isEmpty ? [ListenSpec.defaultSpec] : options.map { try ListenSpec(parsing: $0) }
+    } catch {
+        fail("\(error)", code: 64)
+    }
+}
+
 struct Serve: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Serve NFS (v3) and MOUNT (v3) on one port per listener.",
@@ -84,12 +94,7 @@ struct Serve: AsyncParsableCommand {
         }
         let logger = Logger(label: "vsnfs")
 
-        let specs: [ListenSpec]
-        do {
-            specs = try listen.isEmpty ? [ListenSpec.defaultSpec] : listen.map { try ListenSpec(parsing: $0) }
-        } catch {
-            fail("\(error)", code: 64)
-        }
+        let specs = listenSpecs(listen)
 
         let source: ExportsSource
         switch (directory, exports) {
@@ -165,13 +170,7 @@ struct DoctorCommand: AsyncParsableCommand {
     var json = false
 
     func run() async throws {
-        let specs: [ListenSpec]
-        do {
-            specs = try listen.isEmpty ? [ListenSpec.defaultSpec] : listen.map { try ListenSpec(parsing: $0) }
-        } catch {
-            fail("\(error)", code: 64)
-        }
-        let results = Doctor.run(DoctorConfiguration(listen: specs, exportsFile: exports, stateDirectory: stateDir, qemu: qemu))
+        let results = Doctor.run(DoctorConfiguration(listen: listenSpecs(listen), exportsFile: exports, stateDirectory: stateDir, qemu: qemu))
         print(json ? formatReportJSON(results) : formatReport(results), terminator: "")
         if results.contains(where: { $0.verdict == .fail }) { throw ExitCode(1) }
     }
