@@ -54,6 +54,23 @@ struct libtirpc {
     tirpc_xdrproc xdr_rpcblist_ptr;
 };
 
+#if defined(__has_feature)
+#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer)
+#define VSNFS_SANITIZED 1
+#endif
+#endif
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+#define VSNFS_SANITIZED 1
+#endif
+
+int vsnfs_diag_sanitized(void) {
+#ifdef VSNFS_SANITIZED
+    return 1;
+#else
+    return 0;
+#endif
+}
+
 static void set_error(char *error, size_t error_len, const char *format, const char *detail) {
     if (error && error_len) snprintf(error, error_len, format, detail ? detail : "");
 }
@@ -190,6 +207,10 @@ static void copy_field(char *field, size_t size, const char *value) {
 }
 
 int vsnfs_rpcb_mappings(const char *host, vsnfs_rpcb_mapping **out, size_t *count, char *error, size_t error_len) {
+    if (vsnfs_diag_sanitized()) {
+        set_error(error, error_len, "%s", "libtirpc cannot run in a sanitizer build (its XDR calls land in the sanitizer's interceptors)");
+        return VSNFS_DIAG_SANITIZED;
+    }
     pthread_once(&libtirpc_once, load_libtirpc);
     if (!libtirpc_loaded) {
         set_error(error, error_len, "%s", libtirpc_error);

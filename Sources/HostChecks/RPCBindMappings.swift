@@ -27,11 +27,15 @@ public enum RPCBindQueryError: Error, Equatable, CustomStringConvertible {
     case libtirpcMissing(String)
     /// rpcbind did not answer (the detail is libtirpc's message).
     case failed(String)
+    /// This is an address- or thread-sanitizer build, where libtirpc cannot run.
+    case sanitizerBuild
 
     public var description: String {
         switch self {
         case .libtirpcMissing: return "libtirpc not installed (apt-get install libtirpc3)"
         case .failed(let why): return "rpcbind query failed: \(why)"
+        case .sanitizerBuild:
+            return "rpcbind registrations cannot be listed by a sanitizer build (libtirpc's XDR calls land in the sanitizer's interceptors)"
         }
     }
 }
@@ -44,7 +48,11 @@ public func listRPCBindMappings(host: String = "127.0.0.1") throws -> [RPCBindMa
     let rc = vsnfs_rpcb_mappings(host, &out, &count, &error, error.count)
     guard rc == 0, let out else {
         let why = text(ofCString: error)
-        throw rc == VSNFS_DIAG_NO_LIBRARY ? RPCBindQueryError.libtirpcMissing(why) : .failed(why)
+        switch rc {
+        case VSNFS_DIAG_NO_LIBRARY: throw RPCBindQueryError.libtirpcMissing(why)
+        case VSNFS_DIAG_SANITIZED: throw RPCBindQueryError.sanitizerBuild
+        default: throw RPCBindQueryError.failed(why)
+        }
     }
     defer { free(out) }
     return UnsafeBufferPointer(start: out, count: count).map { m in

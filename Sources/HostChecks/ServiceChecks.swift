@@ -23,6 +23,8 @@ public enum ServiceChecks {
         case .failure(RPCBindQueryError.libtirpcMissing(let why)):
             return CheckResult("rpcbind", .warn, "libtirpc not installed (\(why)): rpcbind registrations cannot be listed",
                                fix: "apt-get install libtirpc3")
+        case .failure(RPCBindQueryError.sanitizerBuild):
+            return CheckResult("rpcbind", .warn, "\(RPCBindQueryError.sanitizerBuild)", fix: "run a build without sanitizers")
         case .failure(RPCBindQueryError.failed(let why)) where why.contains("Connection refused") || why.contains("No such file"):
             return CheckResult("rpcbind", .ok, "rpcbind is not running (\(why)); serve needs it only for --rpcbind")
         case .failure(let error):

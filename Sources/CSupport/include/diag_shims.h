@@ -13,6 +13,14 @@
 
 #define VSNFS_DIAG_NO_LIBRARY (-2)
 #define VSNFS_DIAG_FAILED (-1)
+/// libtirpc cannot run in a sanitized build: the sanitizers intercept the
+/// XDR functions glibc once had (xdrrec_create, xdr_u_int, ...), libtirpc's
+/// calls land in those interceptors, and the interceptors call glibc's
+/// versions, which glibc 2.32 and later no longer export: a NULL call.
+#define VSNFS_DIAG_SANITIZED (-3)
+
+/// 1 when this code is built with the address or thread sanitizer.
+int vsnfs_diag_sanitized(void);
 
 /// Sends `request` (a sock_diag request: the bytes after the netlink header)
 /// as one SOCK_DIAG_BY_FAMILY dump on a NETLINK_SOCK_DIAG socket through
@@ -35,7 +43,7 @@ typedef struct {
 
 /// Every mapping rpcbind on `host` holds (libtirpc's rpcb_getmaps over the
 /// "tcp" netconfig). On success *out (malloc'd; the caller frees it) holds
-/// *count mappings.
+/// *count mappings. VSNFS_DIAG_SANITIZED in a sanitized build.
 int vsnfs_rpcb_mappings(const char *host, vsnfs_rpcb_mapping **out, size_t *count, char *error, size_t error_len);
 #endif
 
