@@ -47,6 +47,25 @@ import Testing
         #expect(checks.count == out.split(separator: "\n").filter { !$0.hasPrefix(" ") }.count - 1, "\(json)")
     }
 
+    /// libnl-3 and libtirpc are loaded when doctor runs: hidden (an empty
+    /// file bind-mounted over each, in a private mount namespace), doctor
+    /// names the package to install and goes on with the other checks.
+    @Test func missingLibrariesAreNamedWithTheirPackage() throws {
+        #expect(geteuid() == 0, "this test hides the libraries with a bind mount: run it as root")
+        let hide = ["libnl-3.so.200", "libtirpc.so.3"].map { soname in
+            "p=$(ldconfig -p | awk -v n=\(soname) '$1 == n && /x86-64/ { print $NF; exit }') && [ -n \"$p\" ] && mount --bind /dev/null \"$p\""
+        }.joined(separator: " && ")
+        let script = "\(hide) && exec '\(ServerProcess.vsnfsPath)' doctor --listen tcp:127.0.0.1:0 --state-dir /tmp"
+        let result = try runChild(try toolPath("unshare"), ["-m", "sh", "-c", script], timeout: 60)
+        let out = String(decoding: result.stdout, as: UTF8.self)
+        let lines = out.split(separator: "\n")
+        #expect(lines.contains { $0.hasPrefix("warn  vsock-sockets ") && $0.contains("libnl-3 not installed") }, "\(out)\(result.stderr)")
+        #expect(lines.contains { $0.contains("fix: apt-get install libnl-3-200") }, "\(out)")
+        #expect(lines.contains { $0.hasPrefix("warn  rpcbind ") && $0.contains("libtirpc not installed") }
+                    || lines.contains { $0.hasPrefix("warn  rpcbind ") && $0.contains("sanitizer build") }, "\(out)")
+        #expect(lines.contains { $0.hasPrefix("ok    state-dir ") }, "\(out)")
+    }
+
     @Test func aBadListenSpecIsOneLineAndUsageStatus() throws {
         let (status, _, err) = try ServerProcess.run(["doctor", "--listen", "tcp:nowhere"])
         #expect(status == 64)
