@@ -49,7 +49,7 @@ public enum Doctor {
         }
         let mappings = Result { try listRPCBindMappings(host: configuration.rpcbindHost) }
         results.append(ServiceChecks.rpcbind(mappings))
-        results.append(ServiceChecks.nfsPort(listen: configuration.listen))
+        results.append(ServiceChecks.nfsPort())
         results.append(FileChecks.exports(file: configuration.exportsFile))
         results.append(FileChecks.stateDirectory(configuration.stateDirectory))
         return results

@@ -51,8 +51,8 @@ public enum ServiceChecks {
 
     /// TCP port 2049 taken by someone else means another NFS server (knfsd or
     /// nfs-ganesha) is probably running; vsock listeners are not affected, so
-    /// it is a warning unless a listener wants that port (its own check fails).
-    public static func nfsPort(listen: [ListenSpec]) -> CheckResult {
+    /// it is a warning (a tcp: listener on that port fails its own check).
+    public static func nfsPort() -> CheckResult {
         let rc = vsnfs_tcp_bind_probe("0.0.0.0", 2049)
         if rc == 0 { return CheckResult("nfs-port", .ok, "TCP port 2049 is free: no other NFS server listens on it") }
         let why = -rc == EADDRINUSE ? "in use" : String(cString: strerror(-rc))

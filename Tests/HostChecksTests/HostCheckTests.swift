@@ -92,6 +92,25 @@ import Glibc
 }
 
 @Suite struct QEMUCheckTests {
+    /// The whole run against fixtures: with neither a vhost-vsock device nor a
+    /// QEMU that has vhost-user-vsock-pci, no guest can reach the server, and
+    /// both checks fail; with the QEMU, the missing device is a warning.
+    @Test func sharingNeedsTheKernelDeviceOrTheUserDevice() throws {
+        let dir = try temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        var configuration = DoctorConfiguration(listen: [.tcp(host: "127.0.0.1", port: 0)], stateDirectory: dir,
+                                                qemu: try fakeQEMU(dir, devices: #"name "vhost-vsock-pci", bus PCI"#),
+                                                vhostVsockDevice: "\(dir)/vhost-vsock")
+        var results = Doctor.run(configuration)
+        #expect(results.map(\.name) == ["vsock", "vhost-vsock", "qemu", "vsock-sockets", "listen tcp:127.0.0.1:0",
+                                        "rpcbind", "nfs-port", "exports", "state-dir"])
+        #expect(results.filter { $0.verdict == .fail }.map(\.name) == ["vhost-vsock", "qemu"], "\(results)")
+        configuration.qemu = try fakeQEMU(dir, devices: #"name "vhost-user-vsock-pci", bus PCI"#)
+        results = Doctor.run(configuration)
+        #expect(results.first { $0.name == "vhost-vsock" }?.verdict == .warn)
+        #expect(results.first { $0.name == "qemu" }?.verdict == .ok)
+    }
+
     func fakeQEMU(_ dir: String, devices: String, status: Int = 0) throws -> String {
         let path = "\(dir)/qemu-system-x86_64"
         try writeFile(path, """
