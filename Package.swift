@@ -66,13 +66,16 @@ let package = Package(
         // Layer 7: server assembly (config, lifecycle, reload).
         .target(name: "Server", dependencies: ["NFSCore", "NFS3", "Mount3", "Transport", "Exports", "HostFS", "ONCRPC", "XDR",
                                                "CSupport", log, nioCore, nioPosix, nioLocks]),
+        // Beside Server: the host checks of `vsnfs doctor` (and the vsock socket list
+        // `vsnfs status` can use); libnl-3 and libtirpc are loaded at run time by CSupport.
+        .target(name: "HostChecks", dependencies: ["Server", "Transport", "CSupport"]),
         // Layer 3, beside Transport: the vhost-user-vsock device (vhost-user back-end,
         // split virtqueues, virtio-vsock streams) that hands each guest connection on
         // as a socket. No NIO, no RPC.
         .target(name: "VirtioVsock", dependencies: ["CSupport", log]),
         // C shims for syscalls Swift's Glibc module does not expose cleanly.
         .target(name: "CSupport"),
-        .executableTarget(name: "vsnfs", dependencies: ["Server", "Exports", "Transport", "ONCRPC", log, argumentParser]),
+        .executableTarget(name: "vsnfs", dependencies: ["Server", "HostChecks", "Exports", "Transport", "ONCRPC", log, argumentParser]),
         .executableTarget(name: "vsnfs-mount", dependencies: ["CSupport", "ONCRPC", "XDR", log, argumentParser, nioCore]),
         .testTarget(name: "XDRTests", dependencies: ["XDR", nioCore]),
         .testTarget(name: "NFS4WireTests", dependencies: ["NFS4Wire", "XDR", nioCore]),
@@ -81,6 +84,7 @@ let package = Package(
                                                         .product(name: "NIOEmbedded", package: "swift-nio")]),
         .testTarget(name: "VirtioVsockTests", dependencies: ["VirtioVsock", "CSupport"]),
         .testTarget(name: "ExportsTests", dependencies: ["Exports", "Transport"]),
+        .testTarget(name: "HostChecksTests", dependencies: ["HostChecks", "Server", "Transport", "CSupport"]),
         .testTarget(name: "HostFSTests", dependencies: ["HostFS", "CSupport", nioCore]),
         // Drives the vsnfs executable (which `swift test` builds with the package) and the layers beneath.
         .testTarget(name: "IntegrationTests", dependencies: ["ONCRPC", "XDR", "Transport", "Exports", "NFSCore", "NFS3", "Mount3",

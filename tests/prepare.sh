@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # make test's set-up: the independent clients the tests drive, and rpcbind.
 #
-# - rpcinfo (Debian package rpcbind) and nfs-ls/nfs-cp/nfs-cat (libnfs-utils)
-#   are installed with apt-get when missing and we are root. Otherwise the
-#   tests that need them fail and say which tool is missing.
+# - rpcinfo (Debian package rpcbind), nfs-ls/nfs-cp/nfs-cat (libnfs-utils),
+#   and libnl-3-200 and libtirpc3 (vsnfs doctor's tests) are installed with
+#   apt-get when missing and we are root. Otherwise the tests that need them
+#   fail and say which tool is missing.
 # - rpcbind is started unless one already answers. A socket file alone
 #   proves nothing: a killed rpcbind leaves /run/rpcbind.sock behind. The
 #   daemon must not inherit our descriptors either: a CI pipe held open by
@@ -14,6 +15,9 @@ root=$([ "$(id -u)" = 0 ] && echo yes || echo no)
 missing=()
 command -v rpcinfo >/dev/null || missing+=(rpcbind)
 command -v nfs-cp >/dev/null || missing+=(libnfs-utils)
+# vsnfs doctor's libraries, loaded at run time (its tests fail without them).
+ldconfig -p 2>/dev/null | grep -q 'libnl-3\.so\.200 ' || missing+=(libnl-3-200)
+ldconfig -p 2>/dev/null | grep -q 'libtirpc\.so\.3 ' || missing+=(libtirpc3)
 if [ ${#missing[@]} -gt 0 ]; then
     if [ "$root" = yes ] && command -v apt-get >/dev/null; then
         echo "prepare: installing ${missing[*]}" >&2

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Exports
+import HostChecks
 import Logging
 import ONCRPC
 import Server
@@ -14,7 +15,7 @@ struct VSNFS: AsyncParsableCommand {
         commandName: "vsnfs",
         abstract: "Share host directories into virtual machines over AF_VSOCK, with NFS.",
         version: vsnfsVersion,
-        subcommands: [Serve.self, ExportsCommand.self])
+        subcommands: [Serve.self, ExportsCommand.self, DoctorCommand.self])
 }
 
 /// Prints one line to stderr and exits non-zero: the shape of every
@@ -28,6 +29,16 @@ enum FileHandleStderr {
     static func write(_ text: String) {
         var text = text
         text.withUTF8 { bytes in _ = Glibc.write(2, bytes.baseAddress, bytes.count) }
+    }
+}
+
+/// The --listen options of serve and doctor: each parsed, or the default
+/// listener when none is given; a bad spec is a usage error.
+func listenSpecs(_ options: [String]) -> [ListenSpec] {
+    do {
+        return try options.isEmpty ? [ListenSpec.defaultSpec] : options.map { try ListenSpec(parsing: $0) }
+    } catch {
+        fail("\(error)", code: 64)
     }
 }
 
@@ -83,12 +94,7 @@ struct Serve: AsyncParsableCommand {
         }
         let logger = Logger(label: "vsnfs")
 
-        let specs: [ListenSpec]
-        do {
-            specs = try listen.isEmpty ? [ListenSpec.defaultSpec] : listen.map { try ListenSpec(parsing: $0) }
-        } catch {
-            fail("\(error)", code: 64)
-        }
+        let specs = listenSpecs(listen)
 
         let source: ExportsSource
         switch (directory, exports) {
@@ -133,5 +139,39 @@ struct ExportsCommand: AsyncParsableCommand {
                 throw ExitCode(1)
             }
         }
+    }
+}
+
+struct DoctorCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "doctor",
+        abstract: "Check this host for what sharing needs, and say how to fix each failure.",
+        discussion: """
+            Checks vsock (AF_VSOCK, /dev/vhost-vsock, QEMU's vhost-user-vsock-pci for the user device), \
+            the vsock sockets in use (vsock_diag, through libnl-3), each listener's address, NFS servers \
+            registered with rpcbind (through libtirpc) or on TCP port 2049, the exports file and the state \
+            directory. One line per check: ok, warn or FAIL, then the fix. Exit status 0 when no check \
+            failed, 1 otherwise. Without options it checks what `vsnfs serve` would use by default.
+            """)
+
+    @Option(name: .long, help: "Exports file to check, as serve --exports would load it.")
+    var exports: String?
+
+    @Option(name: .long, help: "State directory to check (default: the one serve would use).")
+    var stateDir: String?
+
+    @Option(name: .long, help: "Listen spec to check, as for serve (repeatable; default vsock:2049).")
+    var listen: [String] = []
+
+    @Option(name: .long, help: "The QEMU binary guests run under, for the vhost-user device check.")
+    var qemu: String = "qemu-system-x86_64"
+
+    @Flag(name: .long, help: "Print the report as JSON: {\"ok\": BOOL, \"checks\": [{\"name\", \"verdict\", \"detail\", \"fix\"}]}.")
+    var json = false
+
+    func run() async throws {
+        let results = Doctor.run(DoctorConfiguration(listen: listenSpecs(listen), exportsFile: exports, stateDirectory: stateDir, qemu: qemu))
+        print(json ? formatReportJSON(results) : formatReport(results), terminator: "")
+        if results.contains(where: { $0.verdict == .fail }) { throw ExitCode(1) }
     }
 }

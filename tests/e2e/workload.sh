@@ -49,6 +49,26 @@ t_server_starts() { start_server; }
 check "server starts and answers on vsock:$PORT" t_server_starts
 
 mount_checks
+
+# vsnfs doctor in a kernel that has vsock_diag (the build hosts have not):
+# the server's listener and the relay's connection, read through libnl-3. The
+# guest carries libnl-3 but not libtirpc (vm-images DLOPEN_LIBS): doctor says
+# which package is missing instead of failing.
+t_doctor() {
+    need_mount
+    out=$(vsnfs doctor --listen "vsock:$PORT" --state-dir /tmp/doctor-state 2>&1); rc=$?
+    echo "$out" | grep -Eq "^ok +vsock-sockets +vsock_diag lists .*; ports listening: ([0-9]+, )*$PORT(,|;)" ||
+        fail "listener not listed: $(echo "$out" | grep vsock-sockets)"
+    echo "$out" | grep -Eq "^ok +vsock-sockets .*; sockets connected: [1-9]" ||
+        fail "the relay's connection not listed: $(echo "$out" | grep vsock-sockets)"
+    echo "$out" | grep -Fq "vsock port $PORT is in use (*:$PORT listening)" ||
+        fail "port not reported in use: $(echo "$out" | grep 'listen vsock')"
+    echo "$out" | grep -Eq "^warn +rpcbind +libtirpc not installed" ||
+        fail "missing libtirpc not reported: $(echo "$out" | grep rpcbind)"
+    [ "$rc" = 1 ] || fail "exit status $rc with a failed check"
+}
+check "vsnfs doctor lists the server's vsock listener and connections (vsock_diag via libnl-3)" t_doctor
+
 fs_checks
 
 t_restart() {

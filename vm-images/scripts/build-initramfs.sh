@@ -1,13 +1,15 @@
 #!/bin/sh
 # Assembles the test guest's initramfs from unpacked Debian packages and our
 # binaries, and writes it as a gzip'd newc cpio archive.
-#   build-initramfs.sh OUT.cpio.gz CACHE INIT MODULES BINS EXTRA_BINS
+#   build-initramfs.sh OUT.cpio.gz CACHE INIT MODULES BINS EXTRA_BINS [DLOPEN_LIBS]
 # MODULES: module names; they and their dependencies are loaded at boot, in
 #          dependency order (the list goes to /etc/modules.load).
 # BINS:    our binaries (installed in /usr/bin, with the shared libraries ldd lists).
 # EXTRA_BINS: other host binaries (fio, ...), installed the same way.
+# DLOPEN_LIBS: sonames our binaries dlopen (found with ldconfig -p), installed
+#          at the host's path with the libraries they need.
 set -eu
-out=$1 cache=$2 init=$3 modules=$4 bins=$5 extra_bins=$6
+out=$1 cache=$2 init=$3 modules=$4 bins=$5 extra_bins=$6 dlopen_libs=${7:-}
 here=$(cd "$(dirname "$0")" && pwd)
 kpkg=$(cat "$cache/kernel-package")
 kver=${kpkg#linux-image-}
@@ -36,7 +38,10 @@ install_bin() {
     cp -L "$src" "$root"/usr/bin/
     # Symbols are not needed in the test guest; stripping halves the initramfs.
     strip --strip-unneeded "$root/usr/bin/$(basename "$src")" 2>/dev/null || true
-    ldd "$src" 2>/dev/null | awk '/=> \// { print $3 } /^[ \t]*\/[^ ]+ \(/ { print $1 }' |
+    install_libs_of "$src"
+}
+install_libs_of() {
+    ldd "$1" 2>/dev/null | awk '/=> \// { print $3 } /^[ \t]*\/[^ ]+ \(/ { print $1 }' |
     while read -r lib; do
         [ -e "$root$lib" ] && continue
         mkdir -p "$root$(dirname "$lib")"
@@ -44,6 +49,13 @@ install_bin() {
     done
 }
 for b in $bins $extra_bins; do install_bin "$b"; done
+for soname in $dlopen_libs; do
+    lib=$(ldconfig -p | awk -v n="$soname" '$1 == n && /x86-64/ { print $NF; exit }')
+    [ -n "$lib" ] || { echo "build-initramfs: $soname is not installed (apt-get install the package that ships it, e.g. libnl-3-200)" >&2; exit 1; }
+    mkdir -p "$root$(dirname "$lib")"
+    cp -L "$lib" "$root$lib"
+    install_libs_of "$lib"
+done
 # mount(8) finds filesystem helpers as /sbin/mount.TYPE.
 [ -e "$root"/usr/bin/vsnfs-mount ] && ln -s /usr/bin/vsnfs-mount "$root"/sbin/mount.vsnfs
 

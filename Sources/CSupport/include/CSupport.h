@@ -6,4 +6,5 @@
 #include "mount_shims.h"
 #include "hostfs_shims.h"
 #include "vhost_shims.h"
+#include "diag_shims.h"
 #endif
