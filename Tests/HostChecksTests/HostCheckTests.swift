@@ -218,7 +218,7 @@ import Glibc
         // version, so no real server's registration is touched.
         let version = UInt32.random(in: 1000...9999) // rpcinfo -p prints up to 4 digits apart
         let listener = try TestListener.tcp()
-        let registration = RPCBindRegistration(programs: [(100_003, version...version)],
+        let registration = RPCBindRegistration(programs: [(100_003, version)],
                                                listeners: [.tcp(host: "127.0.0.1", port: Int(listener.port))])
         try registration.register()
         defer { registration.unregister() }
