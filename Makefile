@@ -18,6 +18,12 @@
 #   make fuzz-merge fold the seeds and what runs found into a minimal fuzz/corpus/ (set-cover merge)
 #   make test-asan  swift test under the address sanitizer (.build-asan)
 #   make test-tsan  swift test under the thread sanitizer (.build-tsan; TSAN_FILTER narrows it)
+#   make install    vsnfs, vsnfs-mount, /sbin/mount.vsnfs, the systemd units (host server, guest
+#                   auto-mount) and the docs; PREFIX (/usr/local), DESTDIR, BINDIR, UNITDIR,
+#                   MOUNTHELPERDIR (/sbin), SYSCONFDIR (/etc), DOCDIR
+#   make install-initramfs  the initramfs-tools hook and script that mount at boot (guests without systemd)
+#   make guest-mount  the guest's vsnfs-mount alone (static Swift runtime), to copy into a guest
+#   make test-install  make install into a temporary DESTDIR; checks the files and the units (tests/install.sh)
 #
 # The guest binaries are built in release mode with their own scratch path
 # (.build-guest) so they never disturb the default .build.
@@ -26,7 +32,8 @@ SWIFT    ?= swift
 E2E_VERS ?= 3
 TEST_TIMEOUT ?= 1800
 
-.PHONY: all build test test-virtio-vsock smoke-vhost-user images e2e e2e-host bench clean fuzz fuzz-build fuzz-ci fuzz-merge test-asan test-tsan
+.PHONY: all build test test-virtio-vsock smoke-vhost-user images e2e e2e-host bench clean fuzz fuzz-build fuzz-ci fuzz-merge test-asan test-tsan \
+	release guest-mount install install-initramfs test-install
 all: build
 
 build:
@@ -93,6 +100,53 @@ e2e-host: images
 
 bench:
 	bash bench/run.sh
+
+# ---- install ----
+# The installed binaries are the release build with the Swift runtime linked
+# in (--static-swift-stdlib; they need only glibc), the same build the test
+# guest carries (.build-guest, vm-images/Makefile's `binaries`).
+PREFIX     ?= /usr/local
+DESTDIR    ?=
+BINDIR     ?= $(PREFIX)/bin
+# mount(8) runs filesystem helpers from /sbin only (util-linux searches
+# /sbin, /sbin/fs.d and /sbin/fs), so mount.vsnfs goes there whatever PREFIX is.
+MOUNTHELPERDIR ?= /sbin
+UNITDIR    ?= $(PREFIX)/lib/systemd/system
+SYSCONFDIR ?= /etc
+DOCDIR     ?= $(PREFIX)/share/doc/vsnfs
+RELEASE_BIN = $(CURDIR)/.build-guest/release
+SUBST = sed -e 's|@BINDIR@|$(BINDIR)|g' -e 's|@SYSCONFDIR@|$(SYSCONFDIR)|g' -e 's|@DOCDIR@|$(DOCDIR)|g'
+
+release:
+	$(MAKE) -C vm-images binaries
+
+guest-mount:
+	$(MAKE) -C vm-images binaries PRODUCTS=vsnfs-mount
+	@echo "The guest's vsnfs-mount (Swift runtime linked in; needs the guest's glibc, $$(ldd --version | head -n 1 | sed 's/.* //') or newer):"
+	@echo "  $(RELEASE_BIN)/vsnfs-mount"
+	@echo "Copy it into the guest as /usr/bin/vsnfs-mount and link /sbin/mount.vsnfs to it (docs/guest.md)."
+
+install: release
+	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(MOUNTHELPERDIR) $(DESTDIR)$(UNITDIR) $(DESTDIR)$(DOCDIR)/docs
+	install -m 0755 -s $(RELEASE_BIN)/vsnfs $(RELEASE_BIN)/vsnfs-mount $(DESTDIR)$(BINDIR)/
+	ln -sf $(BINDIR)/vsnfs-mount $(DESTDIR)$(MOUNTHELPERDIR)/mount.vsnfs
+	for u in vsnfs vsnfs-mount-auto; do \
+	    $(SUBST) dist/systemd/$$u.service.in > $(DESTDIR)$(UNITDIR)/$$u.service && \
+	    chmod 0644 $(DESTDIR)$(UNITDIR)/$$u.service || exit 1; done
+	install -m 0644 README.md $(DESTDIR)$(DOCDIR)/
+	install -m 0644 docs/*.md $(DESTDIR)$(DOCDIR)/docs/
+	@echo "Installed. Host: put exports in $(SYSCONFDIR)/vsnfs/exports, then systemctl enable --now vsnfs."
+	@echo "Guest: systemctl enable vsnfs-mount-auto (mounts what the hypervisor asks for at boot)."
+
+install-initramfs:
+	install -d $(DESTDIR)$(SYSCONFDIR)/initramfs-tools/hooks $(DESTDIR)$(SYSCONFDIR)/initramfs-tools/scripts/init-bottom
+	$(SUBST) dist/initramfs-tools/hooks/vsnfs.in > $(DESTDIR)$(SYSCONFDIR)/initramfs-tools/hooks/vsnfs
+	chmod 0755 $(DESTDIR)$(SYSCONFDIR)/initramfs-tools/hooks/vsnfs
+	install -m 0755 dist/initramfs-tools/scripts/init-bottom/vsnfs $(DESTDIR)$(SYSCONFDIR)/initramfs-tools/scripts/init-bottom/
+	@echo "Installed the initramfs-tools hook; update-initramfs -u puts vsnfs-mount in the initramfs."
+
+test-install:
+	sh tests/install.sh
 
 clean:
 	$(MAKE) -C vm-images clean

@@ -45,6 +45,31 @@ public enum FSError: Error, Sendable, Hashable, CustomStringConvertible {
     static var current: FSError { from(Glibc.errno) }
 }
 
+/// The state directory (handle key, inode index) cannot be made or written:
+/// `failed` is the path the system refused (the directory, a parent, or a
+/// file in it), `errno` why. The server turns it into what to do.
+public struct StateDirectoryError: Error, Sendable, CustomStringConvertible {
+    public var path: String
+    public var failed: String
+    public var errno: Int32
+
+    public init(path: String, failed: String, errno: Int32) {
+        self.path = path
+        self.failed = failed
+        self.errno = errno
+    }
+
+    /// The reason in words, e.g. "permission denied", with the path refused if
+    /// it is not the state directory itself.
+    public var reason: String {
+        var words = errno == ENOTDIR ? "a part of the path is not a directory" : String(cString: strerror(errno))
+        if let first = words.first { words = first.lowercased() + words.dropFirst() }
+        return failed == path ? words : "\(failed): \(words)"
+    }
+
+    public var description: String { "cannot create or write the state directory \(path): \(reason)" }
+}
+
 /// Run a syscall returning -1/errno; retry EINTR.
 @inline(__always)
 func sys<T: BinaryInteger>(_ body: () -> T) throws -> T {

@@ -613,12 +613,17 @@ public final class HostFileSystem: Sendable {
         var parent = ""
         for component in dir.split(separator: "/").dropLast() {
             parent += "/" + component
-            if Glibc.mkdir(dir.hasPrefix("/") ? parent : String(parent.dropFirst()), 0o755) != 0 && errno != EEXIST {
-                throw FSError.serverFault("cannot create state directory \(dir): \(FSError.current)")
+            let path = dir.hasPrefix("/") ? parent : String(parent.dropFirst())
+            if Glibc.mkdir(path, 0o755) != 0 && errno != EEXIST {
+                throw StateDirectoryError(path: dir, failed: path, errno: errno)
             }
         }
         if Glibc.mkdir(dir, 0o700) != 0 && errno != EEXIST {
-            throw FSError.serverFault("cannot create state directory \(dir): \(FSError.current)")
+            throw StateDirectoryError(path: dir, failed: dir, errno: errno)
+        }
+        // An existing one must be a directory this process can write.
+        if Glibc.access(dir, W_OK | X_OK) != 0 {
+            throw StateDirectoryError(path: dir, failed: dir, errno: errno)
         }
         let path = dir + "/handle-key"
         if let k = try? InodeIndex.readAll(path) {
@@ -632,7 +637,7 @@ public final class HostFileSystem: Sendable {
         key.appendBE(rng.next() as UInt64)
         let tmp = path + ".tmp.\(getpid())"
         let fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o600)
-        guard fd >= 0 else { throw FSError.serverFault("cannot write \(tmp): \(FSError.current)") }
+        guard fd >= 0 else { throw StateDirectoryError(path: dir, failed: tmp, errno: errno) }
         defer { close(fd) }
         try InodeIndex.writeAll(fd, key)
         fsync(fd)

@@ -72,6 +72,8 @@ public final class VSNFSServer: Sendable {
                 exports: AuthTable(exports: exports),
                 options: HostFSOptions(stateDirectory: stateDirectory, openFileLimit: configuration.openFiles),
                 logger: Logger(label: "vsnfs.hostfs"))
+        } catch let error as StateDirectoryError {
+            throw StartError("\(error); create it (mkdir -p \(error.path), writable by this user) or pass --state-dir DIR")
         } catch {
             throw StartError("cannot open exports or state directory \(stateDirectory): \(error)")
         }

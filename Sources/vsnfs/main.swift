@@ -69,7 +69,7 @@ struct Serve: AsyncParsableCommand {
     @Option(name: .long, help: "Most files kept open at once (default: from RLIMIT_NOFILE).")
     var openFiles: Int?
 
-    @Option(name: .long, help: "Largest RPC record accepted, in bytes; a connection that sends more is closed. The default is 1 MiB of data plus 64 KiB of headers.")
+    @Option(name: .long, help: "Largest RPC record accepted, in bytes; a connection that sends more is closed. \(RecordMarking.defaultMaximumRecordSize) is 1 MiB of data plus 64 KiB of headers.")
     var maxRecordSize: Int = RecordMarking.defaultMaximumRecordSize
 
     @Option(name: .long, help: "Calls one connection may run at once; past that, its further calls wait and the server stops reading from it.")
@@ -87,6 +87,7 @@ struct Serve: AsyncParsableCommand {
             fail("--max-record-size must be between 1024 and \(RecordMarking.lastFragmentBit - 1)", code: 64)
         }
         guard maxCallsInFlight >= 1 else { fail("--max-calls-in-flight must be at least 1", code: 64) }
+        if stateDir?.isEmpty == true { fail("--state-dir is empty: give a directory, or leave the option out for the default", code: 64) }
         LoggingSystem.bootstrap { label in
             var handler = StreamLogHandler.standardError(label: label)
             handler.logLevel = level

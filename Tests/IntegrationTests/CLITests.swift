@@ -74,7 +74,33 @@ import Testing
         let (status, _, err) = try ServerProcess.run(["serve", dir.path, "--listen", "tcp:127.0.0.1:0",
                                                       "--state-dir", blocker.path + "/state"])
         #expect(status != 0)
-        #expect(err.contains("state directory"), "\(err)")
+        // One line: the path, the reason in words, what to do.
+        #expect(err.split(separator: "\n").count == 1, "\(err)")
+        #expect(err.contains("state directory \(blocker.path)/state: a part of the path is not a directory"), "\(err)")
+        #expect(err.contains("mkdir -p \(blocker.path)/state") && err.contains("or pass --state-dir"), "\(err)")
+        #expect(!err.contains("errno"), "\(err)")
+    }
+
+    @Test func serveRefusesAnEmptyStateDirectory() throws {
+        let (status, _, err) = try ServerProcess.run(["serve", "/tmp", "--listen", "tcp:127.0.0.1:0", "--state-dir", ""])
+        #expect(status == 64)
+        #expect(err == "vsnfs: --state-dir is empty: give a directory, or leave the option out for the default\n", "\(err)")
+    }
+
+    /// Each default is printed once, by the argument parser.
+    @Test func serveHelpPrintsEachDefaultOnce() throws {
+        let (status, out, _) = try ServerProcess.run(["serve", "--help"])
+        #expect(status == 0)
+        let all = out.split(whereSeparator: \.isWhitespace).joined(separator: " ")
+        guard let options = all.range(of: "OPTIONS:") else { Issue.record("no OPTIONS in --help: \(out)"); return }
+        let flat = all[options.upperBound...]
+        for option in ["--threads", "--max-record-size", "--max-calls-in-flight", "--log-level", "--open-files", "--state-dir", "--listen"] {
+            guard let start = flat.range(of: option + " <") else { Issue.record("no \(option) in --help"); continue }
+            let rest = flat[start.upperBound...]
+            let end = rest.range(of: " --")?.lowerBound ?? rest.endIndex
+            let text = rest[..<end].lowercased()
+            #expect(text.components(separatedBy: "default").count <= 2, "\(option): \(text)")
+        }
     }
 
     @Test func serveCreatesAMissingStateDirectoryWithItsParents() throws {

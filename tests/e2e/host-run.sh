@@ -5,9 +5,12 @@
 # qemu TCG with shared memory and vhost-user-vsock-pci) mounts it with
 # `mount -t vsnfs` and runs tests/e2e/host-workload.sh: the checks shared
 # with `make e2e` (tests/e2e/checks.sh), their host-side steps run here. A
-# second guest, CID 5, boots at the same time and must be refused. After the
-# guests exit, this checks the files the guest wrote against the checksums it
-# reported, and prints "N passed, M failed" over the guests' and its checks.
+# second guest, CID 5, boots at the same time and must be refused. In the
+# CID 3 guest a second vsnfs exports its mount of DIR/nested on the guest's
+# loopback CID, and a mount through it reads and changes the host's files
+# (nested VMs: CI runners inside VMs). After the guests exit, this checks
+# the files the guest wrote against the checksums it reported, and prints
+# "N passed, M failed" over the guests' and its checks.
 #   tests/e2e/host-run.sh
 # Expects `make images` (the guest, and the release vsnfs in .build-guest,
 # which runs here too). Consoles, server log: .e2e/host/.
@@ -39,6 +42,11 @@ for size in 0 1 4097 1048583 3000000; do
     head -c "$size" /dev/urandom > "$share/fromhost-$size"
     host_files="$host_files fromhost-$size $(sum "$share/fromhost-$size")"
 done
+# The nested server in the guest (host-workload.sh) exports its mount of
+# $share/nested; a file the host wrote there must read back through it.
+mkdir -m 0777 "$share/nested"
+head -c 2000003 /dev/urandom > "$share/nested/fromhost"
+nested_host_file="fromhost $(sum "$share/nested/fromhost")"
 printf '%s vsock:3(rw)\n' "$share" > "$work/exports"   # CID 5 is not granted: refused
 
 "$vsnfs" serve --exports "$work/exports" --listen "vhost-user:$work/vm3.sock:cid=3" \
@@ -90,6 +98,7 @@ workload() { # NAME MODE GUEST_CID: the workload archive for one guest
         echo "MODE=$2 GUEST_CID=$3"
         echo "MOUNT_PATH='$share'"
         echo "HOST_FILES='$host_files'"
+        echo "NESTED_HOST_FILE='$nested_host_file'"
         echo "TREE_DIRS=$TREE_DIRS TREE_PER_DIR=$TREE_PER_DIR"
         echo "FILE_SIZES='$FILE_SIZES'"   # checks.sh's default unless set
     } > "$stage/workload/env"
@@ -150,6 +159,17 @@ t_guest_saw() {
     done
 }
 check "host: the guest read the host's files with the host's sha256" t_guest_saw
+t_nested() {
+    c=$work/console-cid3.txt
+    grep -qx "NESTED-SAW-HOST $nested_host_file" "$c" || fail "the guest did not read nested/fromhost through the nested mount with the host's sha256"
+    line=$(grep '^NESTED-WROTE ' "$c" | head -n 1)
+    [ -n "$line" ] || fail "the guest reported no file written through the nested mount"
+    set -- $line
+    [ -f "$share/$2" ] || fail "no $2 on the host"
+    [ "$(sum "$share/$2")" = "$3" ] || fail "$2 on the host differs from what the guest wrote through the nested mount"
+    [ "$(cat "$share/nested/d/e" 2>/dev/null)" = two ] || fail "nested/d/e (written after the nested server's restart) is not on the host"
+}
+check "host: files through the nested server (vsnfs in the guest re-exporting its mount) match on the host" t_nested
 t_refusal_logged() {
     grep -E "refused: vsock:5:[0-9]+ has no access" "$work/vsnfs.log" | head -n 2 | grep . ||
         fail "no refusal of vsock:5 in the server log"

@@ -7,7 +7,8 @@
 # side of the export go to host-run.sh through $MNT/.host-calls.
 # /workload/env sets MODE (main or refused), MOUNT_PATH (the export's path on
 # the host), HOST_FILES ("name sha256 ..." of files the host wrote before
-# boot), GUEST_CID (this guest's CID, for the refusal message).
+# boot), GUEST_CID (this guest's CID, for the refusal message),
+# NESTED_HOST_FILE ("name sha256" of a file the host wrote in DIR/nested).
 #
 # Prints "PASS name" or "FAIL name: why" per check, then "SUMMARY N passed, M failed".
 . /workload/env
@@ -60,6 +61,128 @@ cat /tmp/guest-saw 2>/dev/null   # for the host's check once this guest is gone
 fs_checks
 # For the host's check once this guest is gone: what the guest wrote.
 cat /tmp/guest-wrote 2>/dev/null
+
+# ---- nested: a vsnfs in this guest exports its own mount of the host's
+# export (DIR/nested) to its own clients on the guest's loopback CID, as CI
+# runners inside VMs export their workspace to VMs of their own. The second
+# mount goes through both servers: guest -> vsnfs in the guest -> the first
+# mount -> vsnfs on the host -> DIR/nested on the host.
+NESTED_PORT=2050 NESTED_MNT=/mnt/n NESTED_LOG=/tmp/vsnfs-nested.log
+need_nested() { grep -q " $NESTED_MNT nfs" /proc/mounts || fail "$NESTED_MNT is not mounted"; }
+nested_pid() { cat /tmp/vsnfs-nested.pid; }
+start_nested() {
+    # 8<&-: not the file t_nested_restart holds open on the nested mount.
+    vsnfs serve "$MNT/nested" --listen "vsock:1:$NESTED_PORT" --state-dir /var/lib/vsnfs-nested \
+        >> "$NESTED_LOG" 2>&1 8<&- &
+    echo $! > /tmp/vsnfs-nested.pid
+    i=0
+    until mount.vsnfs -f 1:/ "$NESTED_MNT" -o "port=$NESTED_PORT,vers=$VERS" 2>/dev/null; do
+        kill -0 "$(nested_pid)" 2>/dev/null || fail "the nested server exited: $(tail -n 3 "$NESTED_LOG")"
+        i=$((i + 1)); [ $i -lt 100 ] || fail "the nested server did not answer on vsock:1:$NESTED_PORT within 20 s"
+        sleep 0.2
+    done
+}
+t_nested_mount() {
+    need_mount
+    [ -d "$MNT/nested" ] || fail "no directory nested on the first mount (host-run.sh makes it)"
+    mkdir -p "$NESTED_MNT"
+    start_nested
+    mount -t vsnfs -o "vers=$VERS,port=$NESTED_PORT,actimeo=2" 1:/ "$NESTED_MNT" ||
+        fail "mount through the nested server failed: $(tail -n 3 "$NESTED_LOG")"
+    grep " $NESTED_MNT nfs" /proc/mounts || fail "no NFS mount at $NESTED_MNT"
+    # Which handles the nested export uses: kernel (name_to_handle_at on the
+    # NFS mount) or inode (number, index); both must survive a restart below.
+    grep -o 'export [0-9]* at .*handles' "$NESTED_LOG" > /tmp/nested-handles || fail "the nested server logged no export"
+    tail -n 1 /tmp/nested-handles
+}
+t_nested_reads_host() {
+    need_nested
+    drop_caches
+    set -- $NESTED_HOST_FILE
+    [ $# = 2 ] || fail "no nested host file listed"
+    got=$(sum "$NESTED_MNT/$1")
+    [ "$got" = "$2" ] || fail "$1 reads back through the nested mount as $got, the host wrote $2"
+    echo "NESTED-SAW-HOST $1 $got" > /tmp/nested-saw
+    cat "$NESTED_MNT/hostlive" 2>/dev/null
+    on_host host_write nested/hostlive "written on the host"
+    sleep 3   # attribute timeouts of both mounts (actimeo=2)
+    drop_caches
+    [ "$(cat "$NESTED_MNT/hostlive")" = "written on the host" ] ||
+        fail "a file the host wrote while mounted reads '$(cat "$NESTED_MNT/hostlive")' through the nested mount"
+    on_host host_write nested/hostlive "changed on the host"
+    sleep 3
+    [ "$(cat "$NESTED_MNT/hostlive")" = "changed on the host" ] ||
+        fail "the host's change reads '$(cat "$NESTED_MNT/hostlive")' through the nested mount"
+}
+t_nested_writes() {
+    need_nested
+    head -c 3000007 /dev/urandom > "$SRC/nested"
+    want=$(sum "$SRC/nested")
+    cp "$SRC/nested" "$NESTED_MNT/fromnested" || fail "write through the nested mount failed"
+    sync
+    drop_caches
+    [ "$(sum "$NESTED_MNT/fromnested")" = "$want" ] || fail "read-back through the nested mount differs"
+    [ "$(sum "$MNT/nested/fromnested")" = "$want" ] || fail "the first mount reads other bytes"
+    on_host host_sha256 nested/fromnested "$want"
+    echo "NESTED-WROTE nested/fromnested $want" > /tmp/nested-wrote
+    rm -f "$SRC/nested"
+}
+t_nested_changes() {
+    need_nested
+    mkdir "$NESTED_MNT/d" || fail "mkdir failed"
+    echo one > "$NESTED_MNT/d/a" || fail "create failed"
+    mv "$NESTED_MNT/d/a" "$NESTED_MNT/d/b" || fail "rename failed"
+    chmod 640 "$NESTED_MNT/d/b" || fail "chmod failed"
+    ln -s b "$NESTED_MNT/d/l" || fail "symlink failed"
+    echo gone > "$NESTED_MNT/d/c" && rm "$NESTED_MNT/d/c" || fail "create and remove failed"
+    on_host host_content nested/d/b one
+    on_host host_absent nested/d/a
+    on_host host_absent nested/d/c
+    on_host host_mode nested/d/b 640
+    on_host host_readlink nested/d/l b
+    on_host host_uid nested/d/b 65534   # root squashed by the nested server, then as 65534 by the host's
+}
+# Handles the guest holds name objects on an NFS mount: they must still work
+# after the nested server restarts (kernel handles of the NFS client, or the
+# inode index in its state directory).
+t_nested_restart() {
+    need_nested
+    exec 8< "$NESTED_MNT/d/b" || fail "open failed"
+    pid=$(nested_pid)
+    kill -9 "$pid"
+    while kill -0 "$pid" 2>/dev/null; do sleep 0.2; done
+    start_nested || { exec 8<&-; fail "the nested server did not come back"; }
+    drop_caches
+    [ "$(cat <&8)" = one ] || { exec 8<&-; fail "an open file reads wrong after the restart (stale handle?)"; }
+    exec 8<&-
+    [ "$(cat "$NESTED_MNT/d/b")" = one ] || fail "a file reads wrong after the restart"
+    echo two > "$NESTED_MNT/d/e" || fail "create after the restart failed"
+    on_host host_content nested/d/e two
+}
+t_nested_umount() {
+    need_nested
+    umount "$NESTED_MNT" || {
+        for p in /proc/[0-9]*; do   # who holds it
+            ls -l "$p/fd" 2>/dev/null | grep -q " $NESTED_MNT/" && echo "pid ${p#/proc/} ($(cat "$p/comm")) has a file open there"
+        done
+        umount_failed=1
+    }
+    # Stopped in any case: it holds the first mount busy.
+    pid=$(nested_pid)
+    kill "$pid"
+    i=0
+    while kill -0 "$pid" 2>/dev/null; do i=$((i + 1)); [ $i -lt 50 ] || fail "the nested server ignored SIGTERM"; sleep 0.2; done
+    [ -z "${umount_failed:-}" ] || { umount -l "$NESTED_MNT"; fail "umount of the nested mount failed (busy)"; }
+}
+check "nested: a vsnfs in the guest exports its mount of the host's export; mounted through it" t_nested_mount
+check "nested: files the host wrote (before boot, and while mounted) read through the nested mount" t_nested_reads_host
+check "nested: a file written through the nested mount lands on the host (sha256)" t_nested_writes
+check "nested: mkdir, rename, chmod, symlink, remove through the nested mount, seen on the host" t_nested_changes
+check "nested: the nested server restarts; open files and names keep working" t_nested_restart
+check "nested: umount, the nested server stops on SIGTERM" t_nested_umount
+echo "---- nested server log ----"; tail -n 8 "$NESTED_LOG" 2>/dev/null
+cat /tmp/nested-saw /tmp/nested-wrote 2>/dev/null
+
 umount_check
 
 echo "---- relay log ----"; tail -n 20 "/run/vsnfs/relay-$CID-$PORT.log" 2>/dev/null
