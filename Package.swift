@@ -6,6 +6,7 @@
 //   XDR, Transport (sockets, kernel peer identity) -> ONCRPC
 //   Transport -> Exports -> HostFS (the export list it serves; nothing of RPC)
 //   ONCRPC, Exports, HostFS -> NFSProtocols -> Server -> CLIs
+//   GuestMounts, Server -> Share -> vsnfs (GuestMounts -> vsnfs-mount)
 // Transport sits beside XDR at the bottom so the RPC layer can hand every
 // call the PeerIdentity of its connection. Every target builds in the Swift 6
 // language mode (complete concurrency checking).
@@ -53,15 +54,24 @@ let package = Package(
         // split virtqueues, virtio-vsock streams) that hands each guest connection on
         // as a socket. No NIO, no RPC.
         .target(name: "VirtioVsock", dependencies: ["CSupport", log]),
+        // The mount-request format `vsnfs share` writes and `vsnfs-mount --auto` reads
+        // (fw_cfg opt/vsnfs/mount, vsnfs.mount= on the kernel command line). No dependencies.
+        .target(name: "GuestMounts"),
+        // Above Server, below the CLI: `vsnfs share`'s QEMU command rewriting (pure), its
+        // exports and guest mounts, and the launcher (server in-process, QEMU in the foreground).
+        .target(name: "Share", dependencies: ["GuestMounts", "Exports", "Server", "Transport", log]),
         // C shims for syscalls Swift's Glibc module does not expose cleanly.
         .target(name: "CSupport"),
-        .executableTarget(name: "vsnfs", dependencies: ["Server", "Exports", "Transport", "ONCRPC", log, argumentParser]),
-        .executableTarget(name: "vsnfs-mount", dependencies: ["CSupport", "ONCRPC", "XDR", log, argumentParser, nioCore]),
+        .executableTarget(name: "vsnfs", dependencies: ["Server", "Share", "Exports", "Transport", "ONCRPC", log,
+                                                      argumentParser]),
+        .executableTarget(name: "vsnfs-mount", dependencies: ["CSupport", "GuestMounts", "ONCRPC", "XDR", log,
+                                                            argumentParser, nioCore]),
         .testTarget(name: "XDRTests", dependencies: ["XDR", nioCore]),
         .testTarget(name: "ONCRPCTests", dependencies: ["ONCRPC", "XDR", "Transport", log, nioCore,
                                                         .product(name: "NIOEmbedded", package: "swift-nio")]),
         .testTarget(name: "VirtioVsockTests", dependencies: ["VirtioVsock", "CSupport"]),
         .testTarget(name: "ExportsTests", dependencies: ["Exports", "Transport"]),
+        .testTarget(name: "ShareTests", dependencies: ["Share", "GuestMounts", "Exports"]),
         .testTarget(name: "HostFSTests", dependencies: ["HostFS", "CSupport", nioCore]),
         // Drives the vsnfs executable (which `swift test` builds with the package) and the layers beneath.
         .testTarget(name: "IntegrationTests", dependencies: ["ONCRPC", "XDR", "Transport", "Exports", "NFSProtocols",
