@@ -134,8 +134,12 @@ struct ShareCommand: AsyncParsableCommand {
             Example: vsnfs share ~/src:/src -- qemu-system-x86_64 -M q35 -m 2G -nographic -kernel bzImage ...
             """)
 
-    @Argument(help: "Directory to share, optionally with where the guest mounts it (DIR:GUESTPATH).")
-    var directories: [String] = []
+    /// DIRs, then `--` and the QEMU command: ArgumentParser takes the words
+    /// after `--` as more positional values, so run() splits them off at the
+    /// `--` of the command line.
+    @Argument(help: ArgumentHelp("Directories to share, each optionally with where the guest mounts it, then -- and the QEMU command.",
+                                 valueName: "DIR[:GUESTPATH]... -- QEMU_COMMAND"))
+    var words: [String] = []
 
     @Flag(name: .long, help: "Share read-only.")
     var ro = false
@@ -158,9 +162,6 @@ struct ShareCommand: AsyncParsableCommand {
     @Option(name: .long, help: "Server log level (the terminal belongs to QEMU): trace, debug, info, notice, warning, error, critical.")
     var logLevel: String = "warning"
 
-    @Argument(parsing: .postTerminator, help: "The QEMU command, after --.")
-    var qemu: [String] = []
-
     func run() async throws {
         guard let level = Logger.Level(rawValue: logLevel) else { fail("unknown log level '\(logLevel)'", code: 64) }
         var choice: ShareOptions.Vsock?
@@ -173,6 +174,9 @@ struct ShareCommand: AsyncParsableCommand {
             handler.logLevel = level
             return handler
         }
+        let afterDashes = CommandLine.arguments.firstIndex(of: "--").map { Array(CommandLine.arguments[($0 + 1)...]) } ?? []
+        guard words.suffix(afterDashes.count).elementsEqual(afterDashes) else { fail("give the QEMU command after --", code: 64) }
+        let directories = Array(words.dropLast(afterDashes.count)), qemu = afterDashes
         let options = ShareOptions(directories: directories, readOnly: ro, cid: cid, vsock: choice, dryRun: dryRun,
                                    exportsFile: exports, stateDirectory: stateDir, qemu: qemu)
         let status: Int32
