@@ -27,7 +27,14 @@ struct MountCommand: ParsableCommand {
               fstab: 2:/srv /mnt vsnfs defaults 0 0
               vsnfs-mount --auto
 
-            --auto mounts what the host asked for, as `vsnfs share` does: the requests             in QEMU's fw_cfg file opt/vsnfs/mount (\(GuestMount.fwCfgPath), needs the             qemu_fw_cfg module) and in every vsnfs.mount= on the kernel command line.             A request list is CID:EXPORT:MOUNTPOINT[:OPTIONS] joined by ';', e.g.             vsnfs.mount=2:/srv/src:/src:ro;2:/data:/data (OPTIONS as for -o; bytes other             than letters, digits and /._-+@~ written %XX, a space as %20). Missing mount             points are made; ones already mounted are left alone; a mount point named             twice is mounted once (fw_cfg first).
+            --auto mounts what the host asks for (`vsnfs share` does): the requests in \
+            QEMU's fw_cfg file \(GuestMount.fwCfgName) (\(GuestMount.fwCfgPath), needs \
+            the qemu_fw_cfg module) and in every \(GuestMount.kernelParameter)= on the kernel \
+            command line. A request list is CID:EXPORT:MOUNTPOINT[:OPTIONS] joined by ';', \
+            e.g. vsnfs.mount=2:/srv/src:/src:ro;2:/data:/data (OPTIONS as for -o; bytes \
+            other than letters, digits and /._-+@~ written %XX, a space as %20). Missing \
+            mount points are made; ones already mounted are left alone; a mount point \
+            named twice is mounted once (fw_cfg first).
             """,
         version: vsnfsVersion) }
 
