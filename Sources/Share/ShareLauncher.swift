@@ -40,6 +40,8 @@ public struct ShareOptions: Sendable {
 public enum ShareLauncher {
     public static let vhostVsockDevice = "/dev/vhost-vsock"
     public static let firstGuestCID: UInt32 = 3
+    /// Host vsock ports tried from 2049 when another server has it (kernel vhost-vsock only).
+    static let portsTried: UInt32 = 16
 
     /// Everything up to starting QEMU throws a ShareCommandError (one line, what to do).
     public static func run(_ o: ShareOptions, logger: Logger) async throws -> Int32 {
@@ -70,11 +72,11 @@ public enum ShareLauncher {
             if let dir = privateDirectory { unlink(socket); rmdir(dir) }
         }
         let readOnly = o.readOnly
-        let plan = { @Sendable (cid: UInt32) throws(ShareCommandError) -> SharePlan in
+        let planFor = { @Sendable (cid: UInt32, port: UInt32) throws(ShareCommandError) -> SharePlan in
             try SharePlan(directories: shared, readOnly: readOnly, cid: cid,
-                          vsock: kernel ? .kernel(cid: cid) : .user(socket: socket))
+                          vsock: kernel ? .kernel(cid: cid) : .user(socket: socket), port: port)
         }
-        let first = try plan(guestCID)
+        let first = try planFor(guestCID, SharePlan.defaultPort)
         let command = QEMUCommand(o.qemu)
         let served: [Export]?
         do { served = try o.exportsFile.map { try ExportsSource.file($0).load() } } catch { throw ShareCommandError("\(error)") }
@@ -85,31 +87,41 @@ public enum ShareLauncher {
         }
         _ = try first.command(command)   // refusals before anything starts
 
-        let listen: ListenSpec = kernel ? .vsock(cid: nil, port: first.port)
-                                        : .vhostUser(path: socket, cid: guestCID, port: first.port)
+        // The kernel's vsock is host-wide: if another server has port 2049,
+        // take the next free port and tell the guest (port= in its requests).
         let signals = SignalEvents()
-        let server: VSNFSServer
-        do {
-            server = try await VSNFSServer.start(
-                configuration: .init(exports: o.exportsFile.map { ExportsSource.file($0) } ?? .list(first.exports),
-                                     rpc: RPCServer.Configuration(listen: [listen]), stateDirectory: o.stateDirectory),
-                logger: logger)
-        } catch {
-            throw ShareCommandError("\(error)")
+        var started: VSNFSServer?
+        var port = first.port
+        while started == nil {
+            let listen: ListenSpec = kernel ? .vsock(cid: nil, port: port) : .vhostUser(path: socket, cid: guestCID, port: port)
+            do {
+                started = try await VSNFSServer.start(
+                    configuration: .init(exports: o.exportsFile.map { ExportsSource.file($0) } ?? .list(first.exports),
+                                         rpc: RPCServer.Configuration(listen: [listen]), stateDirectory: o.stateDirectory),
+                    logger: logger)
+            } catch ListenerError.addressInUse(_) where kernel && port < first.port + Self.portsTried - 1 {
+                port += 1
+            } catch {
+                throw ShareCommandError("\(error)")
+            }
         }
+        let chosenPort = port
+        let plan = { @Sendable (cid: UInt32) throws(ShareCommandError) -> SharePlan in try planFor(cid, chosenPort) }
+        let server = started!
 
         let running = RunningQEMU()
         let forwarding = Task {
             for await signo in signals.events { running.signal(signo) }
         }
-        let userChose = o.cid != nil, usesFile = o.exportsFile != nil
+        // An exports file grants CIDs of its own: the guest's CID is not moved under it.
+        let usesFile = o.exportsFile != nil, userChose = o.cid != nil || usesFile
         let status: Int32 = await withCheckedContinuation { continuation in
             // QEMU is waited for on a thread of its own, not the cooperative pool.
             DispatchQueue.global().async {
                 @Sendable func launch(_ cid: UInt32) -> (status: Int32, cidInUse: Bool) {
                     do {
                         let p = try plan(cid)
-                        if !usesFile && cid != guestCID { try server.context.replace(AuthTable(exports: p.exports)) }
+                        if cid != guestCID { try server.context.replace(AuthTable(exports: p.exports)) }
                         let process = try QEMUProcess(arguments: try p.command(command).arguments, watchStderr: kernel)
                         running.set(process)
                         let status = process.wait()
@@ -125,7 +137,8 @@ public enum ShareLauncher {
                     say("guest CID \($0) is in use by another VM; trying CID \($0 + 1)")
                 })
                 if outcome.chosenCIDInUse {
-                    say("guest CID \(outcome.cid) is in use by another VM: choose another --cid, or leave --cid out to take a free one")
+                    say(usesFile ? "guest CID \(outcome.cid) is in use by another VM: give --cid a CID your exports file grants that no VM uses"
+                                 : "guest CID \(outcome.cid) is in use by another VM: choose another --cid, or leave --cid out to take a free one")
                 }
                 continuation.resume(returning: outcome.status)
             }

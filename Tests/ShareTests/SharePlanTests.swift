@@ -22,6 +22,11 @@ import Testing
         #expect(plan.mounts.allSatisfy { $0.options == ["ro"] })
     }
 
+    @Test func anotherServerPortIsPassedToTheGuest() throws {
+        let plan = try SharePlan(directories: [dirs[0]], readOnly: true, cid: 3, vsock: .kernel(cid: 3), port: 2051)
+        #expect(GuestMount.list(plan.mounts) == "2:/home/me/src:/home/me/src:ro,port=2051")
+    }
+
     @Test func oneGuestPathTwiceIsRefused() {
         let error = #expect(throws: ShareCommandError.self) {
             try SharePlan(directories: [SharedDirectory(hostPath: "/a", guestPath: "/m"), SharedDirectory(hostPath: "/b", guestPath: "/m")],
