@@ -59,7 +59,7 @@ let package = Package(
         .target(name: "GuestMounts"),
         // Above Server, below the CLI: `vsnfs share`'s QEMU command rewriting (pure), its
         // exports and guest mounts, and the launcher (server in-process, QEMU in the foreground).
-        .target(name: "Share", dependencies: ["GuestMounts", "Exports", "Server", "Transport", log]),
+        .target(name: "Share", dependencies: ["GuestMounts", "Exports", "Server", "Transport", log, nioLocks]),
         // C shims for syscalls Swift's Glibc module does not expose cleanly.
         .target(name: "CSupport"),
         .executableTarget(name: "vsnfs", dependencies: ["Server", "Share", "Exports", "Transport", "ONCRPC", log,

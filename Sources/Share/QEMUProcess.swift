@@ -1,7 +1,7 @@
 #if canImport(Glibc)
 import Glibc
 #endif
-import Synchronization
+import NIOConcurrencyHelpers
 
 /// QEMU run in the foreground: it keeps this terminal (stdin, stdout; it is
 /// in our process group, so the terminal's own signals reach it as they
@@ -13,7 +13,7 @@ import Synchronization
 public final class QEMUProcess: Sendable {
     public let pid: pid_t
     private let stderrPipe: Int32
-    private let stderrTail = Mutex<String>("")
+    private let stderrTail = NIOLockedValueBox<String>("")
 
     /// QEMU's message when /dev/vhost-vsock has the guest CID in use by another VM.
     public static let cidInUseMessage = "unable to set guest cid: Address already in use"
@@ -70,7 +70,7 @@ public final class QEMUProcess: Sendable {
                 if n <= 0 { break }
                 _ = buffer.withUnsafeBytes { write(2, $0.baseAddress, n) }
                 let text = String(decoding: buffer[0..<n], as: UTF8.self)
-                stderrTail.withLock { tail in
+                stderrTail.withLockedValue { tail in
                     tail += text
                     if tail.utf8.count > 8192 { tail = String(tail.suffix(4096)) }
                 }
@@ -85,7 +85,7 @@ public final class QEMUProcess: Sendable {
 
     /// True once QEMU said, on standard error, that the guest CID is in use.
     public var reportedCIDInUse: Bool {
-        stderrTail.withLock { $0.contains(Self.cidInUseMessage) }
+        stderrTail.withLockedValue { $0.contains(Self.cidInUseMessage) }
     }
 
     /// Finds `program` as posix_spawnp would (PATH, or a path with a slash).

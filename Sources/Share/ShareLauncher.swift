@@ -4,8 +4,8 @@ import Glibc
 import Dispatch
 import Exports
 import Logging
+import NIOConcurrencyHelpers
 import Server
-import Synchronization
 import Transport
 
 /// `vsnfs share`'s options, as the command line gave them.
@@ -181,9 +181,9 @@ public enum ShareLauncher {
 }
 
 /// The QEMU that signals go to, if one runs (set by the launching thread,
-/// read by the signal task; a Mutex: contention is one signal at a time).
+/// read by the signal task: a pthread lock, which the thread sanitizer sees).
 final class RunningQEMU: Sendable {
-    private let process = Mutex<QEMUProcess?>(nil)
-    func set(_ p: QEMUProcess?) { process.withLock { $0 = p } }
-    func signal(_ signo: Int32) { process.withLock { $0?.signal(signo) } }
+    private let process = NIOLockedValueBox<QEMUProcess?>(nil)
+    func set(_ p: QEMUProcess?) { process.withLockedValue { $0 = p } }
+    func signal(_ signo: Int32) { process.withLockedValue { $0?.signal(signo) } }
 }
