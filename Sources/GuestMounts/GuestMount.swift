@@ -90,6 +90,34 @@ public struct GuestMount: Equatable, Sendable, CustomStringConvertible {
             }
     }
 
+    /// Where a request came from, for messages.
+    public enum Origin: String, Equatable, Sendable {
+        case fwCfg = "fw_cfg opt/vsnfs/mount"
+        case kernelCommandLine = "the kernel command line"
+    }
+
+    /// The requests of the fw_cfg file (nil: not there) and the kernel
+    /// command line, fw_cfg first; a mount point named again is dropped
+    /// (vsnfs share puts the same list in both). Bad requests come back
+    /// as messages, each naming where it came from.
+    public static func requests(fwCfg: String?, kernelCommandLine: String)
+        -> (mounts: [(mount: GuestMount, origin: Origin)], errors: [String]) {
+        var lists: [(String, Origin)] = fwCfg.map { [($0, .fwCfg)] } ?? []
+        lists += kernelCommandLineValues(kernelCommandLine).map { ($0, .kernelCommandLine) }
+        var mounts: [(mount: GuestMount, origin: Origin)] = [], errors: [String] = []
+        for (text, origin) in lists {
+            for result in parseList(text) {
+                switch result {
+                case .success(let m):
+                    if !mounts.contains(where: { $0.mount.mountPoint == m.mountPoint }) { mounts.append((m, origin)) }
+                case .failure(let e):
+                    errors.append("\(e) in \(origin.rawValue)")
+                }
+            }
+        }
+        return (mounts, errors)
+    }
+
     static func encode(_ text: String, keep extra: String) -> String {
         var out = ""
         for byte in text.utf8 {

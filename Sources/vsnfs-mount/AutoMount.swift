@@ -14,39 +14,17 @@ struct AutoMount {
 
     func say(_ s: String) { command.say(s) }
 
-    /// The requests with where each came from, fw_cfg first; a mount point
-    /// named again is dropped (vsnfs share puts the same list in both).
-    func requests() -> (mounts: [(GuestMount, String)], errors: [String]) {
-        var lists: [(String, String)] = []
-        if let raw = readFile(GuestMount.fwCfgPath) { lists.append((raw, "fw_cfg \(GuestMount.fwCfgName)")) }
-        for value in GuestMount.kernelCommandLineValues(readFile("/proc/cmdline") ?? "") {
-            lists.append((value, "the kernel command line"))
-        }
-        var mounts: [(GuestMount, String)] = [], errors: [String] = []
-        for (text, origin) in lists {
-            for result in GuestMount.parseList(text) {
-                switch result {
-                case .success(let m):
-                    if mounts.contains(where: { $0.0.mountPoint == m.mountPoint }) { continue }
-                    mounts.append((m, origin))
-                case .failure(let e):
-                    errors.append("\(e) in \(origin)")
-                }
-            }
-        }
-        return (mounts, errors)
-    }
-
     func run() -> Int32 {
         let name = MountCommand.invokedName
-        let (mounts, errors) = requests()
+        let (mounts, errors) = GuestMount.requests(fwCfg: readFile(GuestMount.fwCfgPath),
+                                                   kernelCommandLine: readFile("/proc/cmdline") ?? "")
         errors.forEach { printToStandardError("\(name): \($0)") }
         if mounts.isEmpty && errors.isEmpty {
             say("no mount requests (no fw_cfg \(GuestMount.fwCfgName), no \(GuestMount.kernelParameter)= on the kernel command line)")
         }
         var failed = errors.count
         for (m, origin) in mounts {
-            say("\(m.cid):\(m.exportPath) on \(m.mountPoint), from \(origin)")
+            say("\(m.cid):\(m.exportPath) on \(m.mountPoint), from \(origin.rawValue)")
             if isMountPoint(m.mountPoint) {
                 say("\(m.mountPoint) is already mounted; leaving it")
                 continue

@@ -105,6 +105,19 @@ import Testing
         #expect(GuestMount.kernelCommandLineValues("console=ttyS0") == [])
     }
 
+    @Test func fwCfgFirstThenTheCommandLineEachMountPointOnce() {
+        let (mounts, errors) = GuestMount.requests(
+            fwCfg: "2:/a:/a;2:/b:/mnt/b\n",
+            kernelCommandLine: "console=ttyS0 vsnfs.mount=2:/a:/a;2:/b:/mnt/b vsnfs.mount=2:/c:/mnt/b;2:/d:/d;bad quiet")
+        #expect(mounts.map(\.mount.exportPath) == ["/a", "/b", "/d"])
+        #expect(mounts.map(\.origin) == [.fwCfg, .fwCfg, .kernelCommandLine])
+        #expect(errors == ["bad mount request 'bad': 1 fields (expected CID:EXPORT:MOUNTPOINT[:OPTIONS]) in the kernel command line"])
+        let none = GuestMount.requests(fwCfg: nil, kernelCommandLine: "console=ttyS0")
+        #expect(none.mounts.isEmpty && none.errors.isEmpty)
+        let cmdlineOnly = GuestMount.requests(fwCfg: nil, kernelCommandLine: "vsnfs.mount=2:/x:/y:ro")
+        #expect(cmdlineOnly.mounts.map(\.mount) == [GuestMount(exportPath: "/x", mountPoint: "/y", options: ["ro"])])
+    }
+
     @Test func fwCfgBlobWithTrailingNewlineOrNUL() throws {
         #expect(try GuestMount.parseList("2:/a:/b\0").map { try $0.get() } == [GuestMount(exportPath: "/a", mountPoint: "/b")])
         #expect(GuestMount.parseList("\n").isEmpty)
