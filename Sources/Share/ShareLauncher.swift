@@ -82,7 +82,7 @@ public enum ShareLauncher {
         do { served = try o.exportsFile.map { try ExportsSource.file($0).load() } } catch { throw ShareCommandError("\(error)") }
 
         if o.dryRun {
-            print(try first.dryRun(command, served: served), terminator: "")
+            print(try first.dryRun(command, served: served, cidFixed: o.cid != nil || o.exportsFile != nil), terminator: "")
             return 0
         }
         _ = try first.command(command)   // refusals before anything starts

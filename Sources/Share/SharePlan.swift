@@ -88,11 +88,12 @@ public struct SharePlan: Sendable {
 
     /// What --dry-run prints: the device, the QEMU command, the guest's
     /// mount requests, and the exports (`served`: those of --exports FILE).
-    public func dryRun(_ qemu: QEMUCommand, served: [Export]? = nil) throws(ShareCommandError) -> String {
+    /// `cidFixed`: the CID is not moved if another VM has it (--cid, or an exports file).
+    public func dryRun(_ qemu: QEMUCommand, served: [Export]? = nil, cidFixed: Bool = false) throws(ShareCommandError) -> String {
         let device: String
         switch vsock {
         case .kernel(let cid):
-            device = "the kernel's vhost-vsock, guest CID \(cid) (the next free CID if it is taken)"
+            device = "the kernel's vhost-vsock, guest CID \(cid)" + (cidFixed ? "" : " (the next free CID if it is taken)")
         case .user(let socket):
             device = "vsnfs's vhost-user-vsock device on \(socket), guest CID \(cid)"
         }

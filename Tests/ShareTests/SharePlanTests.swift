@@ -62,6 +62,8 @@ import Testing
 
             """))
         #expect(text.contains("vsock:3        ro,root_squash"))
+        #expect(try plan.dryRun(QEMUCommand(["qemu-system-x86_64"]), cidFixed: true)
+            .hasPrefix("vsock: the kernel's vhost-vsock, guest CID 3\n"))
     }
 
     @Test func directoryArguments() throws {
