@@ -106,9 +106,16 @@ public struct QEMUCommand: Equatable, Sendable {
         return nil
     }
 
-    /// The device model of each `-device`.
+    /// The device model of each `-device` (QEMU's key=value or JSON form).
     var deviceDrivers: [String] {
-        values("device").compactMap { Self.field("driver", of: $0, implicitFirst: true) }
+        values("device").compactMap { value in
+            guard value.hasPrefix("{") else { return Self.field("driver", of: value, implicitFirst: true) }
+            // {"driver": "vhost-vsock-pci", ...}: the string after "driver" and a colon.
+            guard let key = value.firstRange(of: "\"driver\"") else { return nil }
+            let rest = value[key.upperBound...].drop { $0 == " " || $0 == ":" }
+            guard rest.first == "\"" else { return nil }
+            return String(rest.dropFirst().prefix { $0 != "\"" })
+        }
     }
 
     /// The command with the vsock device and the mount requests added.

@@ -76,7 +76,8 @@ import Testing
     }
 
     @Test(arguments: ["vhost-vsock-pci,guest-cid=3", "vhost-user-vsock-pci,chardev=c", "driver=vhost-vsock-device,guest-cid=9",
-                      "vhost-user-vsock-device,chardev=x", "vhost-vsock-pci-non-transitional,guest-cid=4"])
+                      "vhost-user-vsock-device,chardev=x", "vhost-vsock-pci-non-transitional,guest-cid=4",
+                      #"{"driver": "vhost-vsock-pci", "guest-cid": 3}"#])
     func anExistingVsockDeviceIsRefused(device: String) {
         for vsock in [user, .kernel(cid: 3)] {
             let error = #expect(throws: ShareCommandError.self) {
