@@ -135,17 +135,14 @@ public struct QEMUCommand: Equatable, Sendable {
             if !values("mem-path").isEmpty {
                 throw ShareCommandError("guest memory from -mem-path cannot be shared with vsnfs's vsock device: remove -mem-path (vsnfs share makes the memory itself), or use --vsock kernel")
             }
-            if let machine = values("M", "machine").first(where: { Self.field("memory-backend", of: $0, implicitFirst: false) != nil }) {
-                throw ShareCommandError("the QEMU command chooses its own memory backend (-machine \(machine)): remove memory-backend=, vsnfs share gives the guest shared memory of the -m size itself")
+            // Memory the command already shares (a virtiofs setup, say) is used as it is.
+            if try !commandSharesItsMemory() {
+                let bytes = try memoryBytes()
+                let size = bytes % (1 << 20) == 0 ? "\(bytes >> 20)M" : "\(bytes)"
+                out += ["-object", "memory-backend-memfd,id=\(Self.memoryBackendID),size=\(size),share=on",
+                        "-machine", "memory-backend=\(Self.memoryBackendID)"]
             }
-            if !values("numa").isEmpty {
-                throw ShareCommandError("vsnfs share cannot share the memory of a -numa guest with its vsock device: drop -numa, or use --vsock kernel")
-            }
-            let bytes = try memoryBytes()
-            let size = bytes % (1 << 20) == 0 ? "\(bytes >> 20)M" : "\(bytes)"
-            out += ["-object", "memory-backend-memfd,id=\(Self.memoryBackendID),size=\(size),share=on",
-                    "-machine", "memory-backend=\(Self.memoryBackendID)",
-                    "-chardev", "socket,id=vsnfs-vsock,path=\(Self.escapeOptionValue(socket))",
+            out += ["-chardev", "socket,id=vsnfs-vsock,path=\(Self.escapeOptionValue(socket))",
                     "-device", "\(micro ? "vhost-user-vsock-device" : "vhost-user-vsock-pci"),chardev=vsnfs-vsock"]
         }
         guard !mounts.isEmpty else { return QEMUCommand(out) }
@@ -161,6 +158,35 @@ public struct QEMUCommand: Equatable, Sendable {
             }
         }
         return QEMUCommand(out)
+    }
+
+    /// True if the command gives its RAM from memory backends of its own
+    /// (`-machine memory-backend=ID`, or `-numa node,memdev=ID`) that are all
+    /// shared (`share=on`); false if it has none (vsnfs share adds one).
+    /// Throws, saying what to change, if one of them is not shared.
+    func commandSharesItsMemory() throws(ShareCommandError) -> Bool {
+        let machineBackends = values("M", "machine").compactMap { Self.field("memory-backend", of: $0, implicitFirst: false) }
+        let numa = values("numa").filter { (Self.field("type", of: $0, implicitFirst: true) ?? "node") == "node" }
+        if !numa.isEmpty && machineBackends.isEmpty {
+            let memdevs = numa.map { Self.field("memdev", of: $0, implicitFirst: false) }
+            if memdevs.contains(nil) {
+                throw ShareCommandError("a -numa node without memdev= cannot share its memory with vsnfs's vsock device: give each node a memdev= backend with share=on, or use --vsock kernel")
+            }
+            for case let id? in memdevs { try requireShared(id, usedBy: "-numa node,memdev=\(id)") }
+            return true
+        }
+        guard let id = machineBackends.last else { return false }
+        try requireShared(id, usedBy: "-machine memory-backend=\(id)")
+        return true
+    }
+
+    func requireShared(_ id: String, usedBy: String) throws(ShareCommandError) {
+        guard let object = values("object").first(where: { Self.field("id", of: $0, implicitFirst: false) == id }) else {
+            throw ShareCommandError("\(usedBy) names no -object with id=\(id)")
+        }
+        guard Self.field("share", of: object, implicitFirst: false).map({ ["on", "true", "yes"].contains($0) }) == true else {
+            throw ShareCommandError("the guest memory (-object \(object)) is not shared with vsnfs's vsock device: add share=on to it, or use --vsock kernel")
+        }
     }
 
     /// A value inside a QEMU option list: commas are doubled.

@@ -127,7 +127,8 @@ struct ShareCommand: AsyncParsableCommand {
 
             The vsock device is the kernel's vhost-vsock-pci when /dev/vhost-vsock is usable (the guest \
             gets --cid or the first free CID from 3), else vsnfs's own vhost-user-vsock device (guest CID \
-            --cid or 3; the guest's -m memory is made shared; the socket lives in a private temporary \
+            --cid or 3; the guest's -m memory is made shared unless the command shares it already; the \
+            socket lives in a private temporary \
             directory). QEMU keeps the terminal; SIGINT, SIGTERM and SIGHUP sent to vsnfs are passed on to \
             it; the server stops when QEMU exits.
 

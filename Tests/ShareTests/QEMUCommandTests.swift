@@ -66,13 +66,27 @@ import Testing
     @Test func memoryThatCannotBeSharedIsRefusedWithWhatToChange() throws {
         for (words, says) in [
             (["-mem-path", "/dev/hugepages"], "remove -mem-path"),
-            (["-machine", "q35,memory-backend=ram0", "-object", "memory-backend-ram,id=ram0,size=1G"], "remove memory-backend="),
-            (["-numa", "node,memdev=m0"], "drop -numa"),
+            (["-machine", "q35,memory-backend=ram0", "-object", "memory-backend-ram,id=ram0,size=1G"],
+             "(-object memory-backend-ram,id=ram0,size=1G) is not shared with vsnfs's vsock device: add share=on to it"),
+            (["-object", "memory-backend-memfd,id=m0,size=1G,share=off", "-numa", "node,memdev=m0"], "add share=on to it"),
+            (["-numa", "node,cpus=0"], "give each node a memdev= backend with share=on"),
+            (["-machine", "memory-backend=nope"], "-machine memory-backend=nope names no -object with id=nope"),
         ] {
             let error = #expect(throws: ShareCommandError.self) { try rewrite(["qemu-system-x86_64", "-m", "1G"] + words) }
             #expect(error?.description.contains(says) == true, "\(words): \(error?.description ?? "")")
-            #expect(error?.description.contains("--vsock kernel") == (words[0] != "-machine"))
+            #expect(throws: Never.self) { try rewrite(["qemu-system-x86_64", "-m", "1G"] + words, .kernel(cid: 3)) }
         }
+    }
+
+    @Test func memoryTheCommandAlreadySharesIsUsedAsItIs() throws {
+        let device = ["-chardev", "socket,id=vsnfs-vsock,path=/tmp/d/vsock.sock", "-device", "vhost-user-vsock-pci,chardev=vsnfs-vsock"]
+        // virtiofs's recipes: a shared backend as the machine's RAM, or as a NUMA node's.
+        let machine = ["qemu-system-x86_64", "-m", "4G", "-object", "memory-backend-memfd,id=mem,size=4G,share=on",
+                       "-machine", "q35,memory-backend=mem"]
+        #expect(try rewrite(machine) == machine + device + fwCfg)
+        let numa = ["qemu-system-x86_64", "-m", "4G", "-object", "memory-backend-file,id=mem,size=4G,mem-path=/dev/shm,share=on",
+                    "-numa", "node,memdev=mem"]
+        #expect(try rewrite(numa) == numa + device + fwCfg)
     }
 
     @Test(arguments: ["vhost-vsock-pci,guest-cid=3", "vhost-user-vsock-pci,chardev=c", "driver=vhost-vsock-device,guest-cid=9",
