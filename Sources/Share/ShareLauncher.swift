@@ -182,8 +182,20 @@ public enum ShareLauncher {
 
 /// The QEMU that signals go to, if one runs (set by the launching thread,
 /// read by the signal task: a pthread lock, which the thread sanitizer sees).
+/// A signal that came while no QEMU ran (before the first, between CID
+/// retries) goes to the next one at once: the user asked to stop.
 final class RunningQEMU: Sendable {
-    private let process = NIOLockedValueBox<QEMUProcess?>(nil)
-    func set(_ p: QEMUProcess?) { process.withLockedValue { $0 = p } }
-    func signal(_ signo: Int32) { process.withLockedValue { $0?.signal(signo) } }
+    private let state = NIOLockedValueBox<(process: QEMUProcess?, signal: Int32?)>((nil, nil))
+    func set(_ p: QEMUProcess?) {
+        state.withLockedValue { s in
+            s.process = p
+            if let p, let signo = s.signal { p.signal(signo) }
+        }
+    }
+    func signal(_ signo: Int32) {
+        state.withLockedValue { s in
+            s.signal = signo
+            s.process?.signal(signo)
+        }
+    }
 }

@@ -70,6 +70,14 @@ import Testing
         #expect(outcome.status == 1 && launched == 1)
     }
 
+    @Test func aSignalWhileNoQEMURunsGoesToTheNextOne() throws {
+        let running = RunningQEMU()
+        running.signal(SIGTERM)   // e.g. between two CID attempts
+        let p = try QEMUProcess(arguments: ["/bin/sh", "-c", "sleep 30"], watchStderr: false)
+        running.set(p)
+        #expect(p.wait() == 128 + SIGTERM)
+    }
+
     @Test func exitStatusAndDeathBySignal() throws {
         #expect(try QEMUProcess(arguments: ["/bin/sh", "-c", "exit 42"], watchStderr: false).wait() == 42)
         let p = try QEMUProcess(arguments: ["/bin/sh", "-c", "sleep 30"], watchStderr: false)
