@@ -12,6 +12,9 @@
 #   make e2e-host   vsnfs on the host behind vhost-user-vsock devices; the test guest mounts it with
 #                   mount -t vsnfs and runs the same checks, a second guest (CID 5) is refused
 #                   (tests/e2e/host-run.sh)
+#   make e2e-share  `vsnfs share DIR -- qemu-system-x86_64 <test guest>` with the vhost-user device: the
+#                   guest mounts by itself (vsnfs-mount --auto) from fw_cfg, then from the kernel command
+#                   line, and vsnfs share returns its status (tests/e2e/share-run.sh)
 #   make bench      vsnfs vs nfs-ganesha, the guest kernel's nfsd, virtio-fs and 9p, side by side (bench/run.sh, docs/bench.md)
 #   make fuzz       build the libFuzzer targets (Fuzz/) and run each for FUZZ_SECS (60) over fuzz/corpus/
 #   make fuzz-ci    the same, FUZZ_SECS=10 (.ci/run)
@@ -32,7 +35,7 @@ SWIFT    ?= swift
 E2E_VERS ?= 3
 TEST_TIMEOUT ?= 1800
 
-.PHONY: all build test test-virtio-vsock smoke-vhost-user images e2e e2e-host bench clean fuzz fuzz-build fuzz-ci fuzz-merge test-asan test-tsan \
+.PHONY: all build test test-virtio-vsock smoke-vhost-user images e2e e2e-host e2e-share bench clean fuzz fuzz-build fuzz-ci fuzz-merge test-asan test-tsan \
 	release guest-mount install install-initramfs test-install
 all: build
 
@@ -97,6 +100,10 @@ e2e: images
 # (.build-guest): no second build.
 e2e-host: images
 	sh tests/e2e/host-run.sh
+
+# vsnfs share from .build-guest too (it runs on the host, as in e2e-host).
+e2e-share: images
+	sh tests/e2e/share-run.sh
 
 bench:
 	bash bench/run.sh

@@ -10,6 +10,7 @@
 // authorization); each protocol version is its own target above it.
 //   XDR -> NFS4Wire (NFSv4.1/4.2 wire types and COMPOUND codecs; no server logic)
 //   NFS4Wire, Transport -> NFS4State (client records, sessions, stateids; no I/O)
+//   GuestMounts, Server -> Share -> vsnfs (GuestMounts -> vsnfs-mount)
 // Transport sits beside XDR at the bottom so the RPC layer can hand every
 // call the PeerIdentity of its connection. Every target builds in the Swift 6
 // language mode (complete concurrency checking).
@@ -73,10 +74,18 @@ let package = Package(
         // split virtqueues, virtio-vsock streams) that hands each guest connection on
         // as a socket. No NIO, no RPC.
         .target(name: "VirtioVsock", dependencies: ["CSupport", log]),
+        // The mount-request format `vsnfs share` writes and `vsnfs-mount --auto` reads
+        // (fw_cfg opt/vsnfs/mount, vsnfs.mount= on the kernel command line). No dependencies.
+        .target(name: "GuestMounts"),
+        // Above Server, below the CLI: `vsnfs share`'s QEMU command rewriting (pure), its
+        // exports and guest mounts, and the launcher (server in-process, QEMU in the foreground).
+        .target(name: "Share", dependencies: ["GuestMounts", "Exports", "Server", "Transport", log, nioLocks]),
         // C shims for syscalls Swift's Glibc module does not expose cleanly.
         .target(name: "CSupport"),
-        .executableTarget(name: "vsnfs", dependencies: ["Server", "HostChecks", "Exports", "Transport", "ONCRPC", log, argumentParser]),
-        .executableTarget(name: "vsnfs-mount", dependencies: ["CSupport", "ONCRPC", "XDR", log, argumentParser, nioCore]),
+        .executableTarget(name: "vsnfs", dependencies: ["Server", "Share", "HostChecks", "Exports", "Transport", "ONCRPC",
+                                                      log, argumentParser]),
+        .executableTarget(name: "vsnfs-mount", dependencies: ["CSupport", "GuestMounts", "ONCRPC", "XDR", log,
+                                                            argumentParser, nioCore]),
         .testTarget(name: "XDRTests", dependencies: ["XDR", nioCore]),
         .testTarget(name: "NFS4WireTests", dependencies: ["NFS4Wire", "XDR", nioCore]),
         .testTarget(name: "NFS4StateTests", dependencies: ["NFS4State", "NFS4Wire", "Transport", nioCore]),
@@ -85,6 +94,7 @@ let package = Package(
         .testTarget(name: "VirtioVsockTests", dependencies: ["VirtioVsock", "CSupport"]),
         .testTarget(name: "ExportsTests", dependencies: ["Exports", "Transport"]),
         .testTarget(name: "HostChecksTests", dependencies: ["HostChecks", "Server", "Transport", "CSupport"]),
+        .testTarget(name: "ShareTests", dependencies: ["Share", "GuestMounts", "Exports"]),
         .testTarget(name: "HostFSTests", dependencies: ["HostFS", "CSupport", nioCore]),
         // Drives the vsnfs executable (which `swift test` builds with the package) and the layers beneath.
         .testTarget(name: "IntegrationTests", dependencies: ["ONCRPC", "XDR", "Transport", "Exports", "NFSCore", "NFS3", "Mount3",

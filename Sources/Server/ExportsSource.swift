@@ -3,10 +3,12 @@ import Glibc
 #endif
 import Exports
 
-/// Where the exports come from: `vsnfs serve DIR` or `--exports FILE`.
+/// Where the exports come from: `vsnfs serve DIR`, `--exports FILE`, or a
+/// list made by the caller (`vsnfs share`).
 public enum ExportsSource: Sendable, Equatable {
     case directory(String)
     case file(String)
+    case list([Export])
 
     public struct ExportDirectoryError: Error, CustomStringConvertible {
         public var origin: String
@@ -24,16 +26,21 @@ public enum ExportsSource: Sendable, Equatable {
             try Self.checkDirectory(absolute, origin: "")
             return [Export(serving: absolute)]
         case .file(let file):
-            let exports = try ExportsFile.load(path: file)
-            var problems: [String] = []
-            for export in exports {
-                do { try Self.checkDirectory(export.hostPath, origin: "\(file): ") } catch {
-                    problems.append("\(error)")
-                }
-            }
-            if !problems.isEmpty { throw ExportsCheckFailed(lines: problems) }
-            return exports
+            return try Self.checked(ExportsFile.load(path: file), origin: "\(file): ")
+        case .list(let exports):
+            return try Self.checked(exports, origin: "")
         }
+    }
+
+    static func checked(_ exports: [Export], origin: String) throws -> [Export] {
+        var problems: [String] = []
+        for export in exports {
+            do { try Self.checkDirectory(export.hostPath, origin: origin) } catch {
+                problems.append("\(error)")
+            }
+        }
+        if !problems.isEmpty { throw ExportsCheckFailed(lines: problems) }
+        return exports
     }
 
     struct ExportsCheckFailed: Error, CustomStringConvertible {

@@ -3,6 +3,7 @@ import Glibc
 #endif
 import ArgumentParser
 import CSupport
+import GuestMounts
 import ONCRPC
 
 /// `mount.vsnfs SPEC DIR [-sfnv] [-o OPTIONS]`, the mount(8) helper convention.
@@ -24,6 +25,16 @@ struct MountCommand: ParsableCommand {
               mount -t vsnfs 2:/ /mnt
               vsnfs-mount 2:/srv/src /src -o vers=3,ro
               fstab: 2:/srv /mnt vsnfs defaults 0 0
+              vsnfs-mount --auto
+
+            --auto mounts what the host asks for (`vsnfs share` does): the requests in \
+            QEMU's fw_cfg file \(GuestMount.fwCfgName) (\(GuestMount.fwCfgPath), needs \
+            the qemu_fw_cfg module) and in every \(GuestMount.kernelParameter)= on the kernel \
+            command line. A request list is CID:EXPORT:MOUNTPOINT[:OPTIONS] joined by ';', \
+            e.g. vsnfs.mount=2:/srv/src:/src:ro;2:/data:/data (OPTIONS as for -o; bytes \
+            other than letters, digits and /._-+@~ written %XX, a space as %20). Missing \
+            mount points are made; ones already mounted are left alone; a mount point \
+            named twice is mounted once (fw_cfg first).
             """,
         version: vsnfsVersion) }
 
@@ -32,17 +43,28 @@ struct MountCommand: ParsableCommand {
         return name == "mount.vsnfs" ? name : "vsnfs-mount"
     }
 
-    @Argument(help: "CID:/PATH or vsock:CID:/PATH; the host is CID 2.") var spec: String
-    @Argument(help: "Mount point.") var directory: String
+    @Argument(help: "CID:/PATH or vsock:CID:/PATH; the host is CID 2.") var spec: String?
+    @Argument(help: "Mount point.") var directory: String?
+    @Flag(name: .long, help: "Mount the requests from fw_cfg (opt/vsnfs/mount) and the kernel command line (vsnfs.mount=) instead of SPEC DIR.")
+    var auto = false
     @Flag(name: .customShort("s"), help: "Sloppy: let the kernel ignore options it does not know.") var sloppy = false
     @Flag(name: .customShort("f"), help: "Fake: check everything, start no relay, mount nothing.") var fake = false
     @Flag(name: .customShort("n"), help: "Do not write /etc/mtab (there is none to write).") var noMtab = false
     @Flag(name: .customShort("v"), help: "Say what is being done.") var verbose = false
     @Option(name: .customShort("o", allowingJoined: true), help: "Comma-separated options.") var options: [String] = []
 
+    func validate() throws {
+        if auto {
+            guard spec == nil else { throw ValidationError("--auto takes no SPEC or DIR: the host's requests say what to mount") }
+        } else if spec == nil || directory == nil {
+            throw ValidationError("give SPEC and DIR (e.g. vsnfs-mount 2:/srv /mnt), or --auto")
+        }
+    }
+
     func run() throws {
+        if auto { throw ExitCode(AutoMount(command: self).run()) }
         do {
-            try mount()
+            try mount(spec: spec!, directory: directory!, options: options)
         } catch let e as UsageError {
             printToStandardError("\(Self.invokedName): \(e)")
             throw ExitCode(1)
@@ -54,7 +76,7 @@ struct MountCommand: ParsableCommand {
 
     func say(_ s: String) { if verbose { printToStandardError("\(Self.invokedName): \(s)") } }
 
-    func mount() throws {
+    func mount(spec: String, directory: String, options: [String]) throws {
         let request = try MountRequest(spec: spec, options: options)
         var st = stat()
         guard stat(directory, &st) == 0, (st.st_mode & S_IFMT) == S_IFDIR else {
@@ -110,7 +132,8 @@ struct MountCommand: ParsableCommand {
         say("mount(\"\(source)\", \"\(directory)\", \"\(fstype)\", 0x\(String(request.flags, radix: 16)), \"\(data)\")")
         if Glibc.mount(source, directory, fstype, request.flags, data) != 0 {
             let e = errno
-            throw mountFailure(errno: e, request: request, version: version, ourCID: ourCID, files: files)
+            throw mountFailure(errno: e, request: request, directory: directory, version: version, ourCID: ourCID,
+                               files: files)
         }
     }
 
@@ -124,7 +147,7 @@ struct MountCommand: ParsableCommand {
         return c >= 0 && c != Int64(UInt32.max) ? UInt32(c) : nil
     }
 
-    func mountFailure(errno e: Int32, request: MountRequest, version: MountRequest.Version,
+    func mountFailure(errno e: Int32, request: MountRequest, directory: String, version: MountRequest.Version,
                       ourCID: UInt32?, files: RelayFiles) -> MountError {
         let server = "the server at vsock CID \(request.cid) port \(request.port)"
         let seen = ourCID.map { "CID \($0)" } ?? "this guest's CID"

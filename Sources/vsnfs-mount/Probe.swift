@@ -10,7 +10,11 @@ import XDR
 struct MountError: Error, CustomStringConvertible {
     var description: String
     var exitCode: Int32 = 32   // mount(8): mount failure
-    init(_ d: String, exitCode: Int32 = 32) { description = d; self.exitCode = exitCode }
+    /// The server or the vsock device may just not be up yet: worth another try at boot (--auto).
+    var transient = false
+    init(_ d: String, exitCode: Int32 = 32, transient: Bool = false) {
+        description = d; self.exitCode = exitCode; self.transient = transient
+    }
 }
 
 func errnoText(_ e: Int32) -> String { String(cString: strerror(e)) }
@@ -25,11 +29,13 @@ func connectVsock(cid: UInt32, port: UInt32, timeoutMs: Int32 = 5000) throws -> 
     case EAFNOSUPPORT:
         throw MountError("this guest kernel has no AF_VSOCK support (load vsock and a transport: vmw_vsock_virtio_transport, or vsock_loopback for CID 1)")
     case ENODEV, ENETUNREACH, EHOSTUNREACH:
-        throw MountError("no vsock transport reaches CID \(cid) (is a vsock device attached to this VM? for CID 1 load vsock_loopback)")
+        throw MountError("no vsock transport reaches CID \(cid) (is a vsock device attached to this VM? for CID 1 load vsock_loopback)",
+                         transient: true)
     case ECONNREFUSED, ECONNRESET:
-        throw MountError("nothing is listening at vsock CID \(cid) port \(port) (is `vsnfs serve` running with --listen vsock:\(port)?)")
+        throw MountError("nothing is listening at vsock CID \(cid) port \(port) (is `vsnfs serve` running with --listen vsock:\(port)?)",
+                         transient: true)
     case ETIMEDOUT, EINTR:
-        throw MountError("no answer from vsock CID \(cid) port \(port) (timed out connecting)")
+        throw MountError("no answer from vsock CID \(cid) port \(port) (timed out connecting)", transient: true)
     default:
         throw MountError("cannot connect to vsock CID \(cid) port \(port): \(errnoText(e))")
     }

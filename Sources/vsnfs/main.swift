@@ -4,6 +4,7 @@ import HostChecks
 import Logging
 import ONCRPC
 import Server
+import Share
 import Transport
 #if canImport(Glibc)
 import Glibc
@@ -15,7 +16,7 @@ struct VSNFS: AsyncParsableCommand {
         commandName: "vsnfs",
         abstract: "Share host directories into virtual machines over AF_VSOCK, with NFS.",
         version: vsnfsVersion,
-        subcommands: [Serve.self, ExportsCommand.self, DoctorCommand.self])
+        subcommands: [Serve.self, ShareCommand.self, ExportsCommand.self, DoctorCommand.self])
 }
 
 /// Prints one line to stderr and exits non-zero: the shape of every
@@ -117,6 +118,82 @@ struct Serve: AsyncParsableCommand {
             fail("\(error)")
         }
         await server.run(until: signals)
+    }
+}
+
+struct ShareCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "share",
+        abstract: "Run a QEMU guest with host directories mounted in it over vsock.",
+        discussion: """
+            Exports each DIR to the guest's CID only (read-write unless --ro, root_squash), adds a vsock \
+            device to the QEMU command, tells the guest what to mount (QEMU fw_cfg opt/vsnfs/mount, and \
+            vsnfs.mount= on the kernel command line when the command boots with -kernel; the guest runs \
+            `vsnfs-mount --auto`), then runs QEMU in the foreground and returns its exit status. A DIR is \
+            mounted at the same path in the guest unless DIR:GUESTPATH says where.
+
+            The vsock device is the kernel's vhost-vsock-pci when /dev/vhost-vsock is usable (the guest \
+            gets --cid or the first free CID from 3), else vsnfs's own vhost-user-vsock device (guest CID \
+            --cid or 3; the guest's -m memory is made shared unless the command shares it already; the \
+            socket lives in a private temporary \
+            directory). QEMU keeps the terminal; SIGINT, SIGTERM and SIGHUP sent to vsnfs are passed on to \
+            it; the server stops when QEMU exits.
+
+            Example: vsnfs share ~/src:/src -- qemu-system-x86_64 -M q35 -m 2G -nographic -kernel bzImage ...
+            """)
+
+    /// DIRs, then `--` and the QEMU command: ArgumentParser takes the words
+    /// after `--` as more positional values, so run() splits them off at the
+    /// `--` of the command line.
+    @Argument(help: ArgumentHelp("Directories to share, each optionally with where the guest mounts it, then -- and the QEMU command.",
+                                 valueName: "DIR[:GUESTPATH]... -- QEMU_COMMAND"))
+    var words: [String] = []
+
+    @Flag(name: .long, help: "Share read-only.")
+    var ro = false
+
+    @Option(name: .long, help: "The guest's vsock CID (3 or more). Default 3; with the kernel's vhost-vsock, the first free CID from 3.")
+    var cid: UInt32?
+
+    @Option(name: .long, help: "The vsock device: kernel (/dev/vhost-vsock) or user (vsnfs's vhost-user device). Default: kernel when /dev/vhost-vsock exists.")
+    var vsock: String?
+
+    @Flag(name: .long, help: "Print the QEMU command and the exports, and change nothing.")
+    var dryRun = false
+
+    @Option(name: .long, help: "Serve this exports file instead of exporting each DIR to the guest (the DIRs still say what the guest mounts).")
+    var exports: String?
+
+    @Option(name: .long, help: "Directory for persistent state (as for vsnfs serve).")
+    var stateDir: String?
+
+    @Option(name: .long, help: "Server log level (the terminal belongs to QEMU): trace, debug, info, notice, warning, error, critical.")
+    var logLevel: String = "warning"
+
+    func run() async throws {
+        guard let level = Logger.Level(rawValue: logLevel) else { fail("unknown log level '\(logLevel)'", code: 64) }
+        var choice: ShareOptions.Vsock?
+        if let vsock {
+            guard let c = ShareOptions.Vsock(rawValue: vsock) else { fail("--vsock takes kernel or user, not '\(vsock)'", code: 64) }
+            choice = c
+        }
+        LoggingSystem.bootstrap { label in
+            var handler = StreamLogHandler.standardError(label: label)
+            handler.logLevel = level
+            return handler
+        }
+        let afterDashes = CommandLine.arguments.firstIndex(of: "--").map { Array(CommandLine.arguments[($0 + 1)...]) } ?? []
+        guard words.suffix(afterDashes.count).elementsEqual(afterDashes) else { fail("give the QEMU command after --", code: 64) }
+        let directories = Array(words.dropLast(afterDashes.count)), qemu = afterDashes
+        let options = ShareOptions(directories: directories, readOnly: ro, cid: cid, vsock: choice, dryRun: dryRun,
+                                   exportsFile: exports, stateDirectory: stateDir, qemu: qemu)
+        let status: Int32
+        do {
+            status = try await ShareLauncher.run(options, logger: Logger(label: "vsnfs"))
+        } catch {
+            fail("\(error)")
+        }
+        if status != 0 { throw ExitCode(status) }
     }
 }
 
