@@ -39,7 +39,8 @@ for size in 0 1 4097 1048583 3000000; do
     head -c "$size" /dev/urandom > "$share/fromhost-$size"
     host_files="$host_files fromhost-$size $(sum "$share/fromhost-$size")"
 done
-printf '%s vsock:3(rw)\n' "$share" > "$work/exports"   # CID 5 is not granted: refused
+# CID 5 is not granted: refused. CID 3's uid/gid 1000 are host 4501/4502 (host-workload.sh's t_mapped_user).
+printf '%s vsock:3(rw,map_uid=1000:4501:1,map_gid=1000:4502:1)\n' "$share" > "$work/exports"
 
 "$vsnfs" serve --exports "$work/exports" --listen "vhost-user:$work/vm3.sock:cid=3" \
     --listen "vhost-user:$work/vm5.sock:cid=5" --state-dir "$work/state" > "$work/vsnfs.log" 2>&1 &
