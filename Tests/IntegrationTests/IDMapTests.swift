@@ -133,6 +133,34 @@ struct IDMapTests {
         #expect(owner == (65534, 65534), "host owner \(owner)")
     }
 
+    /// A map given by a reload (SIGHUP) applies to a connection already open:
+    /// the next GETATTR shows the mapped owner, and the next reload takes it away.
+    @Test func aReloadedMapAppliesToLiveConnections() throws {
+        let s = try Setup()
+        try s.hostFile(s.mapped + "/data/target", uid: Self.hostUID, gid: Self.hostGID)
+        let exports = s.sandbox.dir + "/exports-reload"
+        try "\(s.mapped) 127.0.0.1(rw)\n".write(toFile: exports, atomically: false, encoding: .utf8)
+        let server = try ServerProcess(["--exports", exports, "--listen", "tcp:127.0.0.1:0"])
+        defer { server.stop() }
+        let c = try NFS3TestClient(port: server.port)
+        let data = try #require(try c.lookup(try c.rootHandle(s.mapped), "data").ok?.object)
+        let file = try #require(try c.lookup(data, "target").ok?.object)
+        func owner() throws -> (UInt32, UInt32)? { try c.getattr(file).ok.map { ($0.uid, $0.gid) } }
+        #expect(try owner().map { $0 == (Self.hostUID, Self.hostGID) } == true)
+
+        try "\(s.mapped) 127.0.0.1(rw,map_uid=\(Self.guestID):\(Self.hostUID):1,map_gid=\(Self.guestID):\(Self.hostGID):1)\n"
+            .write(toFile: exports, atomically: false, encoding: .utf8)
+        server.signal(SIGHUP)
+        try server.waitForLog("reloaded exports", count: 1)
+        let mapped = try owner()
+        #expect(mapped.map { $0 == (Self.guestID, Self.guestID) } == true, "\(String(describing: mapped))")
+
+        try "\(s.mapped) 127.0.0.1(rw)\n".write(toFile: exports, atomically: false, encoding: .utf8)
+        server.signal(SIGHUP)
+        try server.waitForLog("reloaded exports", count: 2)
+        #expect(try owner().map { $0 == (Self.hostUID, Self.hostGID) } == true)
+    }
+
     /// Owners the guest sets (SETATTR, MKDIR's attributes) are mapped guest ->
     /// host, and the replies' attributes (wcc data, GETATTR) host -> guest.
     @Test func ownersTheGuestSetsAreMappedInAndRepliesShowThemMappedOut() throws {
