@@ -21,7 +21,7 @@ public struct ExportAccess: Hashable, Sendable {
     }
 
     /// The identity the host kernel should check for this caller, after
-    /// squashing. See `ExportOptions.map(uid:gid:gids:)`.
+    /// `map_uid`/`map_gid` and squashing. See `ExportOptions.map(uid:gid:gids:)`.
     public func map(uid: UInt32, gid: UInt32, gids: [UInt32]) -> MappedIdentity {
         options.map(uid: uid, gid: gid, gids: gids)
     }

@@ -28,6 +28,10 @@ public struct ExportOptions: Hashable, Sendable {
     public var subtreeCheck: Bool
     /// `nowcc` (true): leave NFSv3 weak-cache-consistency data out of replies. Default false.
     public var noWCC: Bool
+    /// `map_uid=GUEST:HOST:COUNT` ranges (default: none, the identity).
+    public var uidMap: IDMap
+    /// `map_gid=GUEST:HOST:COUNT` ranges (default: none, the identity).
+    public var gidMap: IDMap
 
     /// The nobody uid/gid knfsd uses when none is configured.
     public static let defaultAnonID: UInt32 = 65534
@@ -41,7 +45,9 @@ public struct ExportOptions: Hashable, Sendable {
                 anonGID: UInt32 = ExportOptions.defaultAnonID,
                 sync: Bool = true,
                 subtreeCheck: Bool = false,
-                noWCC: Bool = false) {
+                noWCC: Bool = false,
+                uidMap: IDMap = .identity,
+                gidMap: IDMap = .identity) {
         self.readOnly = readOnly
         self.squash = squash
         self.anonUID = anonUID
@@ -49,34 +55,72 @@ public struct ExportOptions: Hashable, Sendable {
         self.sync = sync
         self.subtreeCheck = subtreeCheck
         self.noWCC = noWCC
+        self.uidMap = uidMap
+        self.gidMap = gidMap
     }
 
     /// True for `rw`.
     public var readWrite: Bool { !readOnly }
 
     /// The identity the host kernel should check for a caller presenting
-    /// `uid`, `gid` and supplementary `gids` (AUTH_SYS), after squashing:
+    /// `uid`, `gid` and supplementary `gids` (AUTH_SYS): the one place
+    /// credentials come in. First `map_uid`/`map_gid` turn guest ids into host
+    /// ids (an id with no host id, see `IDMap`, becomes `anonUID`/`anonGID`);
+    /// then squashing judges the *host* ids:
     ///
     /// - `no_root_squash`: unchanged.
-    /// - `root_squash`: uid 0 becomes `anonUID`; gid 0 becomes `anonGID`, both
-    ///   as the primary gid and wherever it appears in `gids` (as knfsd does;
-    ///   other entries keep their order).
+    /// - `root_squash`: host uid 0 becomes `anonUID`; host gid 0 becomes
+    ///   `anonGID`, both as the primary gid and wherever it appears in `gids`
+    ///   (as knfsd does; other entries keep their order). So the guest's root
+    ///   is squashed unless a map sends guest 0 elsewhere, and a map that
+    ///   sends a guest id to host 0 is squashed too: under root_squash no
+    ///   caller ever acts as host root.
     /// - `all_squash`: `anonUID`/`anonGID` with no supplementary groups.
     public func map(uid: UInt32, gid: UInt32, gids: [UInt32]) -> MappedIdentity {
-        switch squash {
-        case .noRootSquash:
-            return MappedIdentity(uid: uid, gid: gid, gids: gids)
-        case .rootSquash:
-            return MappedIdentity(uid: uid == 0 ? anonUID : uid,
-                                  gid: gid == 0 ? anonGID : gid,
-                                  gids: gids.map { $0 == 0 ? anonGID : $0 })
-        case .allSquash:
-            return MappedIdentity(uid: anonUID, gid: anonGID, gids: [])
+        if squash == .allSquash { return MappedIdentity(uid: anonUID, gid: anonGID, gids: []) }
+        var uid = uidMap.host(forGuest: uid) ?? anonUID
+        var gid = gidMap.host(forGuest: gid) ?? anonGID
+        var gids = gids
+        if !gidMap.isIdentity {
+            for i in gids.indices { gids[i] = gidMap.host(forGuest: gids[i]) ?? anonGID }
         }
+        if squash == .rootSquash {
+            if uid == 0 { uid = anonUID }
+            if gid == 0 { gid = anonGID }
+            if gids.contains(0) { gids = gids.map { $0 == 0 ? anonGID : $0 } }
+        }
+        return MappedIdentity(uid: uid, gid: gid, gids: gids)
+    }
+
+    /// The owner a guest sees for host uid `uid`: the one place owners go out
+    /// (every fattr3). A host uid with no guest uid (see `IDMap`) shows as `anonUID`.
+    @inline(__always)
+    public func guestUID(_ uid: UInt32) -> UInt32 {
+        uidMap.guest(forHost: uid) ?? anonUID
+    }
+
+    /// The group a guest sees for host gid `gid` (see `guestUID`).
+    @inline(__always)
+    public func guestGID(_ gid: UInt32) -> UInt32 {
+        gidMap.guest(forHost: gid) ?? anonGID
+    }
+
+    /// The host uid for an owner the guest sets (SETATTR, CREATE, MKDIR, ...):
+    /// mapped like a credential but never squashed (the host kernel decides
+    /// whether the caller may give the file away). nil for a guest uid with no
+    /// host uid: the caller refuses it (EINVAL, as chown(2) in a user namespace).
+    public func hostOwnerUID(_ uid: UInt32) -> UInt32? {
+        uidMap.host(forGuest: uid)
+    }
+
+    /// The host gid for a group the guest sets (see `hostOwnerUID`).
+    public func hostOwnerGID(_ gid: UInt32) -> UInt32? {
+        gidMap.host(forGuest: gid)
     }
 
     /// The options in exports(5) spelling, every one stated, in a fixed order:
-    /// `rw|ro,SQUASH,anonuid=N,anongid=N,sync|async,subtree_check|no_subtree_check[,nowcc]`.
+    /// `rw|ro,SQUASH,anonuid=N,anongid=N,sync|async,subtree_check|no_subtree_check[,nowcc]`,
+    /// then each `map_uid=G:H:C` and `map_gid=G:H:C` range in file order.
     public var resolvedDescription: String {
         var parts = [readOnly ? "ro" : "rw",
                      squash.rawValue,
@@ -85,6 +129,8 @@ public struct ExportOptions: Hashable, Sendable {
                      sync ? "sync" : "async",
                      subtreeCheck ? "subtree_check" : "no_subtree_check"]
         if noWCC { parts.append("nowcc") }
+        parts += uidMap.ranges.map { "map_uid=\($0)" }
+        parts += gidMap.ranges.map { "map_gid=\($0)" }
         return parts.joined(separator: ",")
     }
 }

@@ -147,13 +147,18 @@ struct OptionList {
     var subtreeCheck: Bool?
     var noWCC: Bool?
     var fsid: (value: UInt32, position: SourcePosition)?
+    /// `map_uid=` ranges in the order written; nil when the list names none.
+    var uidRanges: [IDRange]?
+    /// `map_gid=` ranges in the order written; nil when the list names none.
+    var gidRanges: [IDRange]?
 
     var mentionsSquash: Bool { rootSquash != nil || allSquash != nil }
 
     /// Built-in defaults, then `lineDefaults`, then `client`. A client list
     /// that names any squash option replaces the line's squash setting as a
     /// whole (so `-all_squash ... vsock:3(no_root_squash)` gives vsock:3
-    /// no_root_squash, as it reads).
+    /// no_root_squash, as it reads). Likewise a client list naming any
+    /// `map_uid` (or `map_gid`) replaces the line's uid (gid) ranges.
     static func resolve(lineDefaults: OptionList, client: OptionList) -> ExportOptions {
         var options = ExportOptions.defaults
         for list in [lineDefaults, client] {
@@ -163,6 +168,8 @@ struct OptionList {
             if let v = list.sync { options.sync = v }
             if let v = list.subtreeCheck { options.subtreeCheck = v }
             if let v = list.noWCC { options.noWCC = v }
+            if let v = list.uidRanges { options.uidMap = IDMap(validRanges: v) }
+            if let v = list.gidRanges { options.gidMap = IDMap(validRanges: v) }
         }
         let squashSource = client.mentionsSquash ? client : lineDefaults
         let rootSquash = squashSource.rootSquash ?? true
@@ -175,7 +182,7 @@ struct OptionList {
 /// Every option name the parser accepts, for "did you mean" hints.
 private let knownOptionNames = [
     "rw", "ro", "root_squash", "no_root_squash", "all_squash", "no_all_squash", "anonuid", "anongid",
-    "sync", "async", "subtree_check", "no_subtree_check", "fsid", "nowcc", "secure", "insecure",
+    "sync", "async", "subtree_check", "no_subtree_check", "fsid", "nowcc", "secure", "insecure", "map_uid", "map_gid",
 ]
 
 /// The known option within edit distance 2 of `name` (case-insensitively), if exactly one is closest.
@@ -713,6 +720,17 @@ struct ExportsParser {
                 case "anongid": list.anonGID = number
                 default: list.fsid = (number, position)
                 }
+            case "map_uid", "map_gid":
+                guard let range = parseIDRange(name, value, at: position, valueAt: valuePosition) else { continue }
+                var ranges = (name == "map_uid" ? list.uidRanges : list.gidRanges) ?? []
+                if let (earlier, _) = IDMap.firstOverlap(in: ranges + [range]) {
+                    let side = earlier.guest <= range.lastGuest && range.guest <= earlier.lastGuest ? "guest" : "host"
+                    error(position, "\(name)=\(range) overlaps \(name)=\(earlier) (they share \(side) ids); "
+                          + "each guest id and each host id may be in one range only")
+                    continue
+                }
+                ranges.append(range)
+                if name == "map_uid" { list.uidRanges = ranges } else { list.gidRanges = ranges }
             default:
                 if unsupportedKnfsdOptions.contains(name) {
                     error(position, "option '\(name)' is not supported by vsnfs")
@@ -733,6 +751,32 @@ struct ExportsParser {
                   + "(all_squash squashes root as well)")
         }
         return diagnostics.count == errorsBefore ? list : nil
+    }
+
+    /// `GUEST:HOST:COUNT` (or `GUEST:HOST`, a count of 1): the value of `map_uid`/`map_gid`.
+    private mutating func parseIDRange(_ name: String, _ value: String?, at position: SourcePosition,
+                                       valueAt valuePosition: SourcePosition) -> IDRange? {
+        let form = "\(name)=GUEST:HOST:COUNT, e.g. \(name)=1000:501:1"
+        guard let value, !value.isEmpty else {
+            error(position, "option '\(name)' needs a value: \(form)")
+            return nil
+        }
+        let parts = value.split(separator: ":", omittingEmptySubsequences: false)
+        let numbers = parts.compactMap { isDigits($0) ? UInt32($0) : nil }
+        guard parts.count == 2 || parts.count == 3, numbers.count == parts.count else {
+            error(valuePosition, "'\(value)' is not an id range: write \(form) (ids and count from 0 to 4294967295)")
+            return nil
+        }
+        let guest = numbers[0], host = numbers[1], count = numbers.count == 3 ? numbers[2] : 1
+        guard count >= 1 else {
+            error(valuePosition, "\(name)=\(value) maps no ids: COUNT must be at least 1")
+            return nil
+        }
+        guard UInt64(guest) + UInt64(count) <= 1 << 32, UInt64(host) + UInt64(count) <= 1 << 32 else {
+            error(valuePosition, "\(name)=\(value) runs past id 4294967295: lower COUNT")
+            return nil
+        }
+        return IDRange(guest: guest, host: host, count: count)
     }
 }
 

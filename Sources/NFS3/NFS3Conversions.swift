@@ -1,3 +1,4 @@
+import Exports
 import HostFS
 
 // Conversions between HostFS values and NFSv3 wire values.
@@ -22,8 +23,11 @@ extension NFS3FileType {
 }
 
 extension NFS3Attributes {
-    public init(_ a: FileAttributes) {
-        self.init(type: NFS3FileType(a.type), mode: a.mode, nlink: a.nlink, uid: a.uid, gid: a.gid,
+    /// fattr3 as the client of `options` sees it: owners mapped host -> guest
+    /// (`map_uid`/`map_gid`), so every reply's attributes come through here.
+    public init(_ a: FileAttributes, for options: ExportOptions) {
+        self.init(type: NFS3FileType(a.type), mode: a.mode, nlink: a.nlink,
+                  uid: options.guestUID(a.uid), gid: options.guestGID(a.gid),
                   size: a.size, used: a.used, rdev: NFS3SpecData(major: a.rdevMajor, minor: a.rdevMinor),
                   fsid: a.fsid, fileid: a.fileid,
                   atime: NFS3Time(a.atime), mtime: NFS3Time(a.mtime), ctime: NFS3Time(a.ctime))
@@ -31,19 +35,20 @@ extension NFS3Attributes {
 }
 
 extension NFS3PostOpAttributes {
-    init(_ a: FileAttributes?) {
-        self.init(a.map(NFS3Attributes.init))
+    init(_ a: FileAttributes?, for options: ExportOptions) {
+        self.init(a.map { NFS3Attributes($0, for: options) })
     }
 }
 
 extension NFS3WccData {
-    /// wcc_data from HostFS's before/after attributes; empty when `enabled` is false (`nowcc`).
-    init(_ w: WccData, enabled: Bool) {
-        guard enabled else {
+    /// wcc_data from HostFS's before/after attributes; empty with `nowcc`.
+    init(_ w: WccData, for options: ExportOptions) {
+        guard !options.noWCC else {
             self = .none
             return
         }
-        self.init(before: w.before.map { NFS3Attributes($0).wccAttributes }, after: w.after.map(NFS3Attributes.init))
+        self.init(before: w.before.map { NFS3Attributes($0, for: options).wccAttributes },
+                  after: w.after.map { NFS3Attributes($0, for: options) })
     }
 }
 
@@ -58,8 +63,14 @@ extension TimeChange {
 }
 
 extension SetAttributes {
-    public init(_ s: NFS3SetAttributes) {
-        self.init(mode: s.mode, uid: s.uid, gid: s.gid, size: s.size,
+    /// sattr3 from the client of `options`: owners mapped guest -> host. An
+    /// owner with no host id (see `IDMap`) is NFS3ERR_INVAL, as chown(2) in a
+    /// user namespace refuses an unmapped id.
+    public init(_ s: NFS3SetAttributes, from options: ExportOptions) throws {
+        var uid = s.uid, gid = s.gid
+        if let u = uid { uid = try options.hostOwnerUID(u) ?? { throw NFS3Status.inval }() }
+        if let g = gid { gid = try options.hostOwnerGID(g) ?? { throw NFS3Status.inval }() }
+        self.init(mode: s.mode, uid: uid, gid: gid, size: s.size,
                   atime: TimeChange(s.atime), mtime: TimeChange(s.mtime))
     }
 }

@@ -36,14 +36,14 @@ public struct NFS3Program: RPCProgram {
             return .now(.success(results: ByteBuffer()))
         case .getattr:
             if let reply = serveWithoutBlocking(call, context, NFS3GetAttrArgs.self, handle: \.object, { args, h, env in
-                try env.fs.getattrWithoutBlocking(h).map { NFS3GetAttrResult.ok(NFS3Attributes($0)) }
+                try env.fs.getattrWithoutBlocking(h).map { NFS3GetAttrResult.ok(env.attributes($0)) }
             }) { return reply }
             return serve(call, context, NFS3GetAttrArgs.self, handle: \.object) { args, h, env -> NFS3GetAttrResult in
-                .ok(NFS3Attributes(try env.fs.getattr(h, as: env.cred)))
+                .ok(env.attributes(try env.fs.getattr(h, as: env.cred)))
             }
         case .setattr:
             return serve(call, context, NFS3SetAttrArgs.self, handle: \.object) { args, h, env -> NFS3SetAttrResult in
-                let wcc = try env.fs.setattr(h, SetAttributes(args.newAttributes),
+                let wcc = try env.fs.setattr(h, env.setAttributes(args.newAttributes),
                                              guardCtime: args.guardCtime.map(FSTime.init), as: env.cred)
                 return .ok(env.wcc(wcc))
             }
@@ -54,10 +54,10 @@ public struct NFS3Program: RPCProgram {
                     return nil
                 case .found(let node)?:
                     return .ok(NFS3LookupOK(object: NFS3FileHandle(node.handle.bytes),
-                                            objectAttributes: NFS3PostOpAttributes(node.attributes),
-                                            directoryAttributes: NFS3PostOpAttributes(node.directory.after)))
+                                            objectAttributes: env.postOp(node.attributes),
+                                            directoryAttributes: env.postOp(node.directory.after)))
                 case .absent(let directory)?:
-                    return .fail(.noent, NFS3PostOpAttributes(directory))
+                    return .fail(.noent, env.postOp(directory))
                 }
             }) { return reply }
             return serve(call, context, NFS3LookupArgs.self, handle: \.directory) { args, h, env -> NFS3LookupResult in
@@ -69,11 +69,11 @@ public struct NFS3Program: RPCProgram {
                     // keep its cache of the directory (negative lookups are common).
                     let status = NFS3ErrorMapping.status(for: error)
                     guard status == .noent || status == .acces || status == .nametoolong else { throw error }
-                    return .fail(status, NFS3PostOpAttributes(try? env.fs.getattr(h, as: env.cred)))
+                    return .fail(status, env.postOp(try? env.fs.getattr(h, as: env.cred)))
                 }
                 return .ok(NFS3LookupOK(object: NFS3FileHandle(node.handle.bytes),
-                                        objectAttributes: NFS3PostOpAttributes(node.attributes),
-                                        directoryAttributes: NFS3PostOpAttributes(node.directory.after)))
+                                        objectAttributes: env.postOp(node.attributes),
+                                        directoryAttributes: env.postOp(node.directory.after)))
             }
         case .access:
             return serve(call, context, NFS3AccessArgs.self, handle: \.object) { args, h, env -> NFS3AccessResult in
@@ -81,12 +81,12 @@ public struct NFS3Program: RPCProgram {
                                                               as: env.cred)
                 var bits = granted
                 if env.access.readOnly { bits.subtract([.modify, .extend, .delete]) }
-                return .ok(NFS3AccessOK(objectAttributes: NFS3PostOpAttributes(attributes), access: bits.rawValue))
+                return .ok(NFS3AccessOK(objectAttributes: env.postOp(attributes), access: bits.rawValue))
             }
         case .readlink:
             return serve(call, context, NFS3ReadlinkArgs.self, handle: \.object) { args, h, env -> NFS3ReadlinkResult in
                 let (target, attributes) = try env.fs.readlink(h, as: env.cred)
-                return .ok(NFS3ReadlinkOK(symlinkAttributes: NFS3PostOpAttributes(attributes), data: NFS3Name(target)))
+                return .ok(NFS3ReadlinkOK(symlinkAttributes: env.postOp(attributes), data: NFS3Name(target)))
             }
         case .read:
             return read(call, context)
@@ -108,20 +108,20 @@ public struct NFS3Program: RPCProgram {
             return serve(call, context, NFS3CreateArgs.self, handle: \.whereTo.directory) { args, h, env -> NFS3CreateResult in
                 let how: CreateHow
                 switch args.how {
-                case .unchecked(let a): how = .unchecked(SetAttributes(a))
-                case .guarded(let a): how = .guarded(SetAttributes(a))
+                case .unchecked(let a): how = .unchecked(try env.setAttributes(a))
+                case .guarded(let a): how = .guarded(try env.setAttributes(a))
                 case .exclusive(let v): how = .exclusive(verifier: v.value)
                 }
                 return .ok(env.newObject(try env.fs.create(h, args.whereTo.name.bytes, how: how, as: env.cred)))
             }
         case .mkdir:
             return serve(call, context, NFS3MkdirArgs.self, handle: \.whereTo.directory) { args, h, env -> NFS3MkdirResult in
-                .ok(env.newObject(try env.fs.mkdir(h, args.whereTo.name.bytes, attributes: SetAttributes(args.attributes), as: env.cred)))
+                .ok(env.newObject(try env.fs.mkdir(h, args.whereTo.name.bytes, attributes: env.setAttributes(args.attributes), as: env.cred)))
             }
         case .symlink:
             return serve(call, context, NFS3SymlinkArgs.self, handle: \.whereTo.directory) { args, h, env -> NFS3SymlinkResult in
                 .ok(env.newObject(try env.fs.symlink(h, args.whereTo.name.bytes, target: args.target.bytes,
-                                                     attributes: SetAttributes(args.attributes), as: env.cred)))
+                                                     attributes: env.setAttributes(args.attributes), as: env.cred)))
             }
         case .mknod:
             return serve(call, context, NFS3MknodArgs.self, handle: \.whereTo.directory) { args, h, env -> NFS3MknodResult in
@@ -136,7 +136,7 @@ public struct NFS3Program: RPCProgram {
                 }
                 // Device nodes only for root on an export that lets root in.
                 let allowDevices = env.access.squash == .noRootSquash && env.cred.uid == 0
-                return .ok(env.newObject(try env.fs.mknod(h, args.whereTo.name.bytes, kind: kind, attributes: SetAttributes(attributes),
+                return .ok(env.newObject(try env.fs.mknod(h, args.whereTo.name.bytes, kind: kind, attributes: env.setAttributes(attributes),
                                                           allowDevices: allowDevices, as: env.cred)))
             }
         case .remove:
@@ -157,7 +157,7 @@ public struct NFS3Program: RPCProgram {
             return serve(call, context, NFS3LinkArgs.self, handle: \.file) { args, h, env -> NFS3LinkResult in
                 let dir = try env.sameExportHandle(args.link.directory, as: h)
                 let (attributes, wcc) = try env.fs.link(h, to: dir, args.link.name.bytes, as: env.cred)
-                return .ok(NFS3LinkWcc(fileAttributes: NFS3PostOpAttributes(attributes), linkDirectoryWcc: env.wcc(wcc)))
+                return .ok(NFS3LinkWcc(fileAttributes: env.postOp(attributes), linkDirectoryWcc: env.wcc(wcc)))
             }
         case .readdir:
             return serve(call, context, NFS3ReaddirArgs.self, handle: \.directory,
@@ -167,7 +167,7 @@ public struct NFS3Program: RPCProgram {
                 let listing = try env.fs.readdir(h, cookie: args.cookie, cookieVerifier: args.cookieVerifier.value,
                                                  maxBytes: count - Self.readdirReplyOverhead, plus: false, as: env.cred)
                 return .ok(NFS3ReaddirOK(
-                    directoryAttributes: NFS3PostOpAttributes(listing.directoryAttributes),
+                    directoryAttributes: env.postOp(listing.directoryAttributes),
                     cookieVerifier: NFS3Verifier(listing.cookieVerifier),
                     entries: listing.entries.map { NFS3DirEntry(fileid: $0.fileid, name: NFS3Name($0.name), cookie: $0.cookie) },
                     eof: listing.eof))
@@ -199,10 +199,10 @@ public struct NFS3Program: RPCProgram {
                         at += h.bytes.count
                     }
                     entries.append(NFS3DirEntryPlus(fileid: e.fileid, name: NFS3Name(e.name), cookie: e.cookie,
-                                                    attributes: NFS3PostOpAttributes(e.attributes), handle: handle))
+                                                    attributes: env.postOp(e.attributes), handle: handle))
                 }
                 return .ok(NFS3ReaddirPlusOK(
-                    directoryAttributes: NFS3PostOpAttributes(listing.directoryAttributes),
+                    directoryAttributes: env.postOp(listing.directoryAttributes),
                     cookieVerifier: NFS3Verifier(listing.cookieVerifier),
                     entries: entries,
                     eof: listing.eof))
@@ -210,7 +210,7 @@ public struct NFS3Program: RPCProgram {
         case .fsstat:
             return serve(call, context, NFS3FSStatArgs.self, handle: \.object) { args, h, env -> NFS3FSStatResult in
                 let s = try env.fs.fsstat(h, as: env.cred)
-                return .ok(NFS3FSStatOK(objectAttributes: NFS3PostOpAttributes(s.attributes), totalBytes: s.totalBytes,
+                return .ok(NFS3FSStatOK(objectAttributes: env.postOp(s.attributes), totalBytes: s.totalBytes,
                                         freeBytes: s.freeBytes, availableBytes: s.availableBytes, totalFiles: s.totalFiles,
                                         freeFiles: s.freeFiles, availableFiles: s.availableFiles, invariantSeconds: 0))
             }
@@ -222,7 +222,7 @@ public struct NFS3Program: RPCProgram {
                 if info.supportsSymlinks { properties |= NFS3FSInfoOK.propertySymlink }
                 if info.homogeneous { properties |= NFS3FSInfoOK.propertyHomogeneous }
                 if info.canSetTime { properties |= NFS3FSInfoOK.propertyCanSetTime }
-                return .ok(NFS3FSInfoOK(objectAttributes: NFS3PostOpAttributes(info.attributes),
+                return .ok(NFS3FSInfoOK(objectAttributes: env.postOp(info.attributes),
                                         rtmax: NFS3Limits.maxReadSize, rtpref: NFS3Limits.maxReadSize, rtmult: 4096,
                                         wtmax: NFS3Limits.maxWriteSize, wtpref: NFS3Limits.maxWriteSize, wtmult: 4096,
                                         dtpref: NFS3Limits.preferredReaddirSize, maxFileSize: info.maxFileSize,
@@ -231,7 +231,7 @@ public struct NFS3Program: RPCProgram {
         case .pathconf:
             return serve(call, context, NFS3PathConfArgs.self, handle: \.object) { args, h, env -> NFS3PathConfResult in
                 let p = try env.fs.pathconf(h, as: env.cred)
-                return .ok(NFS3PathConfOK(objectAttributes: NFS3PostOpAttributes(p.attributes), linkMax: p.linkMax,
+                return .ok(NFS3PathConfOK(objectAttributes: env.postOp(p.attributes), linkMax: p.linkMax,
                                           nameMax: p.nameMax, noTrunc: p.noTrunc, chownRestricted: p.chownRestricted,
                                           caseInsensitive: p.caseInsensitive, casePreserving: p.casePreserving))
             }
@@ -384,7 +384,7 @@ public struct NFS3Program: RPCProgram {
             let end = out.writerIndex
             out.moveWriterIndex(to: out.readerIndex)
             out.writeXDREnum(NFS3Status.ok)
-            NFS3PostOpAttributes(NFS3Attributes(attributes)).encode(xdr: &out)
+            env.postOp(attributes).encode(xdr: &out)
             out.writeXDRUInt32(UInt32(n))
             out.writeXDRBool(eof)
             out.writeXDRUInt32(UInt32(n))
@@ -422,12 +422,26 @@ struct NFS3CallEnvironment {
         return h
     }
 
+    // Attributes out and in, as this client sees them (owners mapped, see ExportOptions).
+
+    func attributes(_ a: FileAttributes) -> NFS3Attributes {
+        NFS3Attributes(a, for: access.options)
+    }
+
+    func postOp(_ a: FileAttributes?) -> NFS3PostOpAttributes {
+        NFS3PostOpAttributes(a, for: access.options)
+    }
+
     func wcc(_ w: WccData) -> NFS3WccData {
-        NFS3WccData(w, enabled: !access.noWCC)
+        NFS3WccData(w, for: access.options)
+    }
+
+    func setAttributes(_ s: NFS3SetAttributes) throws -> SetAttributes {
+        try SetAttributes(s, from: access.options)
     }
 
     func newObject(_ node: NodeResult) -> NFS3NewObjectOK {
-        NFS3NewObjectOK(object: NFS3FileHandle(node.handle.bytes), objectAttributes: NFS3PostOpAttributes(node.attributes),
+        NFS3NewObjectOK(object: NFS3FileHandle(node.handle.bytes), objectAttributes: postOp(node.attributes),
                         directoryWcc: wcc(node.directory))
     }
 }

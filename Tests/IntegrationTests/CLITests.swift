@@ -28,6 +28,24 @@ import Testing
         #expect(lines.contains { $0.hasPrefix("\(file.path):2:1:") }, "\(err)")
     }
 
+    @Test func exportsCheckPrintsIdMapsAndPlacesOverlapsAtTheirColumn() throws {
+        let dir = try makeTemporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let file = dir.appendingPathComponent("exports")
+        try "\(dir.path) vsock:3(rw,map_uid=1000:501:1,map_uid=2000:3000:10,map_gid=1000:20)\n"
+            .write(to: file, atomically: true, encoding: .utf8)
+        let (status, out, err) = try ServerProcess.run(["exports", "check", file.path])
+        #expect(status == 0, "\(err)")
+        #expect(out.contains("map_uid=1000:501:1,map_uid=2000:3000:10,map_gid=1000:20:1"), "\(out)")
+
+        let prefix = "\(dir.path) vsock:3(map_uid=1000:501:10,"
+        try (prefix + "map_uid=1005:9000:1)\n").write(to: file, atomically: true, encoding: .utf8)
+        let (badStatus, _, badErr) = try ServerProcess.run(["exports", "check", file.path])
+        #expect(badStatus != 0)
+        #expect(badErr.hasPrefix("\(file.path):1:\(prefix.count + 1): map_uid=1005:9000:1 overlaps map_uid=1000:501:10"),
+                "\(badErr)")
+    }
+
     @Test func exportsCheckNamesAMissingDirectory() throws {
         let dir = try makeTemporaryDirectory()
         defer { try? FileManager.default.removeItem(at: dir) }

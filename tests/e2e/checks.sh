@@ -59,6 +59,8 @@ host_sparse() {   # ROOT PATH MAX_KIB
 }
 host_mode() { [ "$(stat -c %a "$1/$2")" = "$3" ] || fail "host sees mode $(stat -c %a "$1/$2") on $2, not $3"; }
 host_uid() { [ "$(stat -c %u "$1/$2")" = "$3" ] || fail "host: owner of $2 is uid $(stat -c %u "$1/$2"), not $3"; }
+host_gid() { [ "$(stat -c %g "$1/$2")" = "$3" ] || fail "host: group of $2 is gid $(stat -c %g "$1/$2"), not $3"; }
+host_create_owned() { touch "$1/$2" && chown "$3" "$1/$2" || fail "host: cannot make $2 owned by $3"; }   # ROOT PATH UID:GID
 host_same_inode() { [ "$(stat -c %i "$1/$2")" = "$(stat -c %i "$1/$3")" ] || fail "host: $2 and $3 are different inodes"; }
 host_readlink() { [ "$(readlink "$1/$2")" = "$3" ] || fail "host readlink $2: '$(readlink "$1/$2")'"; }
 host_content() { [ "$(cat "$1/$2")" = "$3" ] || fail "host: $2 holds '$(cat "$1/$2" | head -c 80)', not '$3'"; }

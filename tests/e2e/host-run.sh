@@ -47,7 +47,9 @@ done
 mkdir -m 0777 "$share/nested"
 head -c 2000003 /dev/urandom > "$share/nested/fromhost"
 nested_host_file="fromhost $(sum "$share/nested/fromhost")"
-printf '%s vsock:3(rw)\n' "$share" > "$work/exports"   # CID 5 is not granted: refused
+# CID 5 is not granted: refused. CID 3's uid/gid 1000 are host 4501/4502 (host-workload.sh's t_mapped_user).
+printf '%s vsock:3(rw,map_uid=1000:4501:1,map_gid=1000:4502:1)
+' "$share" > "$work/exports"
 
 "$vsnfs" serve --exports "$work/exports" --listen "vhost-user:$work/vm3.sock:cid=3" \
     --listen "vhost-user:$work/vm5.sock:cid=5" --state-dir "$work/state" > "$work/vsnfs.log" 2>&1 &

@@ -59,6 +59,30 @@ check "files the host wrote before boot read back with the host's sha256" t_host
 cat /tmp/guest-saw 2>/dev/null   # for the host's check once this guest is gone
 
 fs_checks
+
+# host-run.sh's exports map this guest's uid and gid 1000 to host 4501 and 4502.
+t_mapped_user() {
+    need_mount
+    grep -q '^user:' /etc/passwd || echo 'user:x:1000:1000:user:/tmp:/bin/sh' >> /etc/passwd
+    grep -q '^user:' /etc/group || echo 'user:x:1000:' >> /etc/group
+    mkdir -p "$MNT/mapped" && chmod 0777 "$MNT/mapped" || fail "cannot make $MNT/mapped"
+    su -s /bin/sh user -c "echo mine > $MNT/mapped/by1000 && chmod 600 $MNT/mapped/by1000" ||
+        fail "guest uid 1000 cannot create a file"
+    on_host host_uid mapped/by1000 4501
+    on_host host_gid mapped/by1000 4502
+    drop_caches
+    # shellcheck disable=SC2046
+    set -- $(ls -ln "$MNT/mapped/by1000")
+    [ "$3:$4" = 1000:1000 ] || fail "the guest sees owner $3:$4 on its own file, not 1000:1000"
+    [ "$(su -s /bin/sh user -c "cat $MNT/mapped/by1000")" = mine ] || fail "guest uid 1000 cannot read its own 0600 file"
+    # Host uid 1000 is not guest 1000 (that is host 4501): it shows as nobody.
+    on_host host_create_owned mapped/host1000 1000:1000
+    # shellcheck disable=SC2046
+    set -- $(ls -ln "$MNT/mapped/host1000")
+    [ "$3:$4" = 65534:65534 ] || fail "host 1000:1000 shows as $3:$4 in the guest, not 65534:65534"
+    ls -ln "$MNT/mapped"
+}
+check "map_uid/map_gid: guest uid 1000 creates as host 4501 and sees the file as its own" t_mapped_user
 # For the host's check once this guest is gone: what the guest wrote.
 cat /tmp/guest-wrote 2>/dev/null
 

@@ -23,6 +23,10 @@ mkdir -p "$root"/bin "$root"/sbin "$root"/usr/bin "$root"/usr/sbin "$root"/etc \
 cp "$cache"/busybox-static/bin/busybox "$root"/bin/busybox
 cp "$init" "$root"/init
 chmod 755 "$root"/init
+# mktemp made the root 0700, and the archive's "." sets the guest's /: users
+# other than root (the uid-mapping check runs as uid 1000) must reach /bin.
+chmod 755 "$root"
+chmod 1777 "$root"/tmp "$root"/var/tmp
 
 # Kernel modules: only the ones needed, with a load list in dependency order.
 sh "$here"/modorder.sh "$moddir" $modules > "$root"/etc/modules.load
