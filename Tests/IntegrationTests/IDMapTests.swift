@@ -1,5 +1,5 @@
 import Foundation
-import NFSProtocols
+import NFS3
 import NIOCore
 import ONCRPC
 import Testing
