@@ -39,6 +39,23 @@ public final class RPCConnection: Sendable {
     }
 }
 
+/// One procedure of one version of one program, as calls name it.
+public struct RPCOperation: Hashable, Sendable, Comparable {
+    public var program: UInt32
+    public var version: UInt32
+    public var procedure: UInt32
+
+    public init(program: UInt32, version: UInt32, procedure: UInt32) {
+        self.program = program
+        self.version = version
+        self.procedure = procedure
+    }
+
+    public static func < (a: RPCOperation, b: RPCOperation) -> Bool {
+        (a.program, a.version, a.procedure) < (b.program, b.version, b.procedure)
+    }
+}
+
 public enum RPCConnectionError: Error, Hashable, Sendable {
     case closed
 }
@@ -79,6 +96,11 @@ public final class RPCConnectionHandler: ChannelDuplexHandler {
     /// and flushed once at channelReadComplete, in one writev.
     private var inReadBurst = false
     private var flushPending = false
+
+    /// Calls received, by program, version and procedure: this connection's own
+    /// counts, touched only on its event loop (no lock on the call path);
+    /// `RPCServer`'s status reads them there.
+    public private(set) var operationCounts: [RPCOperation: Int] = [:]
 
     /// The server's outstanding calls to the client, by XID.
     private var outstandingCalls: [UInt32: EventLoopPromise<RPCReplyBody>] = [:]
@@ -139,7 +161,8 @@ public final class RPCConnectionHandler: ChannelDuplexHandler {
             return
         }
         switch message {
-        case .call:
+        case .call(_, _, let program, let version, let procedure, _, _, _):
+            self.operationCounts[RPCOperation(program: program, version: version, procedure: procedure), default: 0] += 1
             // One socket read can hold many calls: past the limit they wait here
             // (already in memory, and no more are read meanwhile).
             if self.waitingCalls.isEmpty && self.mayDispatch(context: context) {

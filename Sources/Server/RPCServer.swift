@@ -57,7 +57,7 @@ public final class RPCServer: Sendable {
                 if case .vhostUser = spec {
                     devices.append(try VhostUserListener(spec, group: self.group, logger: self.logger) {
                         [dispatcher, configuration, logger, connections] channel, peer in
-                        connections.add(channel)
+                        connections.add(channel, peer: peer, listener: spec)
                         return Self.configureConnection(channel: channel, peer: peer, dispatcher: dispatcher,
                                                         configuration: configuration, logger: logger)
                     })
@@ -66,7 +66,7 @@ public final class RPCServer: Sendable {
                 }
                 let channel = try await Listener.bind(spec, group: self.group, budget: self.connectionBudget) {
                     [dispatcher, configuration, logger, connections] channel, peer in
-                    connections.add(channel)
+                    connections.add(channel, peer: peer, listener: spec)
                     return Self.configureConnection(channel: channel, peer: peer, dispatcher: dispatcher,
                                                     configuration: configuration, logger: logger)
                 }.get()
@@ -100,7 +100,40 @@ public final class RPCServer: Sendable {
         for (_, channel) in channels { try? await channel.close() }
         let devices = self.devices.withLock { d -> [VhostUserListener] in defer { d = [] }; return d }
         for device in devices { device.close() }
-        for connection in self.connections.all() { try? await connection.close() }
+        for connection in self.connections.all() { try? await connection.channel.close() }
+    }
+
+    /// One established connection as `vsnfs status` shows it.
+    public struct ConnectionSnapshot: Sendable {
+        public var peer: PeerIdentity
+        /// The listener it arrived on (with the real port of a `tcp:HOST:0` listener).
+        public var listener: ListenSpec
+        public var connectedSeconds: Int
+        /// Calls received, by operation, with the names their programs give them.
+        public var operations: [(operation: RPCOperation, program: String, procedure: String, count: Int)]
+    }
+
+    /// Every established connection and its call counts, read on each connection's
+    /// own event loop (the counts live there, unlocked). Do not call on an event loop.
+    public func connectionSnapshots() async -> [ConnectionSnapshot] {
+        var snapshots: [ConnectionSnapshot] = []
+        let now = NIODeadline.now()
+        for entry in self.connections.all() {
+            let channel = entry.channel
+            let counts = try? await channel.eventLoop.submit { () -> [RPCOperation: Int] in
+                (try? channel.pipeline.syncOperations.handler(type: RPCConnectionHandler.self))?.operationCounts ?? [:]
+            }.get()
+            var listener = entry.listener
+            if case .tcp(let host, 0) = listener, let port = channel.localAddress?.port { listener = .tcp(host: host, port: port) }
+            let operations = (counts ?? [:]).sorted { $0.key < $1.key }.map { operation, count in
+                let names = self.dispatcher.names(of: operation)
+                return (operation, names.program, names.procedure, count)
+            }
+            snapshots.append(ConnectionSnapshot(
+                peer: entry.peer, listener: listener,
+                connectedSeconds: Int((now - entry.since).nanoseconds / 1_000_000_000), operations: operations))
+        }
+        return snapshots
     }
 
     static func configureConnection(channel: Channel, peer: PeerIdentity, dispatcher: RPCDispatcher,
@@ -130,13 +163,22 @@ public final class RPCServer: Sendable {
 /// (NIO's), not `Synchronization.Mutex`: every event loop takes it as connections
 /// open and close, and Mutex's contended path is invisible to the thread sanitizer.
 final class ConnectionRegistry: Sendable {
-    private let open = NIOLockedValueBox<[ObjectIdentifier: Channel]>([:])
+    struct Entry: Sendable {
+        var channel: Channel
+        var peer: PeerIdentity
+        var listener: ListenSpec
+        var since: NIODeadline
+    }
 
-    func add(_ channel: Channel) {
+    private let open = NIOLockedValueBox<[ObjectIdentifier: Entry]>([:])
+
+    func add(_ channel: Channel, peer: PeerIdentity, listener: ListenSpec) {
         let id = ObjectIdentifier(channel)
-        self.open.withLockedValue { $0[id] = channel }
+        let entry = Entry(channel: channel, peer: peer, listener: listener, since: .now())
+        self.open.withLockedValue { $0[id] = entry }
         channel.closeFuture.whenComplete { [self] _ in self.open.withLockedValue { _ = $0.removeValue(forKey: id) } }
     }
 
-    func all() -> [Channel] { self.open.withLockedValue { Array($0.values) } }
+    /// Oldest first.
+    func all() -> [Entry] { self.open.withLockedValue { $0.values.sorted { $0.since < $1.since } } }
 }
