@@ -46,16 +46,19 @@ let package = Package(
         // Layer 6: MOUNT v3, NFSv3, NFS_LOCALIO (declined).
         .target(name: "NFSProtocols", dependencies: ["XDR", "ONCRPC", "Transport", "Exports", "HostFS", log,
                                                      nioCore, nioPosix]),
-        // Layer 7: server assembly (config, lifecycle, reload).
+        // Layer 7: the control socket's protocol and client (`vsnfs status`, `vsnfs export ...`).
+        .target(name: "Control"),
+        // Layer 7: server assembly (config, lifecycle, reload, the control socket's server side).
         .target(name: "Server", dependencies: ["NFSProtocols", "Transport", "Exports", "HostFS", "ONCRPC", "XDR",
-                                               "CSupport", log, nioCore, nioPosix, nioLocks]),
+                                               "Control", "CSupport", log, nioCore, nioPosix, nioLocks]),
         // Layer 3, beside Transport: the vhost-user-vsock device (vhost-user back-end,
         // split virtqueues, virtio-vsock streams) that hands each guest connection on
         // as a socket. No NIO, no RPC.
         .target(name: "VirtioVsock", dependencies: ["CSupport", log]),
         // C shims for syscalls Swift's Glibc module does not expose cleanly.
         .target(name: "CSupport"),
-        .executableTarget(name: "vsnfs", dependencies: ["Server", "Exports", "Transport", "ONCRPC", log, argumentParser]),
+        .executableTarget(name: "vsnfs", dependencies: ["Server", "Control", "Exports", "Transport", "ONCRPC", log,
+                                                       argumentParser]),
         .executableTarget(name: "vsnfs-mount", dependencies: ["CSupport", "ONCRPC", "XDR", log, argumentParser, nioCore]),
         .testTarget(name: "XDRTests", dependencies: ["XDR", nioCore]),
         .testTarget(name: "ONCRPCTests", dependencies: ["ONCRPC", "XDR", "Transport", log, nioCore,
@@ -64,7 +67,7 @@ let package = Package(
         .testTarget(name: "ExportsTests", dependencies: ["Exports", "Transport"]),
         .testTarget(name: "HostFSTests", dependencies: ["HostFS", "CSupport", nioCore]),
         // Drives the vsnfs executable (which `swift test` builds with the package) and the layers beneath.
-        .testTarget(name: "IntegrationTests", dependencies: ["ONCRPC", "XDR", "Transport", "Exports", "NFSProtocols",
+        .testTarget(name: "IntegrationTests", dependencies: ["ONCRPC", "XDR", "Transport", "Exports", "NFSProtocols", "Control",
                                                              "HostFS", "CSupport", log, nioCore, nioPosix]),
     ],
     swiftLanguageModes: [.v6]

@@ -51,8 +51,8 @@ struct MountRecord: Hashable, Sendable {
 }
 
 extension PeerIdentity {
-    /// The peer without its port, as MOUNT DUMP names clients.
-    var mountHostName: String {
+    /// The peer without its port, as MOUNT DUMP and `vsnfs status` name clients.
+    public var mountHostName: String {
         switch self {
         case .vsock(let cid, _): return "vsock:\(cid)"
         case .inet(let address, _): return address.unmapped.description

@@ -8,6 +8,14 @@ public enum ExportsSource: Sendable, Equatable {
     case directory(String)
     case file(String)
 
+    /// What `vsnfs export list` says the rules of these exports came from.
+    public var origin: ExportOrigin {
+        switch self {
+        case .directory: return .directory
+        case .file: return .file
+        }
+    }
+
     public struct ExportDirectoryError: Error, CustomStringConvertible {
         public var origin: String
         public var path: String

@@ -42,7 +42,8 @@ done
 printf '%s vsock:3(rw)\n' "$share" > "$work/exports"   # CID 5 is not granted: refused
 
 "$vsnfs" serve --exports "$work/exports" --listen "vhost-user:$work/vm3.sock:cid=3" \
-    --listen "vhost-user:$work/vm5.sock:cid=5" --state-dir "$work/state" > "$work/vsnfs.log" 2>&1 &
+    --listen "vhost-user:$work/vm5.sock:cid=5" --state-dir "$work/state" \
+    --control "$work/control" > "$work/vsnfs.log" 2>&1 &
 server=$!
 calls=""
 cleanup() { kill $server $calls 2>/dev/null || true; }
