@@ -107,7 +107,10 @@ struct Serve: AsyncParsableCommand {
 
         var controlSocket: String?
         if !noControl {
-            do { controlSocket = try control ?? ControlSocket.defaultPath() } catch { fail("\(error)", code: 64) }
+            // No default place (a user without XDG_RUNTIME_DIR) costs the admin verbs, not the service.
+            do { controlSocket = try control ?? ControlSocket.defaultPath() } catch {
+                logger.warning("\(error); serving without one")
+            }
         } else if control != nil {
             fail("give either --control PATH or --no-control, not both", code: 64)
         }
