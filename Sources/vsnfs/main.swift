@@ -283,14 +283,15 @@ struct ExportCommand: ParsableCommand {
     }
 }
 
-/// A relative path from the command line, made absolute against the working
-/// directory (the server has another); symlinks resolved where it exists.
+/// A path from the command line as the server names exports: an absolute path
+/// as given (exports name paths literally, as the exports file does); a relative
+/// one resolved against the working directory (the server has another).
 func absolutePath(_ path: String) -> String {
+    if path.hasPrefix("/") { return path }
     if let resolved = realpath(path, nil) {
         defer { free(resolved) }
         return String(decoding: UnsafeRawBufferPointer(start: resolved, count: strlen(resolved)), as: UTF8.self)
     }
-    if path.hasPrefix("/") { return path }
     var buffer = [CChar](repeating: 0, count: Int(PATH_MAX))
     guard getcwd(&buffer, buffer.count) != nil else { return path }
     return String(decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self) + "/" + path
