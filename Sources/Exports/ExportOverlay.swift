@@ -31,7 +31,8 @@ public struct ExportChangeError: Error, Hashable, Sendable, CustomStringConverti
 /// `remove`), kept apart from the exports file or `serve DIR` (the base) and
 /// replayed, in order, on top of the base every time it is loaded: a SIGHUP
 /// re-reads the file and keeps every runtime change, until it is undone or
-/// the server exits. Nothing here touches the file system.
+/// the server exits. Removing something added at runtime undoes the add;
+/// removing something of the base is kept. Nothing here touches the file system.
 ///
 /// Exports are named by host path. An add to a path already served adds its
 /// client rules to that export (replacing the rule for a client it already
@@ -71,11 +72,24 @@ public struct ExportOverlay: Hashable, Sendable {
                                 baseOrigin: ExportOrigin) throws(ExportChangeError) -> [ServedExport] {
         var served = self.applied(to: base, baseOrigin: baseOrigin).exports
         try Self.apply(change, to: &served, strict: true)
-        // A whole-export remove makes every earlier change to that path moot.
-        if case .remove(let path, nil) = change {
+        // Removing what was added at runtime forgets the add; a remove is kept
+        // only for what the base has, and stays in force across reloads.
+        switch change {
+        case .add:
+            changes.append(change)
+        case .remove(let path, nil):
             changes.removeAll { $0.hostPath == path }
+            if base.contains(where: { $0.hostPath == path }) { changes.append(change) }
+        case .remove(let path, let client?):
+            changes = changes.compactMap { earlier in
+                guard case .add(var export) = earlier, export.hostPath == path else { return earlier }
+                export.clients.removeAll { $0.client == client }
+                return export.clients.isEmpty ? nil : .add(export)
+            }
+            if base.contains(where: { $0.hostPath == path && $0.clients.contains { $0.client == client } }) {
+                changes.append(change)
+            }
         }
-        changes.append(change)
         return served
     }
 

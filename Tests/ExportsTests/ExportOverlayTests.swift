@@ -74,11 +74,22 @@ import Testing
         #expect(overlay.changes.isEmpty)
     }
 
-    @Test func aRemoveOfTheWholeExportForgetsEarlierChangesToIt() throws {
+    @Test func removingWhatWasAddedAtRuntimeUndoesTheAddButARemovalOfTheBaseIsKept() throws {
+        let base = try ExportsFile.parse("/srv/a vsock:3\n", fileName: "exports")
         var overlay = ExportOverlay()
-        _ = try overlay.record(.add(try entry("/srv/c", ["vsock:5"])), base: [], baseOrigin: .directory)
-        _ = try overlay.record(.add(try entry("/srv/c", ["vsock:6"])), base: [], baseOrigin: .directory)
-        _ = try overlay.record(.remove(hostPath: "/srv/c", client: nil), base: [], baseOrigin: .directory)
-        #expect(overlay.changes == [.remove(hostPath: "/srv/c", client: nil)])
+        _ = try overlay.record(.add(try entry("/srv/c", ["vsock:5"])), base: base, baseOrigin: .file)
+        _ = try overlay.record(.add(try entry("/srv/c", ["vsock:6"])), base: base, baseOrigin: .file)
+        _ = try overlay.record(.remove(hostPath: "/srv/c", client: .vsockCID(6)), base: base, baseOrigin: .file)
+        #expect(overlay.changes == [.add(try entry("/srv/c", ["vsock:5"]))])
+        _ = try overlay.record(.remove(hostPath: "/srv/c", client: nil), base: base, baseOrigin: .file)
+        #expect(overlay.changes.isEmpty)
+        // A file that lists /srv/c later serves it: nothing vetoes it.
+        let reloaded = try ExportsFile.parse("/srv/a vsock:3\n/srv/c vsock:7\n", fileName: "exports")
+        #expect(summary(overlay.applied(to: reloaded, baseOrigin: .file).exports) == ["/srv/a: vsock:3=file", "/srv/c: vsock:7=file"])
+
+        _ = try overlay.record(.add(try entry("/srv/a", ["vsock:4"])), base: base, baseOrigin: .file)
+        _ = try overlay.record(.remove(hostPath: "/srv/a", client: nil), base: base, baseOrigin: .file)
+        #expect(overlay.changes == [.remove(hostPath: "/srv/a", client: nil)])
+        #expect(summary(overlay.applied(to: reloaded, baseOrigin: .file).exports) == ["/srv/c: vsock:7=file"])
     }
 }
