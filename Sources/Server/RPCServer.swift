@@ -86,10 +86,8 @@ public final class RPCServer: Sendable {
 
     /// The bound listeners, with the real port when port 0 was asked for.
     public var listeningSpecs: [ListenSpec] {
-        self.channels.withLock { $0.map { spec, channel in
-            if case .tcp(let host, _) = spec, let port = channel.localAddress?.port { return .tcp(host: host, port: port) }
-            return spec
-        } } + self.devices.withLock { $0.map(\.spec) }
+        self.channels.withLock { $0.map { spec, channel in Self.withBoundPort(spec, channel) } }
+            + self.devices.withLock { $0.map(\.spec) }
     }
 
     /// Closes the listeners, then every established connection (calls in flight
@@ -116,21 +114,23 @@ public final class RPCServer: Sendable {
     /// Every established connection and its call counts, read on each connection's
     /// own event loop (the counts live there, unlocked). Do not call on an event loop.
     public func connectionSnapshots() async -> [ConnectionSnapshot] {
-        var snapshots: [ConnectionSnapshot] = []
         let now = NIODeadline.now()
-        for entry in self.connections.all() {
+        let entries = self.connections.all()
+        // Asked of every loop at once, then gathered.
+        let counts = entries.map { entry in
             let channel = entry.channel
-            let counts = try? await channel.eventLoop.submit { () -> [RPCOperation: Int] in
+            return channel.eventLoop.submit { () -> [RPCOperation: Int] in
                 (try? channel.pipeline.syncOperations.handler(type: RPCConnectionHandler.self))?.operationCounts ?? [:]
-            }.get()
-            var listener = entry.listener
-            if case .tcp(let host, 0) = listener, let port = channel.localAddress?.port { listener = .tcp(host: host, port: port) }
-            let operations = (counts ?? [:]).sorted { $0.key < $1.key }.map { operation, count in
+            }
+        }
+        var snapshots: [ConnectionSnapshot] = []
+        for (entry, counted) in zip(entries, counts) {
+            let operations = ((try? await counted.get()) ?? [:]).sorted { $0.key < $1.key }.map { operation, count in
                 let names = self.dispatcher.names(of: operation)
                 return (operation, names.program, names.procedure, count)
             }
             snapshots.append(ConnectionSnapshot(
-                peer: entry.peer, listener: listener,
+                peer: entry.peer, listener: Self.withBoundPort(entry.listener, entry.channel),
                 connectedSeconds: Int((now - entry.since).nanoseconds / 1_000_000_000), operations: operations))
         }
         return snapshots
@@ -148,10 +148,15 @@ public final class RPCServer: Sendable {
         }
     }
 
+    /// A TCP spec with the port its listener (or a connection it accepted) is bound to:
+    /// the real one when port 0 was asked for.
+    private static func withBoundPort(_ spec: ListenSpec, _ channel: Channel) -> ListenSpec {
+        if case .tcp(let host, _) = spec, let port = channel.localAddress?.port { return .tcp(host: host, port: port) }
+        return spec
+    }
+
     private static func describe(_ spec: ListenSpec, _ channel: Channel) -> String {
-        if case .tcp(let host, _) = spec, let port = channel.localAddress?.port {
-            return ListenSpec.tcp(host: host, port: port).description
-        }
+        if case .tcp = spec { return Self.withBoundPort(spec, channel).description }
         if case .hybrid(let udsPath, let port, _) = spec {
             return "\(spec) (socket \(ListenSpec.hybridSocketPath(udsPath: udsPath, port: port)))"
         }
