@@ -71,7 +71,7 @@ struct Serve: AsyncParsableCommand {
     @Option(name: .long, help: "Log level: trace, debug, info, notice, warning, error, critical.")
     var logLevel: String = "info"
 
-    @Option(name: .long, help: "Control socket for vsnfs status and vsnfs export (default: /run/vsnfs/control as root, else $XDG_RUNTIME_DIR/vsnfs/control).")
+    @Option(name: .long, help: ArgumentHelp("Control socket for vsnfs status and vsnfs export (default: /run/vsnfs/control as root, else $XDG_RUNTIME_DIR/vsnfs/control).", valueName: "path"))
     var control: String?
 
     @Flag(name: .long, help: "Serve without a control socket.")
@@ -164,7 +164,7 @@ let adminExitCodes = """
 
 /// What every admin verb takes: where the server is, and whether to print JSON.
 struct ControlOptions: ParsableArguments {
-    @Option(name: .long, help: "The server's control socket (default: /run/vsnfs/control as root, else $XDG_RUNTIME_DIR/vsnfs/control).")
+    @Option(name: .long, help: ArgumentHelp("The server's control socket (default: /run/vsnfs/control as root, else $XDG_RUNTIME_DIR/vsnfs/control).", valueName: "path"))
     var control: String?
 
     @Flag(name: .long, help: "Print the server's answer as JSON: {\"ok\": true, ...} or {\"ok\": false, \"error\": \"...\"}.")
@@ -242,10 +242,10 @@ struct ExportCommand: ParsableCommand {
         @Argument(help: "The directory to export.")
         var path: String
 
-        @Option(name: .long, help: "Client spec, as in exports(5): vsock:CID, vsock:LOW-HIGH, vsock:*, an address or network, unix, *; optionally with (OPTS). Repeatable.")
+        @Option(name: .long, help: ArgumentHelp("Client spec, as in exports(5): vsock:CID, vsock:LOW-HIGH, vsock:*, an address or network, unix, *; optionally with (OPTS). Repeatable.", valueName: "spec"))
         var to: [String] = []
 
-        @Option(name: .long, help: "Options for every client given, e.g. rw,no_root_squash (default: ro,root_squash,sync,no_subtree_check).")
+        @Option(name: .long, help: ArgumentHelp("Options for every client given, e.g. rw,no_root_squash (default: ro,root_squash,sync,no_subtree_check).", valueName: "opts"))
         var options: String?
 
         @OptionGroup var control: ControlOptions
@@ -271,7 +271,7 @@ struct ExportCommand: ParsableCommand {
         @Argument(help: "The exported directory.")
         var path: String
 
-        @Option(name: .long, help: "Remove only this client's rule (as written in the export).")
+        @Option(name: .long, help: ArgumentHelp("Remove only this client's rule (as written in the export).", valueName: "spec"))
         var from: String?
 
         @OptionGroup var control: ControlOptions
