@@ -109,6 +109,8 @@ public final class RPCServer: Sendable {
         public var connectedSeconds: Int
         /// Calls received, by operation, with the names their programs give them.
         public var operations: [(operation: RPCOperation, program: String, procedure: String, count: Int)]
+        /// Calls past the counters' bounds (see `RPCOperationCounts`).
+        public var otherCalls: Int
     }
 
     /// Every established connection and its call counts, read on each connection's
@@ -119,19 +121,22 @@ public final class RPCServer: Sendable {
         // Asked of every loop at once, then gathered.
         let counts = entries.map { entry in
             let channel = entry.channel
-            return channel.eventLoop.submit { () -> [RPCOperation: Int] in
-                (try? channel.pipeline.syncOperations.handler(type: RPCConnectionHandler.self))?.operationCounts ?? [:]
+            return channel.eventLoop.submit { () -> RPCOperationCounts in
+                (try? channel.pipeline.syncOperations.handler(type: RPCConnectionHandler.self))?.operationCounts
+                    ?? RPCOperationCounts()
             }
         }
         var snapshots: [ConnectionSnapshot] = []
         for (entry, counted) in zip(entries, counts) {
-            let operations = ((try? await counted.get()) ?? [:]).sorted { $0.key < $1.key }.map { operation, count in
+            let counts = (try? await counted.get()) ?? RPCOperationCounts()
+            let operations = counts.counted.sorted { $0.key < $1.key }.map { operation, count in
                 let names = self.dispatcher.names(of: operation)
                 return (operation, names.program, names.procedure, count)
             }
             snapshots.append(ConnectionSnapshot(
                 peer: entry.peer, listener: Self.withBoundPort(entry.listener, entry.channel),
-                connectedSeconds: Int((now - entry.since).nanoseconds / 1_000_000_000), operations: operations))
+                connectedSeconds: Int((now - entry.since).nanoseconds / 1_000_000_000), operations: operations,
+                otherCalls: counts.others))
         }
         return snapshots
     }

@@ -96,10 +96,11 @@ extension VSNFSServer {
                 peer: connection.peer.description, identity: identity, listener: connection.listener.description,
                 connectedSeconds: connection.connectedSeconds, exports: exports,
                 nfsVersions: nfsVersions.sorted().map(String.init), sessions: "none (NFSv3)",
-                calls: connection.operations.reduce(0) { $0 + $1.count },
+                calls: connection.operations.reduce(connection.otherCalls) { $0 + $1.count },
                 operations: connection.operations.map {
                     .init(program: $0.program, version: $0.operation.version, procedure: $0.procedure, count: $0.count)
-                }))
+                } + (connection.otherCalls > 0
+                    ? [.init(program: "other", version: 0, procedure: "other", count: connection.otherCalls)] : [])))
         }
         return ControlResponse.ServerStatus(
             version: vsnfsVersion, pid: getpid(), listeners: self.rpcServer.listeningSpecs.map(\.description),
