@@ -64,9 +64,11 @@ let package = Package(
         .target(name: "NFS3", dependencies: ["NFSCore", "XDR", "ONCRPC", "Transport", "Exports", "HostFS", nioCore]),
         .target(name: "Mount3", dependencies: ["NFS3", "NFSCore", "XDR", "ONCRPC", "Transport", "Exports", "HostFS",
                                                nioCore]),
-        // Layer 7: server assembly (config, lifecycle, reload).
-        .target(name: "Server", dependencies: ["NFSCore", "NFS3", "Mount3", "Transport", "Exports", "HostFS", "ONCRPC", "XDR",
-                                               "CSupport", log, nioCore, nioPosix, nioLocks]),
+        // Layer 7: the control socket's protocol and client (`vsnfs status`, `vsnfs export ...`).
+        .target(name: "Control"),
+        // Layer 7: server assembly (config, lifecycle, reload, the control socket's server side).
+        .target(name: "Server", dependencies: ["NFSCore", "NFS3", "Mount3", "Transport", "Exports", "HostFS", "ONCRPC",
+                                               "XDR", "Control", "CSupport", log, nioCore, nioPosix, nioLocks]),
         // Beside Server: the host checks of `vsnfs doctor` (and the vsock socket list
         // `vsnfs status` can use); libnl-3 and libtirpc are loaded at run time by CSupport.
         .target(name: "HostChecks", dependencies: ["Server", "Transport", "CSupport"]),
@@ -82,8 +84,8 @@ let package = Package(
         .target(name: "Share", dependencies: ["GuestMounts", "Exports", "Server", "Transport", log, nioLocks]),
         // C shims for syscalls Swift's Glibc module does not expose cleanly.
         .target(name: "CSupport"),
-        .executableTarget(name: "vsnfs", dependencies: ["Server", "Share", "HostChecks", "Exports", "Transport", "ONCRPC",
-                                                      log, argumentParser]),
+        .executableTarget(name: "vsnfs", dependencies: ["Server", "Share", "HostChecks", "Control", "Exports", "Transport",
+                                                      "ONCRPC", log, argumentParser]),
         .executableTarget(name: "vsnfs-mount", dependencies: ["CSupport", "GuestMounts", "ONCRPC", "XDR", log,
                                                             argumentParser, nioCore]),
         .testTarget(name: "XDRTests", dependencies: ["XDR", nioCore]),
@@ -97,7 +99,7 @@ let package = Package(
         .testTarget(name: "ShareTests", dependencies: ["Share", "GuestMounts", "Exports"]),
         .testTarget(name: "HostFSTests", dependencies: ["HostFS", "CSupport", nioCore]),
         // Drives the vsnfs executable (which `swift test` builds with the package) and the layers beneath.
-        .testTarget(name: "IntegrationTests", dependencies: ["ONCRPC", "XDR", "Transport", "Exports", "NFSCore", "NFS3", "Mount3",
+        .testTarget(name: "IntegrationTests", dependencies: ["ONCRPC", "XDR", "Transport", "Exports", "NFSCore", "NFS3", "Mount3", "Control",
                                                              "HostFS", "CSupport", log, nioCore, nioPosix]),
     ],
     swiftLanguageModes: [.v6]

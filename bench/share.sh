@@ -94,7 +94,7 @@ cat "$S/initramfs.cpio.gz" "$S/workload.cpio.gz" > "$S/initrd-all"
 rm -rf "$S/state" "$S"/*.sock; mkdir -p "$S/state"
 printf '%s vsock:3(rw,no_root_squash)\n' "$D" > "$S/exports"
 "$VSNFS" serve --exports "$S/exports" --listen "vhost-user:$S/vsock.sock:cid=3" --state-dir "$S/state" \
-    --log-level warning > "$S/vsnfs.log" 2>&1 &
+    --control "$S/control" --log-level warning > "$S/vsnfs.log" 2>&1 &
 VPID=$!; pids+=($VPID)
 # sandbox=chroot: namespaces are not available in every container this runs in.
 "$VIRTIOFSD" --socket-path="$S/virtiofs.sock" -o source="$D" -o cache=auto -o sandbox=chroot \

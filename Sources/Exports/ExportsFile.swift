@@ -810,3 +810,32 @@ extension IPAddress {
         }
     }
 }
+
+// MARK: - One entry from the command line
+
+extension ExportsFile {
+    /// One export as `vsnfs export add` gives it: the exports-file line
+    /// `PATH -OPTIONS CLIENT...`, checked by the same parser, so a bad option
+    /// or client gets the message `vsnfs exports check` prints for it.
+    /// `clients` are `CLIENT` or `CLIENT(OPTS)` words; `options` are the
+    /// line's default options. Diagnostics name `source`, line 1.
+    public static func parseEntry(path: String, clients: [String], options: String?,
+                                  source: String) throws(ExportsError) -> Export {
+        for client in clients where client.isEmpty || client.contains(where: { isBlank($0) || isLineBreak($0) || $0 == "#" || $0 == "\"" }) {
+            throw .invalid([ExportsDiagnostic(file: source, line: 1, column: 1,
+                                              message: "client '\(client)' must be one word, e.g. vsock:3 or 'vsock:3(rw)'")])
+        }
+        if let options, options.isEmpty || options.contains(where: { isBlank($0) || isLineBreak($0) || $0 == "#" || $0 == "\"" }) {
+            throw .invalid([ExportsDiagnostic(file: source, line: 1, column: 1,
+                                              message: "options '\(options)' must be one word, e.g. rw,no_root_squash")])
+        }
+        var line = quotedPath(path)
+        if let options { line += " -" + options }
+        for client in clients { line += " " + client }
+        let exports = try parse(line, fileName: source)
+        guard exports.count == 1 else {
+            throw .invalid([ExportsDiagnostic(file: source, line: 1, column: 1, message: "expected one export")])
+        }
+        return exports[0]
+    }
+}

@@ -24,6 +24,12 @@ public struct MountProgram: RPCProgram {
         self.server = server
     }
 
+    public var name: String { "MOUNT" }
+
+    public func procedureName(_ procedure: UInt32, version: UInt32) -> String? {
+        MountProcedure(rawValue: procedure).map { "\($0)".uppercased() }
+    }
+
     public func handle(_ call: RPCCall, context: RPCCallContext) -> EventLoopFuture<RPCReplyBody> {
         guard let procedure = MountProcedure(rawValue: call.procedure) else {
             return context.eventLoop.makeSucceededFuture(.procedureUnavailable)

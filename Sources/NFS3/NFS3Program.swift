@@ -22,6 +22,14 @@ public struct NFS3Program: RPCProgram {
         self.server = server
     }
 
+    public var name: String { "NFS" }
+
+    public func procedureName(_ procedure: UInt32, version: UInt32) -> String? {
+        if version == 4 { return procedure == 0 ? "NULL" : procedure == 1 ? "COMPOUND" : nil }
+        guard version == 3 else { return nil }
+        return NFS3Procedure(rawValue: procedure).map { "\($0)".uppercased() }
+    }
+
     public func handle(_ call: RPCCall, context: RPCCallContext) -> EventLoopFuture<RPCReplyBody> {
         self.answer(call, context: context).future(on: context.eventLoop)
     }

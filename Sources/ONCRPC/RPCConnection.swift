@@ -39,6 +39,61 @@ public final class RPCConnection: Sendable {
     }
 }
 
+/// One procedure of one version of one program, as calls name it.
+public struct RPCOperation: Hashable, Sendable, Comparable {
+    public var program: UInt32
+    public var version: UInt32
+    public var procedure: UInt32
+
+    public init(program: UInt32, version: UInt32, procedure: UInt32) {
+        self.program = program
+        self.version = version
+        self.procedure = procedure
+    }
+
+    public static func < (a: RPCOperation, b: RPCOperation) -> Bool {
+        (a.program, a.version, a.procedure) < (b.program, b.version, b.procedure)
+    }
+}
+
+/// One connection's calls by operation, counted for the price of a short scan and an
+/// array slot (a dictionary's hashing cost several times more per call), and bounded
+/// whatever a client sends: at most `maximumProgramVersions` program versions with
+/// `procedureSlots` procedures each; calls past that are counted in `others`.
+public struct RPCOperationCounts: Sendable {
+    public static let procedureSlots = 64
+    public static let maximumProgramVersions = 16
+    private var programVersions: [(program: UInt32, version: UInt32, byProcedure: [Int])] = []
+    /// Calls past the bounds (an unknown procedure number, too many program versions).
+    public private(set) var others = 0
+
+    public init() {}
+
+    public mutating func count(program: UInt32, version: UInt32, procedure: UInt32) {
+        guard procedure < Self.procedureSlots else { others += 1; return }
+        for index in programVersions.indices
+        where programVersions[index].program == program && programVersions[index].version == version {
+            programVersions[index].byProcedure[Int(procedure)] += 1
+            return
+        }
+        guard programVersions.count < Self.maximumProgramVersions else { others += 1; return }
+        var byProcedure = [Int](repeating: 0, count: Self.procedureSlots)
+        byProcedure[Int(procedure)] = 1
+        programVersions.append((program, version, byProcedure))
+    }
+
+    /// Every operation called at least once, with its count.
+    public var counted: [RPCOperation: Int] {
+        var all: [RPCOperation: Int] = [:]
+        for entry in programVersions {
+            for (procedure, count) in entry.byProcedure.enumerated() where count > 0 {
+                all[RPCOperation(program: entry.program, version: entry.version, procedure: UInt32(procedure))] = count
+            }
+        }
+        return all
+    }
+}
+
 public enum RPCConnectionError: Error, Hashable, Sendable {
     case closed
 }
@@ -79,6 +134,11 @@ public final class RPCConnectionHandler: ChannelDuplexHandler {
     /// and flushed once at channelReadComplete, in one writev.
     private var inReadBurst = false
     private var flushPending = false
+
+    /// Calls received, by program, version and procedure: this connection's own
+    /// counts, touched only on its event loop (no lock on the call path);
+    /// `RPCServer`'s status reads them there.
+    public private(set) var operationCounts = RPCOperationCounts()
 
     /// The server's outstanding calls to the client, by XID.
     private var outstandingCalls: [UInt32: EventLoopPromise<RPCReplyBody>] = [:]
@@ -139,7 +199,8 @@ public final class RPCConnectionHandler: ChannelDuplexHandler {
             return
         }
         switch message {
-        case .call:
+        case .call(_, _, let program, let version, let procedure, _, _, _):
+            self.operationCounts.count(program: program, version: version, procedure: procedure)
             // One socket read can hold many calls: past the limit they wait here
             // (already in memory, and no more are read meanwhile).
             if self.waitingCalls.isEmpty && self.mayDispatch(context: context) {

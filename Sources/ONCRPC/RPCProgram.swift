@@ -79,6 +79,10 @@ public protocol RPCProgram: Sendable {
     /// goes out as one buffer, see `RPCCallContext.successRecord`). The default
     /// wraps `handle`.
     func answer(_ call: RPCCall, context: RPCCallContext) -> RPCAnswer
+    /// The program's name for people (`NFS`, `MOUNT`); the default is its number.
+    var name: String { get }
+    /// A procedure's name for people (`READ`), or nil for one the program does not know.
+    func procedureName(_ procedure: UInt32, version: UInt32) -> String?
 }
 
 /// A program's answer to a call: ready now, or later.
@@ -102,6 +106,9 @@ public enum RPCAnswer: Sendable {
 }
 
 extension RPCProgram {
+    public var name: String { "\(self.program)" }
+    public func procedureName(_ procedure: UInt32, version: UInt32) -> String? { nil }
+
     public func answer(_ call: RPCCall, context: RPCCallContext) -> RPCAnswer {
         .later(self.handle(call, context: context))
     }
@@ -148,6 +155,17 @@ public struct RPCDispatcher: Sendable {
     /// Every (program, version) served, in order (for rpcbind registration).
     public var registeredVersions: [(program: UInt32, version: UInt32)] {
         self.handlers.keys.map { ($0.program, $0.version) }.sorted { ($0.program, $0.version) < ($1.program, $1.version) }
+    }
+
+    /// `operation`'s program and procedure as their programs name them, else as numbers.
+    public func names(of operation: RPCOperation) -> (program: String, procedure: String) {
+        guard let handler = self.handlers[ProgramVersion(program: operation.program, version: operation.version)] else {
+            // A version nobody serves: the program's name if another version has one.
+            let name = self.handlers.first { $0.key.program == operation.program }?.value.name
+            return (name ?? "\(operation.program)", "\(operation.procedure)")
+        }
+        return (handler.name,
+                handler.procedureName(operation.procedure, version: operation.version) ?? "\(operation.procedure)")
     }
 
     /// Checks the call header and hands the call to its program.

@@ -10,6 +10,15 @@ public enum ExportsSource: Sendable, Equatable {
     case file(String)
     case list([Export])
 
+    /// What `vsnfs export list` says the rules of these exports came from.
+    public var origin: ExportOrigin {
+        switch self {
+        case .directory: return .directory
+        case .file: return .file
+        case .list: return .share
+        }
+    }
+
     public struct ExportDirectoryError: Error, CustomStringConvertible {
         public var origin: String
         public var path: String

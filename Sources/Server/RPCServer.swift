@@ -59,7 +59,7 @@ public final class RPCServer: Sendable {
                 if case .vhostUser = spec {
                     devices.append(try VhostUserListener(spec, group: self.group, logger: self.logger) {
                         [dispatcher, configuration, logger, connections] channel, peer in
-                        connections.add(channel)
+                        connections.add(channel, peer: peer, listener: spec)
                         return Self.configureConnection(channel: channel, peer: peer, dispatcher: dispatcher,
                                                         configuration: configuration, logger: logger)
                     })
@@ -68,7 +68,7 @@ public final class RPCServer: Sendable {
                 }
                 let channel = try await Listener.bind(spec, group: self.group, budget: self.connectionBudget) {
                     [dispatcher, configuration, logger, connections] channel, peer in
-                    connections.add(channel)
+                    connections.add(channel, peer: peer, listener: spec)
                     return Self.configureConnection(channel: channel, peer: peer, dispatcher: dispatcher,
                                                     configuration: configuration, logger: logger)
                 }.get()
@@ -88,10 +88,8 @@ public final class RPCServer: Sendable {
 
     /// The bound listeners, with the real port when port 0 was asked for.
     public var listeningSpecs: [ListenSpec] {
-        self.channels.withLock { $0.map { spec, channel in
-            if case .tcp(let host, _) = spec, let port = channel.localAddress?.port { return .tcp(host: host, port: port) }
-            return spec
-        } } + self.devices.withLock { $0.map(\.spec) }
+        self.channels.withLock { $0.map { spec, channel in Self.withBoundPort(spec, channel) } }
+            + self.devices.withLock { $0.map(\.spec) }
     }
 
     /// Closes the listeners, then every established connection (calls in flight
@@ -102,7 +100,47 @@ public final class RPCServer: Sendable {
         for (_, channel) in channels { try? await channel.close() }
         let devices = self.devices.withLock { d -> [VhostUserListener] in defer { d = [] }; return d }
         for device in devices { device.close() }
-        for connection in self.connections.all() { try? await connection.close() }
+        for connection in self.connections.all() { try? await connection.channel.close() }
+    }
+
+    /// One established connection as `vsnfs status` shows it.
+    public struct ConnectionSnapshot: Sendable {
+        public var peer: PeerIdentity
+        /// The listener it arrived on (with the real port of a `tcp:HOST:0` listener).
+        public var listener: ListenSpec
+        public var connectedSeconds: Int
+        /// Calls received, by operation, with the names their programs give them.
+        public var operations: [(operation: RPCOperation, program: String, procedure: String, count: Int)]
+        /// Calls past the counters' bounds (see `RPCOperationCounts`).
+        public var otherCalls: Int
+    }
+
+    /// Every established connection and its call counts, read on each connection's
+    /// own event loop (the counts live there, unlocked). Do not call on an event loop.
+    public func connectionSnapshots() async -> [ConnectionSnapshot] {
+        let now = NIODeadline.now()
+        let entries = self.connections.all()
+        // Asked of every loop at once, then gathered.
+        let counts = entries.map { entry in
+            let channel = entry.channel
+            return channel.eventLoop.submit { () -> RPCOperationCounts in
+                (try? channel.pipeline.syncOperations.handler(type: RPCConnectionHandler.self))?.operationCounts
+                    ?? RPCOperationCounts()
+            }
+        }
+        var snapshots: [ConnectionSnapshot] = []
+        for (entry, counted) in zip(entries, counts) {
+            let counts = (try? await counted.get()) ?? RPCOperationCounts()
+            let operations = counts.counted.sorted { $0.key < $1.key }.map { operation, count in
+                let names = self.dispatcher.names(of: operation)
+                return (operation, names.program, names.procedure, count)
+            }
+            snapshots.append(ConnectionSnapshot(
+                peer: entry.peer, listener: Self.withBoundPort(entry.listener, entry.channel),
+                connectedSeconds: Int((now - entry.since).nanoseconds / 1_000_000_000), operations: operations,
+                otherCalls: counts.others))
+        }
+        return snapshots
     }
 
     static func configureConnection(channel: Channel, peer: PeerIdentity, dispatcher: RPCDispatcher,
@@ -117,10 +155,15 @@ public final class RPCServer: Sendable {
         }
     }
 
+    /// A TCP spec with the port its listener (or a connection it accepted) is bound to:
+    /// the real one when port 0 was asked for.
+    private static func withBoundPort(_ spec: ListenSpec, _ channel: Channel) -> ListenSpec {
+        if case .tcp(let host, _) = spec, let port = channel.localAddress?.port { return .tcp(host: host, port: port) }
+        return spec
+    }
+
     private static func describe(_ spec: ListenSpec, _ channel: Channel) -> String {
-        if case .tcp(let host, _) = spec, let port = channel.localAddress?.port {
-            return ListenSpec.tcp(host: host, port: port).description
-        }
+        if case .tcp = spec { return Self.withBoundPort(spec, channel).description }
         if case .hybrid(let udsPath, let port, _) = spec {
             return "\(spec) (socket \(ListenSpec.hybridSocketPath(udsPath: udsPath, port: port)))"
         }
@@ -132,13 +175,22 @@ public final class RPCServer: Sendable {
 /// (NIO's), not `Synchronization.Mutex`: every event loop takes it as connections
 /// open and close, and Mutex's contended path is invisible to the thread sanitizer.
 final class ConnectionRegistry: Sendable {
-    private let open = NIOLockedValueBox<[ObjectIdentifier: Channel]>([:])
+    struct Entry: Sendable {
+        var channel: Channel
+        var peer: PeerIdentity
+        var listener: ListenSpec
+        var since: NIODeadline
+    }
 
-    func add(_ channel: Channel) {
+    private let open = NIOLockedValueBox<[ObjectIdentifier: Entry]>([:])
+
+    func add(_ channel: Channel, peer: PeerIdentity, listener: ListenSpec) {
         let id = ObjectIdentifier(channel)
-        self.open.withLockedValue { $0[id] = channel }
+        let entry = Entry(channel: channel, peer: peer, listener: listener, since: .now())
+        self.open.withLockedValue { $0[id] = entry }
         channel.closeFuture.whenComplete { [self] _ in self.open.withLockedValue { _ = $0.removeValue(forKey: id) } }
     }
 
-    func all() -> [Channel] { self.open.withLockedValue { Array($0.values) } }
+    /// Oldest first.
+    func all() -> [Entry] { self.open.withLockedValue { $0.values.sorted { $0.since < $1.since } } }
 }

@@ -1,6 +1,7 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+import Control
 import CSupport
 import Dispatch
 import Exports
@@ -9,6 +10,7 @@ import Logging
 import Mount3
 import NFS3
 import NFSCore
+import NIOConcurrencyHelpers
 import NIOCore
 import NIOPosix
 import ONCRPC
@@ -27,10 +29,13 @@ public final class VSNFSServer: Sendable {
         public var openFiles: Int?
         /// Register NFS and MOUNT on the TCP listeners with the local rpcbind.
         public var registerWithRPCBind: Bool
+        /// The control socket (`vsnfs status`, `vsnfs export ...`); nil: none.
+        public var controlSocket: String?
 
         public init(exports: ExportsSource, rpc: RPCServer.Configuration = .init(),
                     stateDirectory: String? = nil, threads: Int = 16, openFiles: Int? = nil,
-                    registerWithRPCBind: Bool = false) {
+                    registerWithRPCBind: Bool = false, controlSocket: String? = nil) {
+            self.controlSocket = controlSocket
             self.exports = exports
             self.rpc = rpc
             self.stateDirectory = stateDirectory
@@ -45,12 +50,27 @@ public final class VSNFSServer: Sendable {
     public let context: NFSServerContext
     private let group: MultiThreadedEventLoopGroup
     private let threadPool: NIOThreadPool
-    private let logger: Logger
+    let logger: Logger
     private let rpcbind: RPCBindRegistration?
+    /// The exports as served: what the configuration gave (the base) and the
+    /// runtime changes on top. Every change of the served exports (a reload,
+    /// `export add`, `export remove`) is made under this lock, one at a time, and
+    /// installed through `NFSServerContext.replace`. A pthread lock: it is held
+    /// across HostFS opening the exports, and taken only by those rare changes.
+    let exportsState: NIOLockedValueBox<ExportsState>
+    let control = NIOLockedValueBox<ControlServer?>(nil)
+
+    struct ExportsState {
+        var base: [Export]
+        var overlay = ExportOverlay()
+        var served: [ServedExport]
+    }
 
     private init(configuration: Configuration, rpcServer: RPCServer, context: NFSServerContext,
                  group: MultiThreadedEventLoopGroup, threadPool: NIOThreadPool, rpcbind: RPCBindRegistration?,
-                 logger: Logger) {
+                 base: [Export], logger: Logger) {
+        self.exportsState = NIOLockedValueBox(ExportsState(
+            base: base, served: ExportOverlay().applied(to: base, baseOrigin: configuration.exports.origin).exports))
         self.rpcbind = rpcbind
         self.configuration = configuration
         self.rpcServer = rpcServer
@@ -111,25 +131,66 @@ public final class VSNFSServer: Sendable {
         for export in exports {
             logger.info("exporting \(export.hostPath) as \(export.mountPath)")
         }
-        return VSNFSServer(configuration: configuration, rpcServer: rpcServer, context: context,
-                           group: group, threadPool: threadPool, rpcbind: rpcbind, logger: logger)
+        let server = VSNFSServer(configuration: configuration, rpcServer: rpcServer, context: context,
+                                 group: group, threadPool: threadPool, rpcbind: rpcbind, base: exports, logger: logger)
+        if let path = configuration.controlSocket {
+            do {
+                let control = try await ControlServer.start(path: path, group: group, logger: logger) {
+                    [weak server] request in
+                    guard let server else { return .failure("the server is shutting down") }
+                    return await server.answer(request)
+                }
+                server.control.withLockedValue { $0 = control }
+            } catch {
+                await server.shutdown()
+                throw error
+            }
+        }
+        return server
     }
 
-    /// Re-reads the exports and swaps the auth table; live connections are
+    /// Re-reads the exports and swaps the auth table, runtime changes
+    /// (`vsnfs export add/remove`) replayed on top; live connections are
     /// judged by the new table from their next call. A bad file keeps the
     /// old table and logs every error.
     public func reload() {
-        do {
-            let exports = try self.configuration.exports.load()
-            try self.context.replace(AuthTable(exports: exports))
-            self.logger.notice("reloaded exports: \(exports.count) export(s)")
-        } catch {
-            self.logger.error("reload failed, keeping the previous exports:\n\(error)")
+        self.exportsState.withLockedValue { state in
+            do {
+                let base = try self.configuration.exports.load()
+                let (served, skipped) = state.overlay.applied(to: base, baseOrigin: self.configuration.exports.origin)
+                try self.context.replace(AuthTable(exports: served.map(\.export)))
+                state.base = base
+                state.served = served
+                for change in skipped { self.logger.warning("a runtime export change no longer applies: \(change)") }
+                self.logger.notice("reloaded exports: \(served.count) export(s)")
+            } catch {
+                self.logger.error("reload failed, keeping the previous exports:\n\(error)")
+            }
         }
     }
 
-    /// Closes listeners and connections and stops the threads.
+    /// Applies a runtime change (`vsnfs export add/remove`) on top of the exports
+    /// served now, and keeps it across reloads. Throws, changing nothing, if it
+    /// does not apply or HostFS cannot open the export. Blocks: not on an event loop.
+    public func change(_ change: ExportOverlay.Change) throws -> [ServedExport] {
+        try self.exportsState.withLockedValue { state in
+            var overlay = state.overlay
+            let served = try overlay.record(change, base: state.base, baseOrigin: self.configuration.exports.origin)
+            try self.context.replace(AuthTable(exports: served.map(\.export)))
+            state.overlay = overlay
+            state.served = served
+            return served
+        }
+    }
+
+    /// The exports served now, with where each client rule came from.
+    public var servedExports: [ServedExport] { self.exportsState.withLockedValue { $0.served } }
+
+    /// Closes the control socket, listeners and connections, and stops the threads.
     public func shutdown() async {
+        if let control = self.control.withLockedValue({ c -> ControlServer? in defer { c = nil }; return c }) {
+            await control.close()
+        }
         self.rpcbind?.unregister()
         // Connections first, while their event loops run; then the pool, whose calls
         // still complete on live loops; then the loops.

@@ -1,4 +1,5 @@
 import ArgumentParser
+import Control
 import Exports
 import HostChecks
 import Logging
@@ -16,7 +17,8 @@ struct VSNFS: AsyncParsableCommand {
         commandName: "vsnfs",
         abstract: "Share host directories into virtual machines over AF_VSOCK, with NFS.",
         version: vsnfsVersion,
-        subcommands: [Serve.self, ShareCommand.self, ExportsCommand.self, DoctorCommand.self])
+        subcommands: [Serve.self, ShareCommand.self, StatusCommand.self, ExportCommand.self, ExportsCommand.self,
+                       DoctorCommand.self])
 }
 
 /// Prints one line to stderr and exits non-zero: the shape of every
@@ -82,6 +84,12 @@ struct Serve: AsyncParsableCommand {
     @Option(name: .long, help: "Log level: trace, debug, info, notice, warning, error, critical.")
     var logLevel: String = "info"
 
+    @Option(name: .long, help: ArgumentHelp("Control socket for vsnfs status and vsnfs export (default: /run/vsnfs/control as root, else $XDG_RUNTIME_DIR/vsnfs/control).", valueName: "path"))
+    var control: String?
+
+    @Flag(name: .long, help: "Serve without a control socket.")
+    var noControl = false
+
     func run() async throws {
         guard let level = Logger.Level(rawValue: logLevel) else { fail("unknown log level '\(logLevel)'", code: 64) }
         guard maxRecordSize >= 1024, maxRecordSize < Int(RecordMarking.lastFragmentBit) else {
@@ -106,10 +114,21 @@ struct Serve: AsyncParsableCommand {
         case (nil, nil): fail("nothing to export: give a directory (vsnfs serve DIR) or --exports FILE", code: 64)
         }
 
+        var controlSocket: String?
+        if !noControl {
+            // No default place (a user without XDG_RUNTIME_DIR) costs the admin verbs, not the service.
+            do { controlSocket = try control ?? ControlSocket.defaultPath() } catch {
+                logger.warning("\(error); serving without one")
+            }
+        } else if control != nil {
+            fail("give either --control PATH or --no-control, not both", code: 64)
+        }
+
         let configuration = VSNFSServer.Configuration(
             exports: source,
             rpc: RPCServer.Configuration(listen: specs, maximumRecordSize: maxRecordSize, maximumCallsInFlight: maxCallsInFlight),
-            stateDirectory: stateDir, threads: threads, openFiles: openFiles, registerWithRPCBind: rpcbind)
+            stateDirectory: stateDir, threads: threads, openFiles: openFiles, registerWithRPCBind: rpcbind,
+            controlSocket: controlSocket)
         let signals = SignalEvents()
         let server: VSNFSServer
         do {
@@ -251,5 +270,191 @@ struct DoctorCommand: AsyncParsableCommand {
         let results = Doctor.run(DoctorConfiguration(listen: listenSpecs(listen), exportsFile: exports, stateDirectory: stateDir, qemu: qemu))
         print(json ? formatReportJSON(results) : formatReport(results), terminator: "")
         if results.contains(where: { $0.verdict == .fail }) { throw ExitCode(1) }
+    }
+}
+
+// MARK: - Admin verbs: a running server, through its control socket
+
+/// The exit codes every admin verb documents.
+let adminExitCodes = """
+    Exit status: 0 done; 1 the request failed (for example, the path is not exported); \
+    2 no server answered on the control socket; 64 bad usage.
+    """
+
+/// What every admin verb takes: where the server is, and whether to print JSON.
+struct ControlOptions: ParsableArguments {
+    @Option(name: .long, help: ArgumentHelp("The server's control socket (default: /run/vsnfs/control as root, else $XDG_RUNTIME_DIR/vsnfs/control).", valueName: "path"))
+    var control: String?
+
+    @Flag(name: .long, help: "Print the server's answer as JSON: {\"ok\": true, ...} or {\"ok\": false, \"error\": \"...\"}.")
+    var json = false
+
+    /// Sends `request`; on failure prints the error (as JSON with --json) and
+    /// exits 1, or 2 when no server answered.
+    func send(_ request: ControlRequest) -> ControlResponse {
+        let path: String
+        do { path = try control ?? ControlSocket.defaultPath() } catch { fail("\(error)", code: 64) }
+        let response: ControlResponse
+        do {
+            response = try ControlSocket.send(request, to: path)
+        } catch {
+            let code: Int32
+            switch error {
+            case .unreachable: code = 2
+            case .failed: code = 1
+            }
+            if json { print(ControlResponse.failure(error.description).prettyJSON()) }
+            fail(error.description, code: code)
+        }
+        if json { print(response.prettyJSON()) }
+        if !response.ok { fail(response.error ?? "the request failed", code: 1) }
+        return response
+    }
+}
+
+struct StatusCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "status",
+        abstract: "Show a running server: listeners, connected clients (exports, NFS versions, sessions, calls), the auth table.",
+        discussion: adminExitCodes)
+
+    @OptionGroup var options: ControlOptions
+
+    func run() {
+        let response = options.send(.status)
+        guard !options.json, let status = response.status else { return }
+        print(formatStatus(status), terminator: "")
+    }
+}
+
+struct ExportCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "export",
+        abstract: "List, add or remove a running server's exports.",
+        discussion: """
+            Changes are kept in the server's memory on top of its exports file (or DIR), survive \
+            SIGHUP reloads, and end when the server exits. \(adminExitCodes)
+            """,
+        subcommands: [List.self, Add.self, Remove.self])
+
+    struct List: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "List the exports served now, and where each client rule came from (file, directory, runtime).",
+            discussion: adminExitCodes)
+
+        @OptionGroup var options: ControlOptions
+
+        func run() {
+            let response = options.send(.exportList)
+            if !options.json { print(formatExportList(response.exports ?? []), terminator: "") }
+        }
+    }
+
+    struct Add: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Export a directory (or add clients to an export) on the running server.",
+            discussion: """
+                As the exports line `PATH -OPTIONS CLIENT...`: vsnfs export add /srv/src --to vsock:3 --options rw. \
+                A client already listed gets the new options. \(adminExitCodes)
+                """)
+
+        @Argument(help: "The directory to export.")
+        var path: String
+
+        @Option(name: .long, help: ArgumentHelp("Client spec, as in exports(5): vsock:CID, vsock:LOW-HIGH, vsock:*, an address or network, unix, *; optionally with (OPTS). Repeatable.", valueName: "spec"))
+        var to: [String] = []
+
+        @Option(name: .long, help: ArgumentHelp("Options for every client given, e.g. rw,no_root_squash (default: ro,root_squash,sync,no_subtree_check).", valueName: "opts"))
+        var options: String?
+
+        @OptionGroup var control: ControlOptions
+
+        func validate() throws {
+            guard !to.isEmpty else { throw ValidationError("give at least one client: --to vsock:CID (or another client spec)") }
+        }
+
+        func run() {
+            let response = control.send(.exportAdd(path: absolutePath(path), clients: to, options: options))
+            if !control.json { print(formatExportList(response.exports ?? []), terminator: "") }
+        }
+    }
+
+    struct Remove: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Stop exporting a directory (or stop exporting it to one client) on the running server.",
+            discussion: """
+                Clients of a removed export get NFS3ERR_STALE from their next call; a client removed \
+                from an export others keep gets NFS3ERR_ACCES. \(adminExitCodes)
+                """)
+
+        @Argument(help: "The exported directory.")
+        var path: String
+
+        @Option(name: .long, help: ArgumentHelp("Remove only this client's rule (as written in the export).", valueName: "spec"))
+        var from: String?
+
+        @OptionGroup var control: ControlOptions
+
+        func run() {
+            let response = control.send(.exportRemove(path: absolutePath(path), client: from))
+            if !control.json { print(formatExportList(response.exports ?? []), terminator: "") }
+        }
+    }
+}
+
+/// A path from the command line as the server names exports: an absolute path
+/// as given (exports name paths literally, as the exports file does); a relative
+/// one resolved against the working directory (the server has another).
+func absolutePath(_ path: String) -> String {
+    if path.hasPrefix("/") { return path }
+    if let resolved = realpath(path, nil) {
+        defer { free(resolved) }
+        return String(decoding: UnsafeRawBufferPointer(start: resolved, count: strlen(resolved)), as: UTF8.self)
+    }
+    var buffer = [CChar](repeating: 0, count: Int(PATH_MAX))
+    guard getcwd(&buffer, buffer.count) != nil else { return path }
+    return String(decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self) + "/" + path
+}
+
+func formatExportList(_ exports: [ControlResponse.ExportEntry]) -> String {
+    if exports.isEmpty { return "no exports\n" }
+    let clientWidth = max(15, (exports.flatMap(\.clients).map(\.client.count).max() ?? 0) + 2)
+    let optionsWidth = (exports.flatMap(\.clients).map(\.options.count).max() ?? 0) + 2
+    return exports.map { export in
+        var lines = ["\(export.path) (mounted as \(export.mountPath)\(export.fsid.map { ", fsid=\($0)" } ?? ""))"]
+        for client in export.clients {
+            lines.append("  " + client.client.padded(to: clientWidth) + client.options.padded(to: optionsWidth) + client.origin)
+        }
+        return lines.joined(separator: "\n")
+    }.joined(separator: "\n\n") + "\n"
+}
+
+func formatStatus(_ status: ControlResponse.ServerStatus) -> String {
+    var out = "vsnfs \(status.version), pid \(status.pid)\n\nlisteners\n"
+    for listener in status.listeners { out += "  \(listener)\n" }
+    out += "\nclients (\(status.clients.count) connected)\n"
+    for client in status.clients {
+        out += "  \(client.peer) on \(client.listener), connected \(client.connectedSeconds)s\n"
+        let exports = client.exports.map { "\($0.mountPath) (\($0.access), as \($0.client))" }
+        out += "    exports   " + (exports.isEmpty ? "none" : exports.joined(separator: ", ")) + "\n"
+        out += "    NFS       " + (client.nfsVersions.isEmpty ? "no calls yet" : client.nfsVersions.map { "v\($0)" }.joined(separator: ", "))
+        out += "; sessions: \(client.sessions)\n"
+        let operations = client.operations.map { "\($0.program) v\($0.version) \($0.procedure) \($0.count)" }
+        out += "    calls     \(client.calls)" + (operations.isEmpty ? "" : ": " + operations.joined(separator: ", ")) + "\n"
+    }
+    out += "\nauth table (as knfsd's auth.unix.ip)\n"
+    let peerWidth = max(14, (status.authTable.map(\.peer.count).max() ?? 0) + 2)
+    let domainWidth = max(14, (status.authTable.map(\.domain.count).max() ?? 0) + 2)
+    out += "  " + "#class".padded(to: 8) + "peer".padded(to: peerWidth) + "domain".padded(to: domainWidth) + "exports\n"
+    for row in status.authTable {
+        out += "  " + row.class.padded(to: 8) + row.peer.padded(to: peerWidth) + row.domain.padded(to: domainWidth)
+            + row.exports.joined(separator: ",") + "\n"
+    }
+    return out
+}
+
+extension String {
+    func padded(to width: Int) -> String {
+        count >= width ? self + " " : self + String(repeating: " ", count: width - count)
     }
 }

@@ -7,6 +7,8 @@ import Testing
 final class ServerProcess: Sendable {
     let process = Process()
     let stateDirectory: URL
+    /// The control socket ServerProcess gave it (nil when the test gave `--control` or `--no-control`).
+    let controlPath: String?
     /// A state directory the test made itself outsurvives this process, so a
     /// test can kill the server and start another on the same state.
     private let ownsStateDirectory: Bool
@@ -40,7 +42,11 @@ final class ServerProcess: Sendable {
         ownsStateDirectory = stateDirectory == nil
         self.stateDirectory = stateDirectory.map { URL(fileURLWithPath: $0) }
             ?? FileManager.default.temporaryDirectory.appendingPathComponent("vsnfs-state-\(UUID().uuidString)")
+        // A control socket of its own (the default path is one per user: tests run side by side).
+        self.controlPath = arguments.contains("--control") || arguments.contains("--no-control")
+            ? nil : self.stateDirectory.appendingPathComponent("control").path
         var serve = [Self.vsnfsPath, "serve"] + arguments + ["--state-dir", self.stateDirectory.path]
+            + (self.controlPath.map { ["--control", $0] } ?? [])
         if let user {
             serve = [try toolPath("setpriv"), "--reuid=\(user)", "--regid=\(user)", "--clear-groups", "--"] + serve
         }

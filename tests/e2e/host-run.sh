@@ -52,7 +52,8 @@ printf '%s vsock:3(rw,map_uid=1000:4501:1,map_gid=1000:4502:1)
 ' "$share" > "$work/exports"
 
 "$vsnfs" serve --exports "$work/exports" --listen "vhost-user:$work/vm3.sock:cid=3" \
-    --listen "vhost-user:$work/vm5.sock:cid=5" --state-dir "$work/state" > "$work/vsnfs.log" 2>&1 &
+    --listen "vhost-user:$work/vm5.sock:cid=5" --state-dir "$work/state" \
+    --control "$work/control" > "$work/vsnfs.log" 2>&1 &
 server=$!
 calls=""
 cleanup() { kill $server $calls 2>/dev/null || true; }
@@ -88,6 +89,29 @@ serve_calls() {
         sleep 0.1
     done
 }
+# Host steps of the control socket checks (host-workload.sh's t_control): the
+# running server scripted with vsnfs status and vsnfs export add/remove.
+host_control_status() {   # ROOT: status lists the guest (vsock:3), its calls, its export, its auth row
+    out=$("$vsnfs" status --control "$work/control") || fail "vsnfs status exited $?"
+    echo "$out" > "$work/status.txt"
+    echo "$out" | grep -Eq "^  vsock:3:[0-9]+ on vhost-user:" || fail "no client vsock:3 in: $out"
+    echo "$out" | grep -Fq "    exports   $1 (rw, as vsock:3)" || fail "vsock:3's export is not listed rw: $out"
+    echo "$out" | grep -Fq "    NFS       v3; sessions: none (NFSv3)" || fail "no NFSv3 use shown: $out"
+    echo "$out" | grep -E "^    calls     [0-9]+: " | grep -F "NFS v3 READ " | grep -Fq "NFS v3 WRITE " ||
+        fail "no READ and WRITE counts: $out"
+    echo "$out" | grep -Eq "^  nfsd +vsock:3 +vsock:3 +$1\$" || fail "no auth row for vsock:3: $out"
+    echo "$out" | grep -E "^    calls"
+}
+host_control_add() {   # ROOT: exports $work/added to vsock:3 at runtime; prints its path
+    mkdir -p "$work/added" && echo "added at runtime" > "$work/added/hello" || fail "cannot make $work/added"
+    "$vsnfs" export add "$work/added" --to vsock:3 --options rw --control "$work/control" > /dev/null ||
+        fail "vsnfs export add exited $?"
+    echo "$work/added"
+}
+host_control_remove() {   # ROOT: removes it again while the guest has it mounted
+    "$vsnfs" export remove "$work/added" --control "$work/control" > /dev/null || fail "vsnfs export remove exited $?"
+}
+
 serve_calls &
 calls=$!
 

@@ -83,6 +83,26 @@ t_mapped_user() {
     ls -ln "$MNT/mapped"
 }
 check "map_uid/map_gid: guest uid 1000 creates as host 4501 and sees the file as its own" t_mapped_user
+
+# The running server scripted from the host through its control socket: it
+# reports this guest, an export added at runtime mounts, and once removed the
+# guest kernel gets ESTALE from its next call.
+t_control() {
+    need_mount
+    on_host host_control_status || fail "vsnfs status on the host does not report this guest"
+    added=$(on_host host_control_add) || fail "vsnfs export add failed on the host: $added"
+    mkdir -p /mnt/added
+    mount -t vsnfs -o "vers=$VERS,actimeo=0" "$CID:$added" /mnt/added || fail "mount of $added (added at runtime) failed"
+    [ "$(cat /mnt/added/hello)" = "added at runtime" ] || { umount /mnt/added; fail "wrong content in the added export"; }
+    on_host host_control_remove || { umount /mnt/added; fail "vsnfs export remove failed on the host"; }
+    out=$(stat /mnt/added/hello 2>&1)
+    rc=$?
+    umount /mnt/added || umount -l /mnt/added
+    [ $rc -ne 0 ] || fail "stat after the export was removed succeeded: $out"
+    echo "$out" | grep -qi "stale" || fail "not ESTALE after the export was removed: $out"
+    echo "$out"
+}
+check "vsnfs status reports this guest; export add mounts, export remove gives ESTALE" t_control
 # For the host's check once this guest is gone: what the guest wrote.
 cat /tmp/guest-wrote 2>/dev/null
 

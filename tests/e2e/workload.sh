@@ -129,6 +129,7 @@ echo "e2e: kill mid-write: $(cat /tmp/killed-at 2>/dev/null || echo '?') of 3355
 
 t_refused() {
     vsnfs serve --exports /etc/vsnfs-exports --listen vsock:2050 --state-dir /var/lib/vsnfs-2 \
+        --control /run/vsnfs-2/control \
         >> /tmp/vsnfs-serve-2.log 2>&1 &
     pid2=$!
     i=0
@@ -157,7 +158,7 @@ t_full_export() {
     mount -t tmpfs -o size=2m,mode=0777 tmpfs $small || fail "mount tmpfs"
     head -c 300000 /dev/urandom > $small/keep
     want=$(sum $small/keep)
-    vsnfs serve $small --listen vsock:2051 --state-dir /var/lib/vsnfs-3 >> /tmp/vsnfs-serve-3.log 2>&1 &
+    vsnfs serve $small --listen vsock:2051 --state-dir /var/lib/vsnfs-3 --control /run/vsnfs-3/control >> /tmp/vsnfs-serve-3.log 2>&1 &
     pid3=$!
     i=0
     until mount -t vsnfs -o "vers=$VERS,port=2051" 1:/ /mnt/f 2>/dev/null; do

@@ -29,7 +29,7 @@ rm -rf "$work/share" "$work/state" "$sock"
 mkdir -p "$work/share" "$work/state"
 rm -f "$work/forwarded" "$work/fwd" "$work"/fwd_*
 "$vsnfs" serve "$work/share" --listen "vhost-user:$sock:cid=3:forward=$work/fwd" --state-dir "$work/state" \
-    --log-level debug > "$work/vsnfs.log" 2>&1 &
+    --control "$work/control" --log-level debug > "$work/vsnfs.log" 2>&1 &
 server=$!
 python3 "$top/tests/vhost-user/forward-peer.py" "$work/fwd" "$work/forwarded" &
 peer=$!
