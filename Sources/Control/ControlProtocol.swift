@@ -115,13 +115,21 @@ public struct ControlResponse: Codable, Hashable, Sendable {
         public var clients: [ConnectedClient]
         /// One row per connected peer and the client rule it matched, as knfsd's `auth.unix.ip` cache.
         public var authTable: [AuthRow]
+        /// The kernel's own view of the vsock listeners' ports (vsock_diag through
+        /// libnl-3): each socket, listening or connected; nil when it cannot be had.
+        public var vsockSockets: [String]?
+        /// Why `vsockSockets` is nil (no vsock listener, vsock_diag not loaded, libnl-3 missing).
+        public var vsockSocketsUnavailable: String?
 
-        public init(version: String, pid: Int32, listeners: [String], clients: [ConnectedClient], authTable: [AuthRow]) {
+        public init(version: String, pid: Int32, listeners: [String], clients: [ConnectedClient], authTable: [AuthRow],
+                    vsockSockets: [String]? = nil, vsockSocketsUnavailable: String? = nil) {
             self.version = version
             self.pid = pid
             self.listeners = listeners
             self.clients = clients
             self.authTable = authTable
+            self.vsockSockets = vsockSockets
+            self.vsockSocketsUnavailable = vsockSocketsUnavailable
         }
 
         public struct ConnectedClient: Codable, Hashable, Sendable {

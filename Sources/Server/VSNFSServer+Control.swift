@@ -102,8 +102,25 @@ extension VSNFSServer {
                 } + (connection.otherCalls > 0
                     ? [.init(program: "other", version: 0, procedure: "other", count: connection.otherCalls)] : [])))
         }
+        let kernel = Self.kernelVsockSockets(ports: Set(self.rpcServer.listeningSpecs.compactMap {
+            if case .vsock(_, let port) = $0 { return port }
+            return nil
+        }))
         return ControlResponse.ServerStatus(
             version: vsnfsVersion, pid: getpid(), listeners: self.rpcServer.listeningSpecs.map(\.description),
-            clients: clients, authTable: authRows)
+            clients: clients, authTable: authRows, vsockSockets: kernel.sockets, vsockSocketsUnavailable: kernel.why)
+    }
+
+    /// The kernel's vsock sockets on `ports` (the vsock listeners'), from
+    /// vsock_diag: what the kernel itself says listens and is connected, beside
+    /// the server's own list of connections.
+    static func kernelVsockSockets(ports: Set<UInt32>) -> (sockets: [String]?, why: String?) {
+        guard !ports.isEmpty else { return (nil, "no vsock listener") }
+        do {
+            let sockets = try listVsockSockets().filter { ports.contains($0.localPort) }
+            return (sockets.map(\.description), nil)
+        } catch {
+            return (nil, "\(error)")
+        }
     }
 }

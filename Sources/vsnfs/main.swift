@@ -442,6 +442,12 @@ func formatStatus(_ status: ControlResponse.ServerStatus) -> String {
         let operations = client.operations.map { "\($0.program) v\($0.version) \($0.procedure) \($0.count)" }
         out += "    calls     \(client.calls)" + (operations.isEmpty ? "" : ": " + operations.joined(separator: ", ")) + "\n"
     }
+    out += "\nvsock sockets (the kernel's vsock_diag)\n"
+    if let sockets = status.vsockSockets {
+        out += sockets.isEmpty ? "  none\n" : sockets.map { "  \($0)\n" }.joined()
+    } else {
+        out += "  unavailable: \(status.vsockSocketsUnavailable ?? "unknown")\n"
+    }
     out += "\nauth table (as knfsd's auth.unix.ip)\n"
     let peerWidth = max(14, (status.authTable.map(\.peer.count).max() ?? 0) + 2)
     let domainWidth = max(14, (status.authTable.map(\.domain.count).max() ?? 0) + 2)

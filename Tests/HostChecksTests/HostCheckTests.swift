@@ -2,7 +2,7 @@ import CSupport
 import Foundation
 import Server
 import Testing
-import Transport
+@testable import Transport
 @testable import HostChecks
 #if canImport(Glibc)
 import Glibc

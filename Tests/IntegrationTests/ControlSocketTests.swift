@@ -212,12 +212,17 @@ import Testing
         #expect(auth.first?["class"] as? String == "nfsd")
         #expect(auth.first?["peer"] as? String == "127.0.0.1")
         #expect(auth.first?["domain"] as? String == "127.0.0.0/8")
+        // The kernel's vsock view is for vsock listeners; this server has none.
+        #expect(body["vsockSocketsUnavailable"] as? String == "no vsock listener")
+        #expect(body["vsockSockets"] == nil)
 
         let text = try admin(server, ["status"], json: false)
         #expect(text.status == 0)
         #expect(text.stdout.contains("NFS v3 GETATTR 3"), "\(text.stdout)")
         #expect(text.stdout.contains("sessions: none (NFSv3)"), "\(text.stdout)")
         #expect(text.stdout.contains("auth.unix.ip"), "\(text.stdout)")
+        #expect(text.stdout.contains("vsock sockets (the kernel's vsock_diag)\n  unavailable: no vsock listener"),
+                "\(text.stdout)")
     }
 
     /// The socket is the server user's alone: 0600 in a 0700 directory; a second

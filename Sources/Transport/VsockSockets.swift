@@ -3,7 +3,8 @@ import Glibc
 #endif
 import CSupport
 
-/// One AF_VSOCK socket as the kernel's vsock_diag reports it (bound,
+/// One AF_VSOCK socket as the kernel's vsock_diag reports it (for `vsnfs doctor`
+/// and `vsnfs status`) (bound,
 /// listening or connected sockets; unbound ones are not reported).
 public struct VsockSocket: Hashable, Sendable, CustomStringConvertible {
     public enum State: Hashable, Sendable, CustomStringConvertible {
@@ -89,7 +90,7 @@ func sockDiagDump(_ request: [UInt8]) throws -> [UInt8] {
         vsnfs_sock_diag_dump(req.baseAddress, req.count, &out, &length, &error, error.count)
     }
     guard rc == 0, let out else {
-        let why = text(ofCString: error)
+        let why = String(decoding: error.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
         throw rc == VSNFS_DIAG_NO_LIBRARY ? SocketDiagnosticsError.libnlMissing(why) : .failed(why)
     }
     defer { free(out) }
