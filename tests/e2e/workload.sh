@@ -69,18 +69,6 @@ t_doctor() {
 }
 check "vsnfs doctor lists the server's vsock listener and connections (vsock_diag via libnl-3)" t_doctor
 
-# vsnfs status beside the server's own connection list shows the kernel's
-# (vsock_diag through libnl-3): the listener and the relay's connection.
-t_status_kernel_sockets() {
-    need_mount
-    out=$(vsnfs status 2>&1) || fail "vsnfs status failed: $out"
-    section=$(echo "$out" | sed -n '/^vsock sockets/,/^$/p')
-    echo "$section" | grep -Eq "^  \*:$PORT listening" || fail "listener not in status: $section"
-    echo "$section" | grep -Eq "^  [0-9]+:$PORT established with [0-9]+:[0-9]+" ||
-        fail "the relay's connection not in status: $section"
-    echo "$section"
-}
-check "vsnfs status lists the kernel's vsock sockets of its listener (vsock_diag via libnl-3)" t_status_kernel_sockets
 
 fs_checks
 
