@@ -19,6 +19,8 @@ public enum NFS4Limits {
     public static let maxArrayCount = 1024
     /// The security oids and GSS handles of EXCHANGE_ID/CREATE_SESSION.
     public static let maxSecurityOpaque = 1024
+    /// WRITE and READ data: the request or reply size bounds it first.
+    public static let maxDataLength = 64 << 20
 }
 
 // MARK: - Fixed-size identifiers
@@ -536,8 +538,7 @@ public enum CallbackSecParms4: Sendable, Hashable, XDRCodable {
     case none
     case sys(CallbackAuthSys)
     case gss(service: RPCGSSService, handleFromServer: [UInt8], handleFromClient: [UInt8])
-    /// A flavor this layer does not know: its body cannot be skipped, so
-    /// decoding fails; kept for encoding tests only.
+    /// Another flavor's body cannot be skipped: it is XDRError.invalidEnum (BADXDR).
     public init(xdr buffer: inout ByteBuffer) throws {
         switch try buffer.readXDRUInt32() {
         case NFS4Constants.authNone: self = .none
