@@ -6,6 +6,7 @@
 //   XDR, Transport (sockets, kernel peer identity) -> ONCRPC
 //   Transport -> Exports -> HostFS (the export list it serves; nothing of RPC)
 //   ONCRPC, Exports, HostFS -> NFSCore -> NFS3 -> Mount3 -> Server -> CLIs
+//   NFSCore, NFS3 (its errno table), NFS4Wire, NFS4State -> NFS4 -> Server
 // NFSCore is what every NFS version shares (the server context, call
 // authorization); each protocol version is its own target above it.
 // Transport sits beside XDR at the bottom so the RPC layer can hand every
@@ -59,10 +60,13 @@ let package = Package(
         // RPC dispatch is by (program, version): each version is its own RPCProgram.
         .target(name: "NFSCore", dependencies: ["ONCRPC", "Transport", "Exports", "HostFS", log, nioPosix]),
         .target(name: "NFS3", dependencies: ["NFSCore", "XDR", "ONCRPC", "Transport", "Exports", "HostFS", nioCore]),
+        // NFSv4.1/4.2 (RFC 8881, RFC 7862): COMPOUND, sessions, the pseudo file system, file operations.
+        .target(name: "NFS4", dependencies: ["NFSCore", "NFS3", "NFS4Wire", "NFS4State", "HostFS", "Exports", "ONCRPC",
+                                             "Transport", "XDR", nioCore, nioLocks]),
         .target(name: "Mount3", dependencies: ["NFS3", "NFSCore", "XDR", "ONCRPC", "Transport", "Exports", "HostFS",
                                                nioCore]),
         // Layer 7: server assembly (config, lifecycle, reload).
-        .target(name: "Server", dependencies: ["NFSCore", "NFS3", "Mount3", "Transport", "Exports", "HostFS", "ONCRPC", "XDR",
+        .target(name: "Server", dependencies: ["NFSCore", "NFS3", "NFS4", "Mount3", "Transport", "Exports", "HostFS", "ONCRPC", "XDR",
                                                "CSupport", log, nioCore, nioPosix, nioLocks]),
         // Layer 3, beside Transport: the vhost-user-vsock device (vhost-user back-end,
         // split virtqueues, virtio-vsock streams) that hands each guest connection on
@@ -82,6 +86,7 @@ let package = Package(
         .testTarget(name: "HostFSTests", dependencies: ["HostFS", "CSupport", nioCore]),
         // Drives the vsnfs executable (which `swift test` builds with the package) and the layers beneath.
         .testTarget(name: "IntegrationTests", dependencies: ["ONCRPC", "XDR", "Transport", "Exports", "NFSCore", "NFS3", "Mount3",
+                                                             "NFS4Wire",
                                                              "HostFS", "CSupport", log, nioCore, nioPosix]),
     ],
     swiftLanguageModes: [.v6]
