@@ -78,9 +78,13 @@ extension NFS4CompoundRunner {
             guard case .noCreate = args.openHow else { throw NFS4Status.inval }
             (file, call) = try object(modifies: writes)
             changeInfo = ChangeInfo4(atomic: false, before: 0, after: 0)
-        case .previous, .delegateCur, .delegatePrev, .delegCurFH, .delegPrevFH:
-            // Reclaims and delegation claims need a grace period and delegations: not yet.
-            throw NFS4Status.notsupp
+        case .previous:
+            // No grace period after a restart (later work): a client's reclaim is
+            // NO_GRACE, and it opens its files anew (CLAIM_NULL / CLAIM_FH).
+            throw NFS4Status.noGrace
+        case .delegateCur, .delegatePrev, .delegCurFH, .delegPrevFH:
+            // No delegations are granted, so none can be claimed.
+            throw NFS4Status.badStateid
         }
 
         let attributes = try fs.getattr(file, as: call.credentials)

@@ -19,26 +19,37 @@ struct NFS4PseudoFS {
     let fs: HostFileSystem
     /// The visible exports: mount path components and export id.
     let exports: [(path: [[UInt8]], id: UInt32)]
+    /// The mount paths of the exports this peer may not use.
+    let hidden: [[[UInt8]]]
 
     init(server: NFSServerContext, peer: PeerIdentity) {
         let table = server.authTable
         self.fs = server.hostFS
-        self.exports = table.exports.indices.compactMap { index in
-            guard table.access(for: peer, exportAt: index) != nil else { return nil }
-            return (ExportPaths.components(Array(table.exports[index].mountPath.utf8)), table.ids[index])
-        }
+        let paths = table.exports.map { ExportPaths.components(Array($0.mountPath.utf8)) }
+        let visible = table.exports.indices.map { table.access(for: peer, exportAt: $0) != nil }
+        self.exports = table.exports.indices.filter { visible[$0] }.map { (paths[$0], table.ids[$0]) }
+        self.hidden = table.exports.indices.filter { !visible[$0] }.map { paths[$0] }
     }
 
     /// What `path` names: an export's root, a pseudo directory on the way to
-    /// one, or nothing (NFS4ERR_NOENT).
+    /// one, or nothing. A path on the way to or at an export the peer may not
+    /// use is NFS4ERR_ACCESS, as MOUNT's MNT answers it (the guest's mount
+    /// then says it was refused); any other, NFS4ERR_NOENT. READDIR lists
+    /// neither.
     func node(at path: [[UInt8]]) throws -> NFS4Node {
         if let export = exports.first(where: { $0.path == path }) {
             return .object(try fs.rootHandle(exportID: export.id))
         }
-        if path.isEmpty || exports.contains(where: { $0.path.count > path.count && Array($0.path.prefix(path.count)) == path }) {
+        if path.isEmpty || exports.contains(where: { Self.isBelow(path, $0.path) }) {
             return .pseudo(path)
         }
+        if hidden.contains(where: { $0 == path || Self.isBelow(path, $0) }) { throw NFS4Status.access }
         throw NFS4Status.noent
+    }
+
+    /// Whether `path` is a proper prefix of `exportPath`.
+    static func isBelow(_ path: [[UInt8]], _ exportPath: [[UInt8]]) -> Bool {
+        exportPath.count > path.count && Array(exportPath.prefix(path.count)) == path
     }
 
     var root: NFS4Node {
@@ -47,7 +58,7 @@ struct NFS4PseudoFS {
 
     /// The names in the pseudo directory at `path`, sorted.
     func children(of path: [[UInt8]]) -> [[UInt8]] {
-        Set(exports.filter { $0.path.count > path.count && Array($0.path.prefix(path.count)) == path }
+        Set(exports.filter { Self.isBelow(path, $0.path) }
             .map { $0.path[path.count] }).sorted { $0.lexicographicallyPrecedes($1) }
     }
 

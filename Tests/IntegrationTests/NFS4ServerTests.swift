@@ -155,8 +155,10 @@ import XDR
         #expect(try names(one, s.base) == ["a", "b"])
         #expect(try names(one, s.base + ["a"]) == ["x"])
         #expect(try names(two, s.base + ["a"]) == ["y"])
-        // The other client's export is not there, by name or by handle.
-        let missing = try two.sequenced([.putrootfh] + (s.base + ["a", "x"]).map { .lookup(NFS4Name($0)) })
+        // The other client's export is refused by name (as MNT refuses it) and by handle.
+        let refused = try two.sequenced([.putrootfh] + (s.base + ["a", "x"]).map { .lookup(NFS4Name($0)) })
+        #expect(refused.statuses.last == .access)
+        let missing = try two.sequenced([.putrootfh] + (s.base + ["a", "z"]).map { .lookup(NFS4Name($0)) })
         #expect(missing.statuses.last == .noent)
         let xHandle = try one.handle(s.base + ["a", "x"])
         #expect(try two.sequenced([.putfh(xHandle), .getattr([NFS4Attribute.type.rawValue])]).statuses.last == .access)
