@@ -40,7 +40,7 @@ enum NFS4AttributeMapping {
         var r = NFS4Attributes()
         r.supportedAttrs = NFS4Attribute.all
         r.type = NFS4FileType(rawValue: a.type.rawValue)
-        r.fhExpireType = 0  // FH4_PERSISTENT
+        r.fhExpireType = NFS4Constants.fh4Persistent
         r.change = change(a)
         r.size = a.size
         r.linkSupport = true

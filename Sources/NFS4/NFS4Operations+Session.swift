@@ -5,22 +5,17 @@ import NFSCore
 
 // Client and session operations (RFC 8881 §18.35-18.37, §18.33-18.34, §18.50-18.51).
 extension NFS4CompoundRunner {
-    static let exchangeIDFlagConfirmed: UInt32 = 0x8000_0000
-    static let exchangeIDFlagUpdateConfirmed: UInt32 = 0x0000_0001
-    static let exchangeIDFlagUseNonPNFS: UInt32 = 0x0001_0000
-    static let createSessionFlagBackChannel: UInt32 = 0x2
-
     mutating func exchangeID(_ args: NFS4ExchangeIDArgs) throws -> NFS4Result {
         guard case .none = args.stateProtect else { throw NFS4Status.encrAlgUnsupp }
-        let update = args.flags & Self.exchangeIDFlagUpdateConfirmed != 0
+        let update = args.flags & NFS4Constants.exchgidFlagUpdConfirmedRecA != 0
         let host = peer.host
         let principal = self.principal
         let exchange = try state.tables.withLockedValue { t in
             try t.clients.exchangeID(owner: args.clientOwner.ownerID.bytes, verifier: args.clientOwner.verifier,
                                      host: host, principal: principal, update: update, now: .now)
         }
-        var flags = Self.exchangeIDFlagUseNonPNFS
-        if exchange.confirmed { flags |= Self.exchangeIDFlagConfirmed }
+        var flags = NFS4Constants.exchgidFlagUseNonPNFS
+        if exchange.confirmed { flags |= NFS4Constants.exchgidFlagConfirmedR }
         let owner = NFS4Opaque(state.serverOwner)
         return .exchangeID(.ok(NFS4ExchangeIDResOK(
             clientID: exchange.clientID, sequenceID: exchange.sequenceID, flags: flags, stateProtect: .none,
@@ -28,7 +23,7 @@ extension NFS4CompoundRunner {
     }
 
     mutating func createSession(_ args: NFS4CreateSessionArgs) throws -> NFS4Result {
-        let back = args.flags & Self.createSessionFlagBackChannel != 0
+        let back = args.flags & NFS4Constants.createSessionFlagConnBackChan != 0
         let connection = self.connection
         let principal = self.principal
         let creation = try state.tables.withLockedValue { t in
@@ -40,7 +35,7 @@ extension NFS4CompoundRunner {
         state.release(creation.replacedClients)
         let session = creation.session
         return .createSession(.ok(NFS4CreateSessionResOK(
-            sessionID: session.id, sequence: args.sequence, flags: back ? Self.createSessionFlagBackChannel : 0,
+            sessionID: session.id, sequence: args.sequence, flags: back ? NFS4Constants.createSessionFlagConnBackChan : 0,
             foreChannelAttrs: session.foreChannel, backChannelAttrs: session.backChannel)))
     }
 

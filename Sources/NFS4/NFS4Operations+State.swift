@@ -7,11 +7,9 @@ import NIOCore
 // Opens, I/O under stateids, and byte-range locks (RFC 8881 §18.16-18.18,
 // §18.2, §18.22, §18.32, §18.10-18.12, §18.48, §18.38).
 extension NFS4CompoundRunner {
-    static let shareAccessMask: UInt32 = 0x3
-    /// OPEN4_SHARE_ACCESS_WANT_* (§18.16.3): delegation wishes in share_access.
-    static let shareWantMask: UInt32 = 0xFF00
-    /// OPEN4_RESULT_LOCKTYPE_POSIX.
-    static let openResultPOSIXLocks: UInt32 = 0x4
+    static let shareAccessMask = NFS4Constants.shareAccessBoth
+    /// OPEN4_SHARE_ACCESS_WANT_* and their flags (§18.16.3): delegation wishes in share_access.
+    static let shareWantMask: UInt32 = ~0xFF
 
     mutating func open(_ args: NFS4OpenArgs) throws -> NFS4Result {
         let clientID = try requireSession()
@@ -111,10 +109,15 @@ extension NFS4CompoundRunner {
         let open = try state.tables.withLockedValue { t in try t.opens.open(owner: owner, file: key, access: access, deny: deny) }
         current = .object(file)
         currentStateID = open.stateID
-        let delegation: OpenDelegation4 = args.shareAccess & Self.shareWantMask == 0
-            ? .none : .noneExt(.other(.notSuppFtype))
+        // No delegations yet: a client that said what it wants is told why not.
+        let delegation: OpenDelegation4
+        switch args.shareAccess & NFS4Constants.shareAccessWantDelegMask {
+        case NFS4Constants.shareAccessWantNoPreference: delegation = .none
+        case NFS4Constants.shareAccessWantNoDeleg: delegation = .noneExt(.other(.notWanted))
+        default: delegation = .noneExt(.resource(serverWillSignalAvailable: false))
+        }
         return .open(.ok(NFS4OpenResOK(stateID: open.stateID, changeInfo: changeInfo,
-                                       resultFlags: Self.openResultPOSIXLocks, attrSet: attrSet, delegation: delegation)))
+                                       resultFlags: NFS4Constants.openResultLocktypePosix, attrSet: attrSet, delegation: delegation)))
     }
 
     mutating func openDowngrade(_ args: NFS4OpenDowngradeArgs) throws -> NFS4Result {

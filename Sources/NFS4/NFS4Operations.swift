@@ -155,7 +155,7 @@ extension NFS4CompoundRunner {
             a.supportedAttrs = NFS4Attribute.all
             a.filehandle = pseudo().handle(node)
             a.leaseTime = state.leaseSeconds
-            a.fhExpireType = 0
+            a.fhExpireType = NFS4Constants.fh4Persistent
             a.linkSupport = true
             a.symlinkSupport = true
             a.namedAttr = false
