@@ -106,7 +106,11 @@ extension NFS4CompoundRunner {
             // No delegations are granted yet, so none can be returned.
             throw NFS4Status.badStateid
 
-        case .seek, .allocate, .deallocate, .copy, .clone, .unsupported:
+        case .seek(let args): return try seek(args)
+        case .allocate(let args), .deallocate(let args): return try allocate(args, deallocate: operation.opcode == .deallocate)
+        case .copy(let args): return try copy(args)
+        case .clone(let args): return try clone(args)
+        case .unsupported:
             throw NFS4Status.notsupp
         }
     }

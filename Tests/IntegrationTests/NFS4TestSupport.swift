@@ -69,6 +69,8 @@ func decodeCompoundReply(_ buffer: ByteBuffer) throws -> NFS4TestReply {
             case .readlink: value = try NFS4Name(xdr: &b)
             case .secinfo, .secinfoNoName:
                 value = try b.readXDRArray(maxCount: 16, minimumElementSize: 4) { try SecInfo4(xdr: &$0) }
+            case .seek: value = try NFS4SeekResOK(xdr: &b)
+            case .copy: value = try NFS4CopyResOK(xdr: &b)
             case .testStateid:
                 value = try b.readXDRArray(maxCount: 1024, minimumElementSize: 4) { try $0.readXDRUInt32() }
             case .readdir:
@@ -152,15 +154,16 @@ final class NFS4TestClient {
     }
 
     /// SEQUENCE (slot 0, the next sequence ID) and the operations, as COMPOUND4args.
-    func sequencedArguments(_ operations: [NFS4Operation], cacheThis: Bool = false, slot: UInt32 = 0) -> ByteBuffer {
+    func sequencedArguments(_ operations: [NFS4Operation], cacheThis: Bool = false, slot: UInt32 = 0,
+                            minorVersion: UInt32 = 1) -> ByteBuffer {
         sequenceID += 1
         let sequence = NFS4Operation.sequence(NFS4SequenceArgs(sessionID: sessionID, sequenceID: sequenceID, slotID: slot,
                                                                highestSlotID: slot, cacheThis: cacheThis))
-        return Self.arguments([sequence] + operations)
+        return Self.arguments([sequence] + operations, minorVersion: minorVersion)
     }
 
-    func sequenced(_ operations: [NFS4Operation], cacheThis: Bool = false) throws -> NFS4TestReply {
-        try send(sequencedArguments(operations, cacheThis: cacheThis))
+    func sequenced(_ operations: [NFS4Operation], cacheThis: Bool = false, minorVersion: UInt32 = 1) throws -> NFS4TestReply {
+        try send(sequencedArguments(operations, cacheThis: cacheThis, minorVersion: minorVersion))
     }
 
     /// The handle of `path` (components below the pseudo-root).
