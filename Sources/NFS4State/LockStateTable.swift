@@ -1,14 +1,7 @@
 import NFS4Wire
 
-/// A lock-owner (RFC 8881 §2.4): a client and the opaque owner it named.
-public struct LockOwner: Hashable, Sendable {
-    public var clientID: ClientID
-    public var owner: [UInt8]
-    public init(clientID: ClientID, owner: [UInt8]) {
-        self.clientID = clientID
-        self.owner = owner
-    }
-}
+/// A lock-owner (RFC 8881 §2.4): like an open-owner, a client and the opaque owner it named.
+public typealias LockOwner = OpenOwner
 
 /// One lock-owner's locks on one file, as a stateid (RFC 8881 §8.2, §9.5).
 /// The locks themselves are the kernel's (HostFS.ByteRangeLocks); this is
@@ -63,9 +56,8 @@ public struct LockStateTable: Sendable {
         if stateID.special != nil { throw .badStateid }
         guard stateID.otherHigh == epoch else { throw .staleStateid }
         guard let state = locks[stateID.otherLow], state.owner.clientID == clientID else { throw .badStateid }
-        if stateID.seqid == 0 || stateID.seqid == state.stateID.seqid { return state }
-        if state.stateID.seqid &- stateID.seqid < 0x8000_0000 { throw .oldStateid }
-        throw .badStateid
+        try OpenTable.checkSeqid(stateID.seqid, current: state.stateID.seqid)
+        return state
     }
 
     /// A granted LOCK or LOCKU: the stateid's seqid advances.

@@ -107,10 +107,16 @@ public struct OpenTable: Sendable {
         if stateID.special != nil { throw .badStateid }
         guard stateID.otherHigh == epoch else { throw .staleStateid }
         guard let state = opens[stateID.otherLow], state.owner.clientID == clientID else { throw .badStateid }
-        if stateID.seqid == 0 || stateID.seqid == state.stateID.seqid { return state }
+        try Self.checkSeqid(stateID.seqid, current: state.stateID.seqid)
+        return state
+    }
+
+    /// A stateid's seqid against the state's current one (§8.2.2): 0 or the
+    /// current one is fine; an earlier one OLD_STATEID, a later one BAD_STATEID.
+    public static func checkSeqid(_ sent: UInt32, current: UInt32) throws(NFS4Status) {
+        if sent == 0 || sent == current { return }
         // Seqids wrap past 2^32 - 1 to 1 (§8.2.2): "older" is within half the range behind.
-        let behind = state.stateID.seqid &- stateID.seqid
-        if behind < 0x8000_0000 { throw .oldStateid }
+        if current &- sent < 0x8000_0000 { throw .oldStateid }
         throw .badStateid
     }
 
