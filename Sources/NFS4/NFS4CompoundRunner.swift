@@ -55,6 +55,7 @@ struct NFS4CompoundRunner {
         state.expireLeases(now: .now)
         var results: [NFS4Result] = []
         var sequenced: (session: SessionID, slot: UInt32, cache: Bool)?
+        var cacheLimit = 0
         let operations = request.operations
 
         // The first operation decides whether the COMPOUND runs in a session.
@@ -65,15 +66,19 @@ struct NFS4CompoundRunner {
                 let digest = requestDigest(arguments.readableBytesView)
                 let now = ContinuousClock.now
                 let connection = self.connection
-                let outcome: Result<ClientTable.Sequenced, NFS4Status> = state.tables.withLockedValue { t in
-                    guard let session = t.clients.sessions[args.sessionID] else { return .failure(.badsession) }
+                let host = peer.host
+                let outcome: Result<(ClientTable.Sequenced, cacheLimit: Int), NFS4Status> = state.tables.withLockedValue { t in
+                    guard let session = t.clients.sessions[args.sessionID], t.owns(session.clientID, host: host) else {
+                        return .failure(.badsession)
+                    }
                     if totalOps > Int(session.foreChannel.maxOperations) { return .failure(.tooManyOps) }
                     if size > Int(session.foreChannel.maxRequestSize) { return .failure(.reqTooBig) }
                     do {
-                        return .success(try t.clients.sequence(sessionID: args.sessionID, slotID: args.slotID,
-                                                               sequenceID: args.sequenceID,
-                                                               highestSlotID: args.highestSlotID, requestDigest: digest,
-                                                               connection: connection, now: now))
+                        return .success((try t.clients.sequence(sessionID: args.sessionID, slotID: args.slotID,
+                                                                sequenceID: args.sequenceID,
+                                                                highestSlotID: args.highestSlotID, requestDigest: digest,
+                                                                connection: connection, now: now),
+                                         Int(session.foreChannel.maxResponseSizeCached)))
                     } catch {
                         return .failure(error as? NFS4Status ?? .serverfault)
                     }
@@ -81,7 +86,8 @@ struct NFS4CompoundRunner {
                 switch outcome {
                 case .failure(let status):
                     return encode(NFS4CompoundResponse(tag: request.tag, results: [.sequence(.error(status))]))
-                case .success(let s):
+                case .success(let (s, limit)):
+                    cacheLimit = limit
                     switch s.verdict {
                     case .replay(let reply):
                         return reply
@@ -125,9 +131,11 @@ struct NFS4CompoundRunner {
         }
         let reply = encode(NFS4CompoundResponse(tag: request.tag, results: results))
         if let sequenced {
+            // A reply larger than ca_maxresponsesize_cached is not kept (a retry of it is
+            // RETRY_UNCACHED_REP): the cache holds at most that much per slot.
+            let cache = sequenced.cache && reply.readableBytes <= cacheLimit
             state.tables.withLockedValue {
-                $0.clients.complete(sessionID: sequenced.session, slotID: sequenced.slot, reply: reply,
-                                    cache: sequenced.cache)
+                $0.clients.complete(sessionID: sequenced.session, slotID: sequenced.slot, reply: reply, cache: cache)
             }
         }
         return reply

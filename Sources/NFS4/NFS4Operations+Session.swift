@@ -26,8 +26,10 @@ extension NFS4CompoundRunner {
         let back = args.flags & NFS4Constants.createSessionFlagConnBackChan != 0
         let connection = self.connection
         let principal = self.principal
+        let host = peer.host
         let creation = try state.tables.withLockedValue { t in
-            try t.clients.createSession(clientID: args.clientID, sequence: args.sequence, fore: args.foreChannelAttrs,
+            guard t.owns(args.clientID, host: host) else { throw NFS4Status.staleClientid }
+            return try t.clients.createSession(clientID: args.clientID, sequence: args.sequence, fore: args.foreChannelAttrs,
                                         back: args.backChannelAttrs, callbackProgram: args.callbackProgram,
                                         backChannelOnThisConnection: back, connection: connection,
                                         principal: principal, now: .now)
@@ -40,12 +42,20 @@ extension NFS4CompoundRunner {
     }
 
     mutating func destroySession(_ id: SessionID) throws -> NFS4Result {
-        try state.tables.withLockedValue { t in try t.clients.destroySession(id) }
+        let host = peer.host
+        try state.tables.withLockedValue { t in
+            guard t.owns(session: id, host: host) else { throw NFS4Status.badsession }
+            try t.clients.destroySession(id)
+        }
         return .status(.destroySession, .ok)
     }
 
     mutating func destroyClientID(_ id: ClientID) throws -> NFS4Result {
-        try state.tables.withLockedValue { t in try t.clients.destroyClient(id) }
+        let host = peer.host
+        try state.tables.withLockedValue { t in
+            guard t.owns(id, host: host) else { throw NFS4Status.staleClientid }
+            try t.clients.destroyClient(id)
+        }
         state.release([id])
         return .status(.destroyClientid, .ok)
     }
@@ -54,7 +64,9 @@ extension NFS4CompoundRunner {
         let fore = args.direction != .back
         let back = args.direction != .fore
         let connection = self.connection
+        let host = peer.host
         try state.tables.withLockedValue { t in
+            guard t.owns(session: args.sessionID, host: host) else { throw NFS4Status.badsession }
             try t.clients.bind(connection: connection, to: args.sessionID, fore: fore, back: back)
         }
         let direction: ChannelDirFromServer4 = fore && back ? .both : (fore ? .fore : .back)

@@ -3,6 +3,7 @@ import HostFS
 import NFS4State
 import NFS4Wire
 import NIOConcurrencyHelpers
+import Transport
 
 /// Every NFSv4.1 table of one server, under one lock: client records and
 /// sessions, opens, lock stateids. Held only to read or change the tables,
@@ -11,6 +12,19 @@ struct NFS4Tables: Sendable {
     var clients: ClientTable
     var opens: OpenTable
     var locks: LockStateTable
+
+    /// Whether `clientID` is a client of `host`. Client and session IDs are
+    /// not secrets, so every operation naming one (SEQUENCE's session,
+    /// CREATE_SESSION's and DESTROY_CLIENTID's client, DESTROY_SESSION,
+    /// BIND_CONN_TO_SESSION) is refused for a client of another host: one
+    /// guest cannot use or end another guest's state.
+    func owns(_ clientID: ClientID, host: PeerHost) -> Bool {
+        clients.clients[clientID]?.key.host == host
+    }
+
+    func owns(session: SessionID, host: PeerHost) -> Bool {
+        clients.sessions[session].map { owns($0.clientID, host: host) } ?? false
+    }
 
     /// Releases the state of clients that are gone (lease expired, replaced,
     /// destroyed). Returns them, for the kernel locks to be released outside the lock.

@@ -121,6 +121,20 @@ import XDR
         #expect(try c.sequenced(Array(repeating: .putrootfh, count: 20)).statuses == [.tooManyOps])
     }
 
+    @Test("RFC 8881 2.10.8.3: another host's session and client ID are refused (BADSESSION, STALE_CLIENTID)")
+    func sessionsBelongToTheirHost() throws {
+        let s = try Setup()
+        let owner = try s.session(from: "127.0.0.1")
+        let other = try s.client(from: "127.0.0.2")
+        other.sessionID = owner.sessionID
+        other.clientID = owner.clientID
+        #expect(try other.sequenced([.putrootfh]).statuses == [.badsession])
+        #expect(try other.compound([.destroySession(owner.sessionID)]).statuses == [.badsession])
+        #expect(try other.compound([.destroyClientID(owner.clientID)]).statuses == [.staleClientid])
+        // The owner's session is untouched.
+        #expect(try owner.sequenced([.putrootfh]).status == .ok)
+    }
+
     @Test("RFC 8881 16.2.3: minor versions other than 1 and 2 are NFS4ERR_MINOR_VERS_MISMATCH with no results")
     func minorVersionMismatch() throws {
         let s = try Setup()
