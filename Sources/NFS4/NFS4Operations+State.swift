@@ -70,7 +70,9 @@ extension NFS4CompoundRunner {
                 }
                 file = node.handle
                 changeInfo = NFS4AttributeMapping.changeInfo(node.directory)
-                created = node.directory.before.map { before in node.directory.after.map { $0 != before } ?? true } ?? true
+                // Created here when the directory changed (its ctime, which a lookup leaves alone).
+                created = node.directory.before.map(NFS4AttributeMapping.change) != node.directory.after.map(NFS4AttributeMapping.change)
+                    || node.directory.before == nil
             }
         case .fh:
             guard case .noCreate = args.openHow else { throw NFS4Status.inval }
