@@ -124,7 +124,14 @@ extension NFS4CompoundRunner {
         }
         switch try currentNode() {
         case .pseudo(let path):
-            return try pseudo().node(at: path + [name.bytes])
+            do {
+                return try pseudo().node(at: path + [name.bytes])
+            } catch NFS4Status.access {
+                // As MNT logs it: the guest's mount says it was refused, the host's log says who.
+                let shown = "/" + (path + [name.bytes]).map { String(decoding: $0, as: UTF8.self) }.joined(separator: "/")
+                server.logger.info("NFSv4 LOOKUP \(shown) refused: \(peer) has no access")
+                throw NFS4Status.access
+            }
         case .object(let h):
             let call = try authorize(h, modifies: false)
             let node = try fs.lookup(h, name.bytes, as: call.credentials)

@@ -172,6 +172,7 @@ import XDR
         // The other client's export is refused by name (as MNT refuses it) and by handle.
         let refused = try two.sequenced([.putrootfh] + (s.base + ["a", "x"]).map { .lookup(NFS4Name($0)) })
         #expect(refused.statuses.last == .access)
+        try s.server.waitForLog("/a/x refused: tcp:127.0.0.2:")
         let missing = try two.sequenced([.putrootfh] + (s.base + ["a", "z"]).map { .lookup(NFS4Name($0)) })
         #expect(missing.statuses.last == .noent)
         let xHandle = try one.handle(s.base + ["a", "x"])
