@@ -53,11 +53,8 @@ public struct LockStateTable: Sendable {
 
     /// The lock state a stateid names, for `clientID` (same rules as open stateids, §8.2.4).
     public func validate(_ stateID: StateID, clientID: ClientID) throws(NFS4Status) -> LockState {
-        if stateID.special != nil { throw .badStateid }
-        guard stateID.otherHigh == epoch else { throw .staleStateid }
-        guard let state = locks[stateID.otherLow], state.owner.clientID == clientID else { throw .badStateid }
-        try OpenTable.checkSeqid(stateID.seqid, current: state.stateID.seqid)
-        return state
+        try OpenTable.validate(stateID, epoch: epoch, clientID: clientID, in: locks, client: \.owner.clientID,
+                               current: \.stateID)
     }
 
     /// A granted LOCK or LOCKU: the stateid's seqid advances.
