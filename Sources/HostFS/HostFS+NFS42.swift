@@ -31,8 +31,9 @@ extension HostFileSystem {
 
     /// ALLOCATE (`punchHole` false) or DEALLOCATE (true, the size kept) of a range.
     public func allocate(_ h: ObjectHandle, offset: UInt64, length: UInt64, punchHole: Bool, as cred: Credentials) throws {
-        guard length > 0, length <= UInt64(Int64.max), let start = fileOffset(offset, length: 0),
-              offset.addingReportingOverflow(length).partialValue <= UInt64(Int64.max) else { throw FSError.errno(EINVAL) }
+        guard length > 0, length <= UInt64(Int64.max), let start = fileOffset(offset, length: Int(length)) else {
+            throw FSError.errno(EFBIG)
+        }
         try dataFile(h, write: true, as: cred) { fd, _ in
             _ = try shim { hostfs_fallocate(fd, punchHole ? 1 : 0, Int64(start), Int64(length)) }
         }
@@ -46,6 +47,9 @@ extension HostFileSystem {
             try dataFile(destination, write: true, as: cred) { dst, _ in
                 guard sourceOffset <= sourceAttributes.size else { throw FSError.errno(EINVAL) }
                 let wanted = count == 0 ? sourceAttributes.size - sourceOffset : count
+                // Both ranges within off_t (copy_file_range's offsets), checked before any arithmetic.
+                guard wanted <= UInt64(Int64.max), fileOffset(sourceOffset, length: Int(wanted)) != nil,
+                      fileOffset(destinationOffset, length: Int(wanted)) != nil else { throw FSError.errno(EFBIG) }
                 var done: UInt64 = 0
                 while done < wanted {
                     let n = try shim { hostfs_copy_range(src, Int64(sourceOffset + done), dst,

@@ -273,8 +273,10 @@ extension NFS4CompoundRunner {
         case .pseudo(let path):
             // Cookies: 3 + the child's index (1 and 2 are reserved, §18.23.3).
             let children = pseudo().children(of: path)
+            guard args.cookie == 0 || (3...UInt64(children.count + 2)).contains(args.cookie) else {
+                throw NFS4Status.badCookie
+            }
             let start = args.cookie == 0 ? 0 : Int(args.cookie) - 2
-            guard start >= 0, start <= children.count else { throw NFS4Status.badCookie }
             var eof = true
             for index in start..<children.count {
                 let child = try pseudo().node(at: path + [children[index]])

@@ -96,6 +96,14 @@ import XDR
         let result = try #require(copied.value(.copy, NFS4CopyResOK.self), "\(copied.statuses)")
         #expect(result.response.count == UInt64(bytes.count) && result.response.callbackID == nil)
         #expect(try Data(contentsOf: URL(fileURLWithPath: s.export + "/dst")) == Data(bytes))
+        // Offsets past what a file can hold are refused, not computed with.
+        let far = try s.client.sequenced([.putfh(src), .savefh, .putfh(dst), .copy(NFS4CopyArgs(
+            sourceStateID: srcState, destinationStateID: dstState, sourceOffset: 0, destinationOffset: .max - 10, count: 0,
+            consecutive: true, synchronous: true, sourceServers: []))], minorVersion: 2)
+        #expect(far.statuses.last == .fbig)
+        let farAllocate = try s.client.sequenced([.putfh(dst), .allocate(NFS4AllocateArgs(
+            stateID: dstState, offset: .max - 10, length: 100))], minorVersion: 2)
+        #expect(farAllocate.statuses.last == .fbig)
         let (cloned, clonedState) = try s.open("cloned")
         let clone = try s.client.sequenced([.putfh(src), .savefh, .putfh(cloned), .clone(NFS4CloneArgs(
             sourceStateID: srcState, destinationStateID: clonedState, sourceOffset: 0, destinationOffset: 0, count: 0))],

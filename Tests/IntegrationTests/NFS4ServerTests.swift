@@ -252,6 +252,10 @@ import XDR
             b.writeBytes((0..<64).map { _ in UInt8.random(in: 0...255, using: &random) })
             _ = try c.raw(b)
         }
+        // Well-formed values at the edges: a pseudo directory's cookie past any entry.
+        let cookie = try c.sequenced([.putrootfh, .readdir(NFS4ReaddirArgs(
+            cookie: .max, cookieVerifier: .zero, dirCount: 1024, maxCount: 4096, attrRequest: []))])
+        #expect(cookie.statuses.last == .badCookie)
         #expect(try c.sequenced([.putrootfh, .getfh]).status == .ok)
     }
 }
