@@ -7,7 +7,7 @@
 #                           virtio-vsock speaks RPC to it across reboots and QEMU restarts, and port
 #                           forwarding both ways (tests/vhost-user/qemu-smoke.sh)
 #   make images     the test guest: Debian kernel + busybox initramfs + our binaries (vm-images/)
-#   make e2e        boot the test guest and run the NFS workload over vsock (E2E_VERS=3 or "3 4.1"),
+#   make e2e        boot the test guest and run the NFS workload over vsock (E2E_VERS, default "3 4.1"; 4.2 too),
 #                   with vsnfs inside the guest on the loopback CID (tests/e2e/run.sh)
 #   make e2e-host   vsnfs on the host behind vhost-user-vsock devices; the test guest mounts it with
 #                   mount -t vsnfs and runs the same checks, a second guest (CID 5) is refused
@@ -32,7 +32,7 @@
 # (.build-guest) so they never disturb the default .build.
 
 SWIFT    ?= swift
-E2E_VERS ?= 3
+E2E_VERS ?= 3 4.1
 TEST_TIMEOUT ?= 1800
 
 .PHONY: all build test test-virtio-vsock smoke-vhost-user images e2e e2e-host e2e-share bench clean fuzz fuzz-build fuzz-ci fuzz-merge test-asan test-tsan \

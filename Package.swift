@@ -6,6 +6,7 @@
 //   XDR, Transport (sockets, kernel peer identity) -> ONCRPC
 //   Transport -> Exports -> HostFS (the export list it serves; nothing of RPC)
 //   ONCRPC, Exports, HostFS -> NFSCore -> NFS3 -> Mount3 -> Server -> CLIs
+//   NFSCore, NFS3 (its errno table), NFS4Wire, NFS4State -> NFS4 -> Server
 // NFSCore is what every NFS version shares (the server context, call
 // authorization); each protocol version is its own target above it.
 //   XDR -> NFS4Wire (NFSv4.1/4.2 wire types and COMPOUND codecs; no server logic)
@@ -62,12 +63,15 @@ let package = Package(
         // RPC dispatch is by (program, version): each version is its own RPCProgram.
         .target(name: "NFSCore", dependencies: ["ONCRPC", "Transport", "Exports", "HostFS", log, nioPosix]),
         .target(name: "NFS3", dependencies: ["NFSCore", "XDR", "ONCRPC", "Transport", "Exports", "HostFS", nioCore]),
+        // NFSv4.1/4.2 (RFC 8881, RFC 7862): COMPOUND, sessions, the pseudo file system, file operations.
+        .target(name: "NFS4", dependencies: ["NFSCore", "NFS3", "NFS4Wire", "NFS4State", "HostFS", "Exports", "ONCRPC",
+                                             "Transport", "XDR", nioCore, nioLocks]),
         .target(name: "Mount3", dependencies: ["NFS3", "NFSCore", "XDR", "ONCRPC", "Transport", "Exports", "HostFS",
                                                nioCore]),
         // Layer 7: the control socket's protocol and client (`vsnfs status`, `vsnfs export ...`).
         .target(name: "Control"),
         // Layer 7: server assembly (config, lifecycle, reload, the control socket's server side).
-        .target(name: "Server", dependencies: ["NFSCore", "NFS3", "Mount3", "Transport", "Exports", "HostFS", "ONCRPC",
+        .target(name: "Server", dependencies: ["NFSCore", "NFS3", "NFS4", "Mount3", "Transport", "Exports", "HostFS", "ONCRPC",
                                                "XDR", "Control", "CSupport", log, nioCore, nioPosix, nioLocks]),
         // Beside Server: the host checks of `vsnfs doctor` (and the vsock socket list
         // `vsnfs status` can use); libnl-3 and libtirpc are loaded at run time by CSupport.
@@ -100,6 +104,7 @@ let package = Package(
         .testTarget(name: "HostFSTests", dependencies: ["HostFS", "CSupport", nioCore]),
         // Drives the vsnfs executable (which `swift test` builds with the package) and the layers beneath.
         .testTarget(name: "IntegrationTests", dependencies: ["ONCRPC", "XDR", "Transport", "Exports", "NFSCore", "NFS3", "Mount3", "Control",
+                                                             "NFS4Wire",
                                                              "HostFS", "CSupport", log, nioCore, nioPosix]),
     ],
     swiftLanguageModes: [.v6]

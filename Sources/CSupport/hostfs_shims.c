@@ -160,3 +160,27 @@ int hostfs_openat2_cached(int dirfd, const char *name, int flags) {
     return -ENOSYS;
 #endif
 }
+
+int64_t hostfs_seek_data(int fd, int64_t offset, int hole) {
+    off_t r = lseek(fd, (off_t)offset, hole ? SEEK_HOLE : SEEK_DATA);
+    return r < 0 ? -errno : (int64_t)r;
+}
+
+int hostfs_fallocate(int fd, int punch_hole, int64_t offset, int64_t length) {
+    int mode = punch_hole ? (FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE) : 0;
+    return fallocate(fd, mode, (off_t)offset, (off_t)length) < 0 ? -errno : 0;
+}
+
+int64_t hostfs_copy_range(int src, int64_t src_offset, int dst, int64_t dst_offset, uint64_t length) {
+    loff_t in = (loff_t)src_offset, out = (loff_t)dst_offset;
+    size_t n = length > (uint64_t)0x7ffff000 ? (size_t)0x7ffff000 : (size_t)length;
+    ssize_t r = copy_file_range(src, &in, dst, &out, n, 0);
+    return r < 0 ? -errno : (int64_t)r;
+}
+
+int hostfs_clone_range(int src, int64_t src_offset, int dst, int64_t dst_offset, uint64_t length) {
+    struct file_clone_range range = {
+        .src_fd = src, .src_offset = (uint64_t)src_offset, .src_length = length, .dest_offset = (uint64_t)dst_offset,
+    };
+    return ioctl(dst, FICLONERANGE, &range) < 0 ? -errno : 0;
+}

@@ -87,14 +87,7 @@ public struct MountProgram: RPCProgram {
     }
 
     /// `/a//b/` -> `/a/b`; always starts with `/`.
-    static func normalize(_ path: [UInt8]) -> [UInt8] {
-        var out: [UInt8] = []
-        for component in path.split(separator: 0x2F) where component != [0x2E] {
-            out.append(0x2F)
-            out.append(contentsOf: component)
-        }
-        return out.isEmpty ? [0x2F] : out
-    }
+    static func normalize(_ path: [UInt8]) -> [UInt8] { ExportPaths.normalize(path) }
 
     /// MNT: the export whose mount path is the longest component-wise prefix
     /// of `path` that the peer may use, then the directory below it.

@@ -104,13 +104,23 @@ public struct OpenTable: Sendable {
     /// live open, OLD_STATEID; a later one, BAD_STATEID. Seqid 0 means "the
     /// current one" (§8.2.2).
     public func validate(_ stateID: StateID, clientID: ClientID) throws(NFS4Status) -> OpenState {
+        try Self.validate(stateID, epoch: epoch, clientID: clientID, in: opens, client: \.owner.clientID,
+                          current: \.stateID)
+    }
+
+    /// The state `stateID` names in `table` (keyed by the low half of `other`),
+    /// judged for `clientID` by §8.2.2 and §8.2.4: the rules open and lock
+    /// stateids share. Seqids wrap past 2^32 - 1 to 1: "older" is within half
+    /// the range behind.
+    static func validate<State>(_ stateID: StateID, epoch: UInt32, clientID: ClientID, in table: [UInt64: State],
+                                client: KeyPath<State, ClientID>,
+                                current: KeyPath<State, StateID>) throws(NFS4Status) -> State {
         if stateID.special != nil { throw .badStateid }
         guard stateID.otherHigh == epoch else { throw .staleStateid }
-        guard let state = opens[stateID.otherLow], state.owner.clientID == clientID else { throw .badStateid }
-        if stateID.seqid == 0 || stateID.seqid == state.stateID.seqid { return state }
-        // Seqids wrap past 2^32 - 1 to 1 (§8.2.2): "older" is within half the range behind.
-        let behind = state.stateID.seqid &- stateID.seqid
-        if behind < 0x8000_0000 { throw .oldStateid }
+        guard let state = table[stateID.otherLow], state[keyPath: client] == clientID else { throw .badStateid }
+        let sent = stateID.seqid, now = state[keyPath: current].seqid
+        if sent == 0 || sent == now { return state }
+        if now &- sent < 0x8000_0000 { throw .oldStateid }
         throw .badStateid
     }
 

@@ -3,6 +3,7 @@ import Glibc
 #endif
 import Logging
 import NIOCore
+import Synchronization
 import Transport
 
 /// A handle on one RPC connection, for calls from the server to the client
@@ -11,9 +12,19 @@ import Transport
 public final class RPCConnection: Sendable {
     public let peer: PeerIdentity
     public let channel: Channel
+    /// Unique among this process's connections (NFSv4.1 sessions record the
+    /// connections bound to them by it).
+    public let id: UInt64
     private let handler: NIOLoopBound<RPCConnectionHandler>
 
+    /// Taken once per connection: a Mutex is cheap enough.
+    private static let nextID = Mutex<UInt64>(1)
+
     init(peer: PeerIdentity, channel: Channel, handler: RPCConnectionHandler) {
+        self.id = Self.nextID.withLock { id in
+            defer { id += 1 }
+            return id
+        }
         self.peer = peer
         self.channel = channel
         self.handler = NIOLoopBound(handler, eventLoop: channel.eventLoop)

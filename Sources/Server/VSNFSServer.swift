@@ -9,6 +9,7 @@ import HostFS
 import Logging
 import Mount3
 import NFS3
+import NFS4
 import NFSCore
 import NIOConcurrencyHelpers
 import NIOCore
@@ -101,7 +102,8 @@ public final class VSNFSServer: Sendable {
         threadPool.start()
         let group = MultiThreadedEventLoopGroup(numberOfThreads: System.coreCount)
         let context = NFSServerContext(hostFS: hostFS, threadPool: threadPool, logger: Logger(label: "vsnfs.nfs"))
-        let programs: [any RPCProgram] = [MountProgram(server: context), NFS3Program(server: context)]
+        let programs: [any RPCProgram] = [MountProgram(server: context), NFS3Program(server: context),
+                                          NFS4Program(server: context)]
         let rpcServer = RPCServer(
             configuration: configuration.rpc,
             programs: programs, group: group, keptForFiles: hostFS.openFileLimit, logger: logger)

@@ -17,7 +17,7 @@ struct MountCommand: ParsableCommand {
             forwards every connection to the server over vsock. The relay is shared \
             by all mounts of one CID:port and exits when none is left.
 
-            Options: vers=3|4.1 (default: the highest the server offers), port=N \
+            Options: vers=3|4.1|4.2|4 (default: 4.2, then 4.1, then 3, as the server and kernel offer), port=N \
             (vsock port, default 2049), ro, rw, relay=auto|splice|copy, and NFS options \
             (rsize, wsize, hard, soft, timeo, actimeo, ...) passed to the kernel.
 
@@ -90,27 +90,25 @@ struct MountCommand: ParsableCommand {
 
         let probe = try ServerProbe.run(cid: request.cid, port: request.port)
         let where_ = "vsock CID \(request.cid) port \(request.port)"
-        let version: MountRequest.Version
-        switch request.version {
-        case .v41?:
-            guard kernelV4 else { throw MountError("this guest kernel has no NFSv4 client (load the nfsv4 module)") }
-            guard probe.offersV41 else { throw MountError("the server at \(where_) does not offer NFSv4.1 (try vers=3)") }
-            version = .v41
-        case .v3?:
-            guard kernelV3 else { throw MountError("this guest kernel has no NFSv3 client (load the nfs and nfsv3 modules)") }
-            version = .v3
-        case nil:
-            version = kernelV4 && probe.offersV41 ? .v41 : .v3
+        // The versions to try: those asked for that this kernel has and the server offers.
+        let kernelHas: (MountRequest.Version) -> Bool = { $0 == .v3 ? kernelV3 : kernelV4 }
+        let candidates = request.versions.filter { kernelHas($0) && probe.offers($0) }
+        guard let first = candidates.first else {
+            let asked = request.versions.map { "NFSv\($0.rawValue)" }.joined(separator: " or ")
+            if !request.versions.contains(where: kernelHas) {
+                throw MountError("this guest kernel has no \(asked) client (load the nfs, nfsv3 and nfsv4 modules)")
+            }
+            throw MountError("the server at \(where_) does not offer \(asked) (try vers=3)")
         }
         let ourCID = guestCID(talkingTo: request.cid, probe: probe)
-        say("server at \(where_) \(probe.offersV41 ? "offers" : "does not offer") NFSv4.1; using NFSv\(version.rawValue); this guest is CID \(ourCID.map(String.init) ?? "?")")
+        say("server at \(where_) offers NFSv3\(probe.offersV41 ? ", 4.1" : "")\(probe.offersV42 ? ", 4.2" : ""); trying NFSv\(candidates.map(\.rawValue).joined(separator: ", then ")); this guest is CID \(ourCID.map(String.init) ?? "?")")
 
         let lo = vsnfs_loopback_up()
         if lo < 0 { throw MountError("cannot bring the loopback interface up: \(errnoText(-lo))") }
         if lo == 1 { say("brought the loopback interface up") }
 
         if fake {
-            say("fake mount: \(request.kernelOptions(version: version, relayPort: 0, sloppy: sloppy))")
+            say("fake mount: \(request.kernelOptions(version: first, relayPort: 0, sloppy: sloppy))")
             return
         }
 
@@ -125,15 +123,20 @@ struct MountCommand: ParsableCommand {
         say(relay.started ? "started relay pid \(relay.pid) on 127.0.0.1:\(relay.port) (log \(files.log))"
                           : "using relay pid \(relay.pid) on 127.0.0.1:\(relay.port)")
 
-        if version == .v41, let cid = ourCID { setUniqueClientID(cid: cid) }
-        let data = request.kernelOptions(version: version, relayPort: relay.port, sloppy: sloppy)
+        if candidates.contains(where: { $0 != .v3 }), let cid = ourCID { setUniqueClientID(cid: cid) }
         let source = "\(request.cid):\(request.path)"
-        let fstype = version == .v3 ? "nfs" : "nfs4"
-        say("mount(\"\(source)\", \"\(directory)\", \"\(fstype)\", 0x\(String(request.flags, radix: 16)), \"\(data)\")")
-        if Glibc.mount(source, directory, fstype, request.flags, data) != 0 {
+        for (index, version) in candidates.enumerated() {
+            let data = request.kernelOptions(version: version, relayPort: relay.port, sloppy: sloppy)
+            let fstype = version == .v3 ? "nfs" : "nfs4"
+            say("mount(\"\(source)\", \"\(directory)\", \"\(fstype)\", 0x\(String(request.flags, radix: 16)), \"\(data)\")")
+            if Glibc.mount(source, directory, fstype, request.flags, data) == 0 { return }
             let e = errno
-            throw mountFailure(errno: e, request: request, directory: directory, version: version, ourCID: ourCID,
-                               files: files)
+            // A version the kernel or server turns down: the next one, if any.
+            if index + 1 < candidates.count, [EPROTONOSUPPORT, EINVAL, ENODEV, EOPNOTSUPP].contains(e) {
+                say("NFSv\(version.rawValue): \(errnoText(e)); trying NFSv\(candidates[index + 1].rawValue)")
+                continue
+            }
+            throw mountFailure(errno: e, request: request, directory: directory, version: version, ourCID: ourCID, files: files)
         }
     }
 

@@ -44,28 +44,40 @@ func connectVsock(cid: UInt32, port: UInt32, timeoutMs: Int32 = 5000) throws -> 
 /// What the server at CID:port offers, and who it sees us as.
 struct ServerProbe {
     var offersV41: Bool
+    var offersV42: Bool
     /// Our CID as the server sees it (getsockname on the connection).
     var localCID: UInt32?
 
-    /// An NFSv4 COMPOUND with minorversion 1 and no operations: NFS4_OK means
-    /// the server speaks NFSv4.1; anything else (PROG_MISMATCH from a v3-only
-    /// server, NFS4ERR_MINOR_VERS_MISMATCH, ...) means it does not.
+    /// NFSv4 COMPOUNDs with minorversion 1 and 2 and no operations: NFS4_OK
+    /// means the server speaks that minor version; anything else
+    /// (PROG_MISMATCH from a v3-only server, NFS4ERR_MINOR_VERS_MISMATCH, ...)
+    /// means it does not.
     static func run(cid: UInt32, port: UInt32) throws -> ServerProbe {
         // The client owns the fd from here and closes it.
         let client = BlockingRPCClient(connectedSocket: try connectVsock(cid: cid, port: port), timeoutSeconds: 5,
                                        maximumRecordSize: 1 << 20)
         let local = vsnfs_vsock_local_cid_of(client.fd)
-        var args = ByteBuffer()
-        args.writeXDRVariableOpaque([UInt8]())  // tag<> (empty)
-        args.writeXDRUInt32(1)                  // minorversion
-        args.writeXDRUInt32(0)                  // argarray<> (no ops)
-        var offers = false
-        if case .success(var results)? = try? client.call(
-            program: 100_003, version: 4, procedure: 1,
-            credential: AuthSysParameters(machineName: Array("vsnfs-mount".utf8), uid: 0, gid: 0).opaqueAuth,
-            arguments: args) {
-            offers = (try? results.readXDRUInt32()) == 0  // COMPOUND4res.status == NFS4_OK
+        func offers(minorVersion: UInt32) -> Bool {
+            var args = ByteBuffer()
+            args.writeXDRVariableOpaque([UInt8]())  // tag<> (empty)
+            args.writeXDRUInt32(minorVersion)
+            args.writeXDRUInt32(0)                  // argarray<> (no ops)
+            guard case .success(var results)? = try? client.call(
+                program: 100_003, version: 4, procedure: 1,
+                credential: AuthSysParameters(machineName: Array("vsnfs-mount".utf8), uid: 0, gid: 0).opaqueAuth,
+                arguments: args) else { return false }
+            return (try? results.readXDRUInt32()) == 0  // COMPOUND4res.status == NFS4_OK
         }
-        return ServerProbe(offersV41: offers, localCID: local >= 0 ? UInt32(local) : nil)
+        let v41 = offers(minorVersion: 1)
+        return ServerProbe(offersV41: v41, offersV42: v41 && offers(minorVersion: 2),
+                           localCID: local >= 0 ? UInt32(local) : nil)
+    }
+
+    func offers(_ version: MountRequest.Version) -> Bool {
+        switch version {
+        case .v3: return true
+        case .v41: return offersV41
+        case .v42: return offersV42
+        }
     }
 }

@@ -1,12 +1,13 @@
 /// What to mount, parsed from the helper's command line.
 struct MountRequest: Equatable {
-    enum Version: String, Equatable { case v3 = "3", v41 = "4.1" }
+    enum Version: String, Equatable { case v3 = "3", v41 = "4.1", v42 = "4.2" }
 
     var cid: UInt32
     var path: String
     var port: UInt32 = 2049
-    /// nil: the highest the server offers that this kernel supports.
-    var version: Version?
+    /// The versions to try, in order: one when `vers=` names it; `vers=4`:
+    /// 4.2 then 4.1; without `vers=`: 4.2, 4.1, then 3.
+    var versions: [Version] = [.v42, .v41, .v3]
     var readOnly = false
     var flags: UInt = 0
     /// NFS options passed through to the kernel unchanged.
@@ -75,9 +76,11 @@ extension MountRequest {
         switch name {
         case "vers", "nfsvers":
             switch value {
-            case "3": version = .v3
-            case "4.1", "4": version = .v41
-            default: throw UsageError("unsupported \(option): vsnfs speaks vers=3 and vers=4.1")
+            case "3": versions = [.v3]
+            case "4.1": versions = [.v41]
+            case "4.2": versions = [.v42]
+            case "4": versions = [.v42, .v41]
+            default: throw UsageError("unsupported \(option): vsnfs speaks vers=3, vers=4.1 and vers=4.2")
             }
         case "port":
             guard let v = value, let p = UInt32(v), p > 0, p != UInt32.max else {
@@ -110,8 +113,9 @@ extension MountRequest {
         case .v3:
             o = ["vers=3", "proto=tcp", "addr=127.0.0.1", "port=\(relayPort)",
                  "mountport=\(relayPort)", "mountproto=tcp", "mountaddr=127.0.0.1", "mountvers=3", "nolock"]
-        case .v41:
-            o = ["vers=4.1", "addr=127.0.0.1", "clientaddr=127.0.0.1", "port=\(relayPort)"]
+        case .v41, .v42:
+            // NFSv4 needs no MOUNT protocol and no lock manager: one port, the relay's.
+            o = ["vers=\(version.rawValue)", "addr=127.0.0.1", "clientaddr=127.0.0.1", "port=\(relayPort)"]
         }
         if sloppy { o.append("sloppy") }
         return (o + passthrough).joined(separator: ",")

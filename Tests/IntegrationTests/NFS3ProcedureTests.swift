@@ -514,7 +514,8 @@ extension NFS3TestClient {
         #expect(try c.rawCall(program: NFSProgramNumber.nfs, version: 3, procedure: 7, arguments: truncated) == .garbageArguments)
         #expect(try c.rawCall(program: NFSProgramNumber.mount, version: 3, procedure: 1, arguments: ByteBuffer(bytes: [0, 0, 0, 9])) == .garbageArguments)
         #expect(try c.rawCall(program: NFSProgramNumber.nfs, version: 3, procedure: 22, arguments: ByteBuffer()) == .procedureUnavailable)
-        // NFSv4 is not served yet: its calls get PROG_MISMATCH, so a client that tries 4 falls back to 3.
+        // A dispatcher serving NFSv3 alone (this test server registers no NFS4Program) answers
+        // version 4 PROG_MISMATCH, so a client that tries 4 falls back to 3.
         #expect(try c.rawCall(program: NFSProgramNumber.nfs, version: 4, procedure: 0, arguments: ByteBuffer()) == .programMismatch(low: 3, high: 3))
         #expect(try c.rawCall(program: NFSProgramNumber.nfs, version: 4, procedure: 1, arguments: ByteBuffer()) == .programMismatch(low: 3, high: 3))
         #expect(try c.rawCall(program: NFSProgramNumber.mount, version: 3, procedure: 6, arguments: ByteBuffer()) == .procedureUnavailable)

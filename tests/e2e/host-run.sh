@@ -11,12 +11,13 @@
 # (nested VMs: CI runners inside VMs). After the guests exit, this checks
 # the files the guest wrote against the checksums it reported, and prints
 # "N passed, M failed" over the guests' and its checks.
-#   tests/e2e/host-run.sh
+#   tests/e2e/host-run.sh [VERS]     VERS: 3 (default), 4.1 or 4.2
 # Expects `make images` (the guest, and the release vsnfs in .build-guest,
 # which runs here too). Consoles, server log: .e2e/host/.
 # Environment: VSNFS (server binary), E2E_TIMEOUT (s, per guest; 900),
 # TREE_DIRS, TREE_PER_DIR, FILE_SIZES (see checks.sh).
 set -eu
+vers=${1:-3}
 top=$(cd "$(dirname "$0")/../.." && pwd)
 images=$top/vm-images/out
 vsnfs=${VSNFS:-$top/.build-guest/release/vsnfs}
@@ -121,7 +122,7 @@ workload() { # NAME MODE GUEST_CID: the workload archive for one guest
     cp "$top/tests/e2e/host-workload.sh" "$stage/workload/run"
     cp "$top/tests/e2e/checks.sh" "$stage/workload/checks.sh"
     {
-        echo "MODE=$2 GUEST_CID=$3"
+        echo "MODE=$2 GUEST_CID=$3 VERS=$vers"
         echo "MOUNT_PATH='$share'"
         echo "HOST_FILES='$host_files'"
         echo "NESTED_HOST_FILE='$nested_host_file'"
@@ -213,6 +214,6 @@ wait $server 2>/dev/null || true
 trap - EXIT
 grep '^REFUSED-MESSAGE ' "$work/console-cid5.txt" | sed 's/^REFUSED-MESSAGE /e2e-host: CID 5 was told: /' >&2
 if [ "$failed" != 0 ]; then echo "---- server log (tail) ----" >&2; tail -n 30 "$work/vsnfs.log" >&2; fi
-echo "e2e-host (NFSv3, guests ${guest_secs}s, consoles: ${work#$top/}/console-cid3.log, console-cid5.log):" >&2
+echo "e2e-host (NFSv$vers, guests ${guest_secs}s, consoles: ${work#$top/}/console-cid3.log, console-cid5.log):" >&2
 echo "$passed passed, $failed failed"
 [ "$failed" = 0 ] && [ "$passed" -gt 0 ]

@@ -8,11 +8,12 @@
 # /workload/env sets MODE (main or refused), MOUNT_PATH (the export's path on
 # the host), HOST_FILES ("name sha256 ..." of files the host wrote before
 # boot), GUEST_CID (this guest's CID, for the refusal message),
-# NESTED_HOST_FILE ("name sha256" of a file the host wrote in DIR/nested).
+# NESTED_HOST_FILE ("name sha256" of a file the host wrote in DIR/nested), VERS
+# (3, 4.1 or 4.2).
 #
 # Prints "PASS name" or "FAIL name: why" per check, then "SUMMARY N passed, M failed".
 . /workload/env
-VERS=3 PORT=2049 CID=2
+VERS=${VERS:-3} PORT=2049 CID=2
 MNT=/mnt/v
 SRC=/tmp/src
 HOST_CALLS=1

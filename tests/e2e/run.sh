@@ -2,7 +2,7 @@
 # End-to-end test: boots the test guest (vm-images/) under qemu, runs
 # workload.sh inside it against `vsnfs serve` over vsock loopback with the
 # guest kernel's NFS client, and prints one line: "N passed, M failed".
-#   tests/e2e/run.sh [VERS]     VERS: 3 (default) or 4.1
+#   tests/e2e/run.sh [VERS]     VERS: 3 (default), 4.1 or 4.2
 # The guest console is saved to .e2e/console-v$VERS.log.
 # Expects the images built (make images); the top-level `make e2e` does that.
 # E2E_WORKLOAD=path runs another guest script instead of workload.sh.

@@ -2,7 +2,7 @@
 # The e2e workload, run inside the test guest as /workload/run (see run.sh).
 # The guest is also the "host" here: the server exports a directory of this
 # same machine over vsock loopback (CID 1), and the kernel NFS client mounts it
-# through vsnfs-mount's relay. /workload/env sets VERS (3 or 4.1).
+# through vsnfs-mount's relay. /workload/env sets VERS (3, 4.1 or 4.2).
 #
 # Prints "PASS name" or "FAIL name: why" per check, then "SUMMARY N passed, M failed".
 . /workload/env

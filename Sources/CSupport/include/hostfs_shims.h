@@ -60,4 +60,14 @@ int hostfs_renameat2(int olddir, const char *oldname, int newdir, const char *ne
 /// or -ENOSYS on kernels before 5.12. A trailing symlink with O_PATH|O_NOFOLLOW
 /// gives an fd of the link itself, as openat does.
 int hostfs_openat2_cached(int dirfd, const char *name, int flags);
+/// NFSv4.2 (RFC 7862) data operations. lseek(fd, offset, SEEK_DATA or SEEK_HOLE):
+/// the offset found, or -errno (-ENXIO: none past offset).
+int64_t hostfs_seek_data(int fd, int64_t offset, int hole);
+/// fallocate(fd, 0) (allocate) or FALLOC_FL_PUNCH_HOLE|FALLOC_FL_KEEP_SIZE (deallocate).
+int hostfs_fallocate(int fd, int punch_hole, int64_t offset, int64_t length);
+/// copy_file_range of up to `length` bytes; returns the bytes copied (0 at the source's end) or -errno.
+int64_t hostfs_copy_range(int src, int64_t src_offset, int dst, int64_t dst_offset, uint64_t length);
+/// FICLONERANGE (length 0: to the source's end); 0 or -errno (-EOPNOTSUPP, -EXDEV, -EINVAL where not possible).
+int hostfs_clone_range(int src, int64_t src_offset, int dst, int64_t dst_offset, uint64_t length);
+
 #endif

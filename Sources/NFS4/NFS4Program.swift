@@ -1,0 +1,76 @@
+import Exports
+import HostFS
+import NFS4State
+import NFS4Wire
+import NFSCore
+import NIOCore
+import ONCRPC
+import Transport
+import XDR
+
+/// NFS (program 100003) version 4, minor versions 1 and 2 (RFC 8881, RFC 7862),
+/// over HostFS. Minor version 0 (RFC 7530) is not served: its COMPOUNDs are
+/// answered NFS4ERR_MINOR_VERS_MISMATCH.
+///
+/// Each COMPOUND is decoded on the event loop (an unreadable header:
+/// GARBAGE_ARGS), then run as one task on the thread pool: SEQUENCE against
+/// the session's slot (a retry is answered from the reply cache without
+/// running again), then the operations in order until one fails.
+public struct NFS4Program: RPCProgram {
+    public let program: UInt32 = NFSProgramNumber.nfs
+    public let versions: ClosedRange<UInt32> = 4...4
+    public let server: NFSServerContext
+    let state: NFS4ServerState
+
+    public init(server: NFSServerContext, limits: ServerChannelLimits = .standard, leaseTime: Duration = .seconds(90)) {
+        self.server = server
+        self.state = NFS4ServerState(fs: server.hostFS, limits: limits, leaseTime: leaseTime)
+    }
+
+    public func handle(_ call: RPCCall, context: RPCCallContext) -> EventLoopFuture<RPCReplyBody> {
+        self.answer(call, context: context).future(on: context.eventLoop)
+    }
+
+    public func answer(_ call: RPCCall, context: RPCCallContext) -> RPCAnswer {
+        switch call.procedure {
+        case 0:
+            return .now(.success(results: ByteBuffer()))
+        case 1:
+            return compound(call, context)
+        default:
+            return .now(.procedureUnavailable)
+        }
+    }
+
+    /// The bytes of an RPC call header before the arguments when the credential
+    /// is AUTH_SYS with no groups: what ca_maxrequestsize counts besides them.
+    static let estimatedCallHeaderSize = 40 + 20
+
+    private func compound(_ call: RPCCall, _ context: RPCCallContext) -> RPCAnswer {
+        let request: NFS4CompoundRequest
+        do {
+            request = try NFS4CompoundRequest(decoding: call.arguments, limits: .server,
+                                              rpcHeaderSize: Self.estimatedCallHeaderSize)
+        } catch {
+            server.logger.debug("NFSv4 COMPOUND from \(context.peer): \(error)")
+            return .now(.garbageArguments)
+        }
+        if request.minorVersionMismatch {
+            var out = context.allocator.buffer(capacity: 16 + request.tag.count)
+            NFS4CompoundResponse.minorVersionMismatch(tag: request.tag).encode(xdr: &out)
+            return .now(.success(results: out))
+        }
+        let server = self.server
+        let state = self.state
+        let peer = context.peer
+        let credential = call.credential
+        let allocator = context.allocator
+        let connection = context.connection.id
+        let arguments = call.arguments
+        return .later(server.threadPool.runIfActive(eventLoop: context.eventLoop) {
+            var runner = NFS4CompoundRunner(server: server, state: state, peer: peer, credential: credential,
+                                            connection: connection, allocator: allocator)
+            return .success(results: runner.run(request, arguments: arguments))
+        })
+    }
+}

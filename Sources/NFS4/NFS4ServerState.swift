@@ -1,0 +1,78 @@
+import Foundation
+import HostFS
+import NFS4State
+import NFS4Wire
+import NIOConcurrencyHelpers
+import Transport
+
+/// Every NFSv4.1 table of one server, under one lock: client records and
+/// sessions, opens, lock stateids. Held only to read or change the tables,
+/// never across a filesystem call.
+struct NFS4Tables: Sendable {
+    var clients: ClientTable
+    var opens: OpenTable
+    var locks: LockStateTable
+
+    /// Whether `clientID` is a client of `host`. Client and session IDs are
+    /// not secrets, so every operation naming one (SEQUENCE's session,
+    /// CREATE_SESSION's and DESTROY_CLIENTID's client, DESTROY_SESSION,
+    /// BIND_CONN_TO_SESSION) is refused for a client of another host: one
+    /// guest cannot use or end another guest's state.
+    func owns(_ clientID: ClientID, host: PeerHost) -> Bool {
+        clients.clients[clientID]?.key.host == host
+    }
+
+    func owns(session: SessionID, host: PeerHost) -> Bool {
+        clients.sessions[session].map { owns($0.clientID, host: host) } ?? false
+    }
+
+    /// Releases the state of clients that are gone (lease expired, replaced,
+    /// destroyed). Returns them, for the kernel locks to be released outside the lock.
+    mutating func release(_ clientIDs: [ClientID]) {
+        for id in clientIDs {
+            opens.releaseClient(id)
+            locks.releaseClient(id)
+        }
+    }
+}
+
+/// The NFSv4 server's state and the identity it gives clients.
+final class NFS4ServerState: Sendable {
+    /// Contended by every COMPOUND: a pthread lock (NIOLockedValueBox), not a Mutex.
+    let tables: NIOLockedValueBox<NFS4Tables>
+    let rangeLocks: ByteRangeLocks
+    /// The high half of client, session and stateid IDs: differs per start.
+    let epoch: UInt32
+    /// eir_server_owner's major ID and eir_server_scope: one server instance.
+    let serverOwner: [UInt8]
+    let leaseSeconds: UInt32
+
+    init(fs: HostFileSystem, limits: ServerChannelLimits, leaseTime: Duration) {
+        let epoch = UInt32.random(in: 1...UInt32.max)
+        self.epoch = epoch
+        self.tables = NIOLockedValueBox(NFS4Tables(
+            clients: ClientTable(limits: limits, leaseTime: leaseTime, epoch: epoch),
+            opens: OpenTable(epoch: epoch), locks: LockStateTable(epoch: epoch)))
+        self.rangeLocks = ByteRangeLocks(fs: fs)
+        let host = ProcessInfo.processInfo.hostName
+        self.serverOwner = Array("vsnfs:\(host)".utf8)
+        self.leaseSeconds = UInt32(leaseTime.components.seconds)
+    }
+
+    /// Ends the leases that ran out (RFC 8881 §8.3) and releases their state.
+    func expireLeases(now: ContinuousClock.Instant) {
+        let expired = tables.withLockedValue { t -> [ClientID] in
+            let gone = t.clients.expireLeases(now: now)
+            t.release(gone)
+            return gone
+        }
+        for id in expired { rangeLocks.releaseClient(id) }
+    }
+
+    /// Releases the state of replaced or destroyed clients (their kernel locks too).
+    func release(_ clientIDs: [ClientID]) {
+        guard !clientIDs.isEmpty else { return }
+        tables.withLockedValue { $0.release(clientIDs) }
+        for id in clientIDs { rangeLocks.releaseClient(id) }
+    }
+}
