@@ -67,8 +67,7 @@ test-asan:
 TSAN_FILTER ?=
 test-tsan:
 	@bash tests/prepare.sh
-	VSNFS_SANITIZER=thread timeout -k 30 $(TEST_TIMEOUT) stdbuf -oL -eL $(SWIFT) test --sanitize=thread --scratch-path .build-tsan \
-	    $(if $(TSAN_FILTER),--filter '$(TSAN_FILTER)')
+	bash tests/run-tsan.sh '$(SWIFT)' $(TEST_TIMEOUT) '$(TSAN_FILTER)'
 
 # libFuzzer targets (Package.swift adds them when VSNFS_FUZZ is set): built with
 # the fuzzer and address sanitizer instrumentation; each target's entry point
