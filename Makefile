@@ -46,6 +46,7 @@ build:
 # and starts rpcbind. Output is line-buffered so a stuck test shows its name,
 # and bounded so a stuck suite fails instead of hanging.
 test:
+	@bash tests/lint.sh
 	@bash tests/prepare.sh
 	timeout -k 30 $(TEST_TIMEOUT) stdbuf -oL -eL $(SWIFT) test
 

@@ -49,7 +49,7 @@ let package = Package(
         // reservations, leases. Value types without locks or I/O.
         .target(name: "NFS4State", dependencies: ["NFS4Wire", "Transport", nioCore]),
         // Layer 2: ONC RPC v2 (RFC 5531): record marking, messages, auth, dispatch, backchannel calls.
-        .target(name: "ONCRPC", dependencies: ["XDR", "Transport", log, nioCore]),
+        .target(name: "ONCRPC", dependencies: ["XDR", "Transport", log, nioCore, nioLocks]),
         // Layer 3: listeners (vsock, TCP, Unix, vhost-user-vsock) and kernel- or device-derived peer identities.
         .target(name: "Transport", dependencies: ["CSupport", "VirtioVsock", log, nioCore, nioPosix, nioLocks]),
         // Layer 4: exports file grammar and the (transport, peer) -> access table.
@@ -67,7 +67,7 @@ let package = Package(
         .target(name: "NFS4", dependencies: ["NFSCore", "NFS3", "NFS4Wire", "NFS4State", "HostFS", "Exports", "ONCRPC",
                                              "Transport", "XDR", nioCore, nioLocks]),
         .target(name: "Mount3", dependencies: ["NFS3", "NFSCore", "XDR", "ONCRPC", "Transport", "Exports", "HostFS",
-                                               nioCore]),
+                                               nioCore, nioLocks]),
         // Layer 7: the control socket's protocol and client (`vsnfs status`, `vsnfs export ...`).
         .target(name: "Control"),
         // Layer 7: server assembly (config, lifecycle, reload, the control socket's server side).
@@ -79,7 +79,7 @@ let package = Package(
         // Layer 3, beside Transport: the vhost-user-vsock device (vhost-user back-end,
         // split virtqueues, virtio-vsock streams) that hands each guest connection on
         // as a socket. No NIO, no RPC.
-        .target(name: "VirtioVsock", dependencies: ["CSupport", log]),
+        .target(name: "VirtioVsock", dependencies: ["CSupport", log, nioLocks]),
         // The mount-request format `vsnfs share` writes and `vsnfs-mount --auto` reads
         // (fw_cfg opt/vsnfs/mount, vsnfs.mount= on the kernel command line). No dependencies.
         .target(name: "GuestMounts"),
@@ -95,17 +95,17 @@ let package = Package(
         .testTarget(name: "XDRTests", dependencies: ["XDR", nioCore]),
         .testTarget(name: "NFS4WireTests", dependencies: ["NFS4Wire", "XDR", nioCore]),
         .testTarget(name: "NFS4StateTests", dependencies: ["NFS4State", "NFS4Wire", "Transport", nioCore]),
-        .testTarget(name: "ONCRPCTests", dependencies: ["ONCRPC", "XDR", "Transport", log, nioCore,
+        .testTarget(name: "ONCRPCTests", dependencies: ["ONCRPC", "XDR", "Transport", log, nioCore, nioLocks,
                                                         .product(name: "NIOEmbedded", package: "swift-nio")]),
-        .testTarget(name: "VirtioVsockTests", dependencies: ["VirtioVsock", "CSupport"]),
+        .testTarget(name: "VirtioVsockTests", dependencies: ["VirtioVsock", "CSupport", nioLocks]),
         .testTarget(name: "ExportsTests", dependencies: ["Exports", "Transport"]),
         .testTarget(name: "HostChecksTests", dependencies: ["HostChecks", "Server", "Transport", "CSupport"]),
         .testTarget(name: "ShareTests", dependencies: ["Share", "GuestMounts", "Exports"]),
-        .testTarget(name: "HostFSTests", dependencies: ["HostFS", "CSupport", nioCore]),
+        .testTarget(name: "HostFSTests", dependencies: ["HostFS", "CSupport", nioCore, nioLocks]),
         // Drives the vsnfs executable (which `swift test` builds with the package) and the layers beneath.
         .testTarget(name: "IntegrationTests", dependencies: ["ONCRPC", "XDR", "Transport", "Exports", "NFSCore", "NFS3", "Mount3", "Control",
                                                              "NFS4Wire",
-                                                             "HostFS", "CSupport", log, nioCore, nioPosix]),
+                                                             "HostFS", "CSupport", log, nioCore, nioPosix, nioLocks]),
     ],
     swiftLanguageModes: [.v6]
 )
@@ -140,7 +140,8 @@ if ProcessInfo.processInfo.environment["VSNFS_FUZZ"] != nil {
     let fuzzTargets: [(name: String, dependencies: [Target.Dependency])] = [
         ("FuzzRecordMarking", ["ONCRPC", nioCore, .product(name: "NIOEmbedded", package: "swift-nio")]),
         ("FuzzRPCMessage", ["ONCRPC", "XDR", nioCore]),
-        ("FuzzProcedures", ["Server", "NFSCore", "NFS3", "Mount3", "ONCRPC", "XDR", "Exports", "HostFS", "Transport", log, nioCore]),
+        ("FuzzProcedures", ["Server", "NFSCore", "NFS3", "Mount3", "ONCRPC", "XDR", "Exports", "HostFS", "Transport", log, nioCore,
+                            nioLocks]),
         ("FuzzFileHandle", ["HostFS", "Exports", "CSupport", log]),
         ("FuzzExports", ["Exports"]),
         ("FuzzCompound", ["NFS4Wire", "XDR", nioCore]),

@@ -31,10 +31,10 @@ import Logging
 import Mount3
 import NFS3
 import NFSCore
+import NIOConcurrencyHelpers
 import NIOCore
 import ONCRPC
 import Server
-import Synchronization
 import Transport
 import XDR
 
@@ -110,16 +110,16 @@ final class Fixture: Sendable {
 
 /// Runs async work to completion from synchronous code (the fuzzer's callbacks).
 func blocking<T: Sendable>(_ body: @escaping @Sendable () async throws -> T) -> T {
-    let result = Mutex<Result<T, Error>?>(nil)
+    let result = NIOLockedValueBox<Result<T, Error>?>(nil)
     let done = DispatchSemaphore(value: 0)
     Task {
         let r: Result<T, Error>
         do { r = .success(try await body()) } catch { r = .failure(error) }
-        result.withLock { $0 = r }
+        result.withLockedValue { $0 = r }
         done.signal()
     }
     done.wait()
-    return try! result.withLock { $0! }.get()
+    return try! result.withLockedValue { $0! }.get()
 }
 
 let fixture = Fixture()
@@ -145,7 +145,7 @@ public func fuzzProcedures(_ start: UnsafePointer<UInt8>?, _ count: Int) -> CInt
     let procedure = isMount ? UInt32(input[0] & 0x7f) % 6 : UInt32(input[0]) % 22
     let arguments = ByteBuffer(bytes: fixture.substituteHandles(Array(input.dropFirst(2))))
 
-    connection.withLock { client in
+    connection.withLockedValue { client in
         if client == nil { client = try! BlockingRPCClient(unixPath: fixture.socketPath) }
         call(client!, program: program, procedure: procedure, credential: credential(input[1]), arguments: arguments)
     }
@@ -154,7 +154,7 @@ public func fuzzProcedures(_ start: UnsafePointer<UInt8>?, _ count: Int) -> CInt
 
 /// One connection for every input, as a client's: accepting one per input
 /// cost more than most calls.
-let connection = Mutex<BlockingRPCClient?>(nil)
+let connection = NIOLockedValueBox<BlockingRPCClient?>(nil)
 
 /// Sends the call and a NULL call behind it; the server runs one call at a time,
 /// so the NULL's reply means the call has finished.

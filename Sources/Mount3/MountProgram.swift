@@ -4,7 +4,7 @@ import NFS3
 import NFSCore
 import NIOCore
 import ONCRPC
-import Synchronization
+import NIOConcurrencyHelpers
 import Transport
 import XDR
 
@@ -53,7 +53,7 @@ public struct MountProgram: RPCProgram {
                 return .success(results: out)
             }
         case .dump:
-            let records = mounts.records.withLock { $0 }
+            let records = mounts.records.withLockedValue { $0 }
             let result = MountDumpResult(entries: records.map {
                 MountEntry(hostname: NFS3Name($0.host), directory: NFS3Name($0.path))
             })
@@ -64,11 +64,11 @@ public struct MountProgram: RPCProgram {
             }
             let host = context.peer.host.description
             let normalized = Self.normalize(path.path.bytes)
-            mounts.records.withLock { $0.removeAll { $0.host == host && $0.path == normalized } }
+            mounts.records.withLockedValue { $0.removeAll { $0.host == host && $0.path == normalized } }
             return context.eventLoop.makeSucceededFuture(.success(results: ByteBuffer()))
         case .umntall:
             let host = context.peer.host.description
-            mounts.records.withLock { $0.removeAll { $0.host == host } }
+            mounts.records.withLockedValue { $0.removeAll { $0.host == host } }
             return context.eventLoop.makeSucceededFuture(.success(results: ByteBuffer()))
         case .export:
             let visible = server.authTable.exports(visibleTo: context.peer)
@@ -134,7 +134,7 @@ public struct MountProgram: RPCProgram {
                 guard node.attributes.type == .directory else { return .fail(.notdir) }
                 handle = node.handle
             }
-            mounts.records.withLock { records in
+            mounts.records.withLockedValue { records in
                 let record = MountRecord(host: peer.host.description, path: path)
                 if !records.contains(record) {
                     if records.count >= maxMountRecords { records.removeFirst() }
@@ -155,8 +155,7 @@ struct MountRecord: Hashable, Sendable {
     var path: [UInt8]
 }
 
-/// DUMP's list, shared by the copies of one `MountProgram`. Rarely contended
-/// (MNT and UMNT only), so a `Mutex`.
+/// DUMP's list, shared by the copies of one `MountProgram` (MNT and UMNT change it).
 final class MountList: Sendable {
-    let records = Mutex<[MountRecord]>([])
+    let records = NIOLockedValueBox<[MountRecord]>([])
 }

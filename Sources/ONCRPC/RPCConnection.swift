@@ -3,7 +3,7 @@ import Glibc
 #endif
 import Logging
 import NIOCore
-import Synchronization
+import NIOConcurrencyHelpers
 import Transport
 
 /// A handle on one RPC connection, for calls from the server to the client
@@ -17,11 +17,11 @@ public final class RPCConnection: Sendable {
     public let id: UInt64
     private let handler: NIOLoopBound<RPCConnectionHandler>
 
-    /// Taken once per connection: a Mutex is cheap enough.
-    private static let nextID = Mutex<UInt64>(1)
+    /// Taken once per connection.
+    private static let nextID = NIOLockedValueBox<UInt64>(1)
 
     init(peer: PeerIdentity, channel: Channel, handler: RPCConnectionHandler) {
-        self.id = Self.nextID.withLock { id in
+        self.id = Self.nextID.withLockedValue { id in
             defer { id += 1 }
             return id
         }

@@ -3,7 +3,6 @@ import NIOConcurrencyHelpers
 import NIOCore
 import NIOPosix
 import ONCRPC
-import Synchronization
 import Transport
 
 /// Listens on every configured transport and serves the given RPC programs
@@ -29,8 +28,8 @@ public final class RPCServer: Sendable {
     public var servedVersions: [(program: UInt32, version: UInt32)] { dispatcher.registeredVersions }
     private let group: EventLoopGroup
     private let logger: Logger
-    private let channels = Mutex<[(ListenSpec, Channel)]>([])
-    private let devices = Mutex<[VhostUserListener]>([])
+    private let channels = NIOLockedValueBox<[(ListenSpec, Channel)]>([])
+    private let devices = NIOLockedValueBox<[VhostUserListener]>([])
     /// Established connections, so that `stop` closes each while the event loops and
     /// the thread pool still run: a connection the group's shutdown cut off mid-call
     /// kept its handler and everything it reaches alive to the end of the process.
@@ -80,25 +79,25 @@ public final class RPCServer: Sendable {
             for device in devices { device.close() }
             throw error
         }
-        self.channels.withLock { $0 = bound }
+        self.channels.withLockedValue { $0 = bound }
         let budget = self.connectionBudget
         self.logger.info("accepting up to \(budget.limit) connections at once (file descriptor limit \(budget.descriptorLimit), \(budget.keptForFiles) kept for open files)")
-        self.devices.withLock { $0 = devices }
+        self.devices.withLockedValue { $0 = devices }
     }
 
     /// The bound listeners, with the real port when port 0 was asked for.
     public var listeningSpecs: [ListenSpec] {
-        self.channels.withLock { $0.map { spec, channel in Self.withBoundPort(spec, channel) } }
-            + self.devices.withLock { $0.map(\.spec) }
+        self.channels.withLockedValue { $0.map { spec, channel in Self.withBoundPort(spec, channel) } }
+            + self.devices.withLockedValue { $0.map(\.spec) }
     }
 
     /// Closes the listeners, then every established connection (calls in flight
     /// finish into closed connections). Call before the event loops and the thread
     /// pool shut down.
     public func stop() async {
-        let channels = self.channels.withLock { c -> [(ListenSpec, Channel)] in defer { c = [] }; return c }
+        let channels = self.channels.withLockedValue { c -> [(ListenSpec, Channel)] in defer { c = [] }; return c }
         for (_, channel) in channels { try? await channel.close() }
-        let devices = self.devices.withLock { d -> [VhostUserListener] in defer { d = [] }; return d }
+        let devices = self.devices.withLockedValue { d -> [VhostUserListener] in defer { d = [] }; return d }
         for device in devices { device.close() }
         for connection in self.connections.all() { try? await connection.channel.close() }
     }

@@ -1,7 +1,7 @@
 import CSupport
 import Glibc
 import Logging
-import Synchronization
+import NIOConcurrencyHelpers
 
 /// A guest connection the device accepted, handed to its owner as the other
 /// end of a socket pair. The peer identity is the device's configured CID,
@@ -106,7 +106,7 @@ public final class VhostUserVsockDevice: Sendable {
             let thread = try startThread {
                 DeviceLoop(parts: loopParts).run()
             }
-            state.mutex.withLock { $0.thread = thread }
+            state.mutex.withLockedValue { $0.thread = thread }
         } catch {
             close(listenFD)
             if forwardFD >= 0 { close(forwardFD) }
@@ -116,12 +116,12 @@ public final class VhostUserVsockDevice: Sendable {
     }
 
     /// A snapshot of the device's state.
-    public var status: VhostUserVsockStatus { state.mutex.withLock { $0.status } }
+    public var status: VhostUserVsockStatus { state.mutex.withLockedValue { $0.status } }
 
     /// Stops the thread, closes every connection and the listener, removes the
     /// socket file. Waits for the thread to end.
     public func shutdown() {
-        let thread: pthread_t? = state.mutex.withLock { s in
+        let thread: pthread_t? = state.mutex.withLockedValue { s in
             s.stopping = true
             defer { s.thread = nil }
             return s.thread
@@ -189,9 +189,9 @@ final class DeviceSharedState: Sendable {
         var stopping = false
         var thread: pthread_t?
     }
-    let mutex = Mutex(Shared())
-    func publish(_ status: VhostUserVsockStatus) { mutex.withLock { $0.status = status } }
-    var isStopping: Bool { mutex.withLock { $0.stopping } }
+    let mutex = NIOLockedValueBox(Shared())
+    func publish(_ status: VhostUserVsockStatus) { mutex.withLockedValue { $0.status = status } }
+    var isStopping: Bool { mutex.withLockedValue { $0.stopping } }
 }
 
 private final class ThreadBody: Sendable {

@@ -1,23 +1,23 @@
 import Dispatch
 import Foundation
 import Glibc
-import Synchronization
+import NIOConcurrencyHelpers
 import Testing
 @testable import HostFS
 
 /// Holds one system call of the code under test (through its seam) until the
 /// test opens the gate, so a test can check what else still runs meanwhile.
 final class SyscallGate: Sendable {
-    private let armed = Mutex(false)
+    private let armed = NIOLockedValueBox(false)
     private let entered = DispatchSemaphore(value: 0)
     private let opened = DispatchSemaphore(value: 0)
 
     /// The next `pass(when: true)` blocks.
-    func arm() { armed.withLock { $0 = true } }
+    func arm() { armed.withLockedValue { $0 = true } }
 
     /// Called by the seam: blocks the first armed call whose `when` holds, until `open`.
     func pass(when: Bool = true) {
-        guard when, armed.withLock({ armed in defer { armed = false }; return armed }) else { return }
+        guard when, armed.withLockedValue({ armed in defer { armed = false }; return armed }) else { return }
         entered.signal()
         opened.wait()
     }
@@ -48,12 +48,12 @@ func inBackground(_ body: @escaping @Sendable () -> Void) -> DispatchSemaphore {
 /// still open is asked of this record, not of the kernel: other tests run in the
 /// same process at the same time, and one of them may get a closed fd's number at once.
 final class CloseRecorder: Sendable {
-    private let closed = Mutex<Set<Int32>>([])
+    private let closed = NIOLockedValueBox<Set<Int32>>([])
     func close(_ fd: Int32) {
-        closed.withLock { _ = $0.insert(fd) }
+        closed.withLockedValue { _ = $0.insert(fd) }
         _ = Glibc.close(fd)
     }
-    func isOpen(_ fd: Int32) -> Bool { !closed.withLock { $0.contains(fd) } }
+    func isOpen(_ fd: Int32) -> Bool { !closed.withLockedValue { $0.contains(fd) } }
 }
 
 /// The locks event loops take (the open-file cache's on every cache hit, the inode
@@ -72,16 +72,16 @@ final class CloseRecorder: Sendable {
 
     @Test func aCacheHitDoesNotWaitForAClose() throws {
         let gate = SyscallGate()
-        let held = Mutex<Int32>(-1)
+        let held = NIOLockedValueBox<Int32>(-1)
         let closes = CloseRecorder()
         let cache = OpenFileCache(limit: 64, systemCalls: CacheSystemCalls(close: { fd in
-            gate.pass(when: fd == held.withLock { $0 })
+            gate.pass(when: fd == held.withLockedValue { $0 })
             closes.close(fd)
         }))
         let closing = cachedObject(cache, key: 1)
         let other = cachedObject(cache, key: 2)
         let heldFD = closing.pathFD
-        held.withLock { $0 = heldFD }
+        held.withLockedValue { $0 = heldFD }
         gate.arm()
         // REMOVE of the first object's file: its fds are closed, and that close blocks.
         let invalidated = inBackground { cache.invalidate(closing.inode) }
@@ -100,16 +100,16 @@ final class CloseRecorder: Sendable {
 
     @Test func aCacheHitDoesNotWaitForTheSweepersFstat() throws {
         let gate = SyscallGate()
-        let deletedOnHost = Mutex<Int32>(-1)
+        let deletedOnHost = NIOLockedValueBox<Int32>(-1)
         let closes = CloseRecorder()
         let cache = OpenFileCache(limit: 64, systemCalls: CacheSystemCalls(close: closes.close, linkCount: { fd in
             gate.pass()
-            return fd == deletedOnHost.withLock { $0 } ? 0 : 1   // the first object's file was deleted on the host
+            return fd == deletedOnHost.withLockedValue { $0 } ? 0 : 1   // the first object's file was deleted on the host
         }))
         let deleted = cachedObject(cache, key: 1)
         let kept = cachedObject(cache, key: 2)
         let deletedFD = deleted.pathFD
-        deletedOnHost.withLock { $0 = deletedFD }
+        deletedOnHost.withLockedValue { $0 = deletedFD }
         gate.arm()
         let swept = inBackground { cache.sweepUnlinked() }
         #expect(gate.waitUntilHeld())
@@ -133,14 +133,14 @@ final class CloseRecorder: Sendable {
     }
 
     @Test func theSweeperClosesWhatWasDeletedAndKeepsTheRest() throws {
-        let deletedOnHost = Mutex<Set<Int32>>([])
+        let deletedOnHost = NIOLockedValueBox<Set<Int32>>([])
         let closes = CloseRecorder()
         let cache = OpenFileCache(limit: 64, systemCalls: CacheSystemCalls(close: closes.close, linkCount: { fd in
-            deletedOnHost.withLock { $0.contains(fd) } ? 0 : 1
+            deletedOnHost.withLockedValue { $0.contains(fd) } ? 0 : 1
         }))
         let objects = (1...10).map { cachedObject(cache, key: UInt8($0)) }
         let deleted = Set(objects.filter { $0.key[0] % 3 == 0 }.map(\.pathFD))
-        deletedOnHost.withLock { $0 = deleted }
+        deletedOnHost.withLockedValue { $0 = deleted }
         let inUse = try #require(cache.acquire(objects[2].key))   // key 3: deleted, but in use
         cache.sweepUnlinked(batch: 4)
         for o in objects {

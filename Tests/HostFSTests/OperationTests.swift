@@ -1,7 +1,7 @@
 import CSupport
 import Glibc
 import NIOCore
-import Synchronization
+import NIOConcurrencyHelpers
 import Testing
 @testable import HostFS
 
@@ -505,9 +505,9 @@ func spawnStatus(_ path: String) -> SpawnResult {
         let fs = try box.fs(mode, openFileLimit: 8)
         let r = try fs.rootHandle(exportID: 1)
         final class Failures: Sendable {
-            private let list = Mutex<[String]>([])
-            var messages: [String] { list.withLock { $0 } }
-            func add(_ s: String) { list.withLock { $0.append(s) } }
+            private let list = NIOLockedValueBox<[String]>([])
+            var messages: [String] { list.withLockedValue { $0 } }
+            func add(_ s: String) { list.withLockedValue { $0.append(s) } }
         }
         let failures = Failures()
         DispatchLikeThreads.run(count: 8) { t in

@@ -2,7 +2,7 @@ import Foundation
 import NFS3
 import NIOCore
 import ONCRPC
-import Synchronization
+import NIOConcurrencyHelpers
 import Testing
 
 /// Connections come and go (a guest relay reconnects, health checks connect and
@@ -93,18 +93,18 @@ import Testing
 
     /// Runs `body(i)` for i in 0..<count on 4 threads; rethrows the first error.
     static func onClientThreads(_ count: Int, threads: Int = 4, _ body: @Sendable (Int) throws -> Void) throws {
-        let firstError = Mutex<(any Error)?>(nil)
+        let firstError = NIOLockedValueBox<(any Error)?>(nil)
         DispatchQueue.concurrentPerform(iterations: threads) { thread in
             for i in stride(from: thread, to: count, by: threads) {
                 do {
                     try body(i)
                 } catch {
-                    firstError.withLock { if $0 == nil { $0 = error } }
+                    firstError.withLockedValue { if $0 == nil { $0 = error } }
                     return
                 }
             }
         }
-        if let error = firstError.withLock({ $0 }) { throw error }
+        if let error = firstError.withLockedValue({ $0 }) { throw error }
     }
 
     /// SO_LINGER 0: close(2) sends a reset and drops what is unsent.

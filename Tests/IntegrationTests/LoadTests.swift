@@ -2,7 +2,7 @@ import Foundation
 import NFS3
 import NIOCore
 import ONCRPC
-import Synchronization
+import NIOConcurrencyHelpers
 import Testing
 import XDR
 
@@ -187,7 +187,7 @@ import XDR
         var outcome = Outcome()
         let threads = 4
         let deadline = Date().addingTimeInterval(seconds)
-        let results = Mutex<[Outcome]>([])
+        let results = NIOLockedValueBox<[Outcome]>([])
         let shares = (0..<threads).map { t in stride(from: t, to: all.count, by: threads).map { all[$0] } }
         // Each connection is used by the one thread whose share it is in, and by no other:
         // the compiler cannot see that a non-Sendable class crosses to one thread only.
@@ -198,14 +198,14 @@ import XDR
             Thread.detachNewThread {
                 defer { group.leave() }
                 let result = Self.drive(unsafeShares[t], until: deadline)
-                results.withLock { $0.append(result) }
+                results.withLockedValue { $0.append(result) }
             }
         }
         outcome.descriptorsHeld = try whileHeld()
         guard group.wait(timeout: .now() + seconds + 60) == .success else {
             throw LoadError.stuck
         }
-        for result in results.withLock({ $0 }) {
+        for result in results.withLockedValue({ $0 }) {
             outcome.operations += result.operations
             outcome.errors += result.errors
         }

@@ -8,7 +8,7 @@ import NFSCore
 import NIOCore
 import NIOPosix
 import ONCRPC
-import Synchronization
+import NIOConcurrencyHelpers
 import Transport
 import XDR
 
@@ -46,7 +46,7 @@ final class NFS3TestServer: Sendable {
     let pool: NIOThreadPool
     let context: NFSServerContext
     let sandbox: NFS3Sandbox
-    private let listeners = Mutex<[PeerIdentity: (channel: Channel, port: Int)]>([:])
+    private let listeners = NIOLockedValueBox<[PeerIdentity: (channel: Channel, port: Int)]>([:])
 
     init(exports: [Export], sandbox: NFS3Sandbox) throws {
         self.sandbox = sandbox
@@ -65,7 +65,7 @@ final class NFS3TestServer: Sendable {
     }
 
     deinit {
-        for (_, l) in listeners.withLock({ $0 }) { try? l.channel.close().wait() }
+        for (_, l) in listeners.withLockedValue({ $0 }) { try? l.channel.close().wait() }
         try? pool.syncShutdownGracefully()
         try? group.syncShutdownGracefully()
     }
@@ -76,7 +76,7 @@ final class NFS3TestServer: Sendable {
 
     /// The port of a listener whose connections all present `peer`.
     func port(for peer: PeerIdentity) throws -> Int {
-        try listeners.withLock { listeners in
+        try listeners.withLockedValue { listeners in
             if let l = listeners[peer] { return l.port }
             let dispatcher = self.dispatcher
             let channel = try ServerBootstrap(group: group)

@@ -1,5 +1,5 @@
 import Foundation
-import Synchronization
+import NIOConcurrencyHelpers
 import Testing
 
 /// A real `vsnfs` process, started from the binary `swift build` produced
@@ -167,9 +167,9 @@ enum ServerProcessError: Error, CustomStringConvertible {
 }
 
 final class LogCollector: Sendable {
-    private let data = Mutex(Data())
-    func append(_ chunk: Data) { data.withLock { $0.append(chunk) } }
-    var text: String { data.withLock { String(decoding: $0, as: UTF8.self) } }
+    private let data = NIOLockedValueBox(Data())
+    func append(_ chunk: Data) { data.withLockedValue { $0.append(chunk) } }
+    var text: String { data.withLockedValue { String(decoding: $0, as: UTF8.self) } }
 }
 
 extension Trait where Self == ConditionTrait {
@@ -214,19 +214,19 @@ func runChild(_ path: String, _ arguments: [String], timeout: TimeInterval = 300
     process.standardError = err
     try process.run()
     let group = DispatchGroup()
-    let stdout = Mutex(Data()), stderr = Mutex(Data())
+    let stdout = NIOLockedValueBox(Data()), stderr = NIOLockedValueBox(Data())
     group.enter()
-    DispatchQueue.global().async { stdout.withLock { $0 = out.fileHandleForReading.readDataToEndOfFile() }; group.leave() }
+    DispatchQueue.global().async { stdout.withLockedValue { $0 = out.fileHandleForReading.readDataToEndOfFile() }; group.leave() }
     group.enter()
-    DispatchQueue.global().async { stderr.withLock { $0 = err.fileHandleForReading.readDataToEndOfFile() }; group.leave() }
+    DispatchQueue.global().async { stderr.withLockedValue { $0 = err.fileHandleForReading.readDataToEndOfFile() }; group.leave() }
     let deadline = Date().addingTimeInterval(timeout)
     let drained = group.wait(timeout: .now() + timeout) == .success
     guard drained, waitForExit(process, seconds: max(1, deadline.timeIntervalSinceNow)) else {
         Foundation.kill(process.processIdentifier, SIGKILL)
         throw ChildTimedOut(command: ([path] + arguments).joined(separator: " "), seconds: timeout)
     }
-    return ChildOutput(status: process.terminationStatus, stdout: stdout.withLock { $0 },
-                       stderr: stderr.withLock { String(decoding: $0, as: UTF8.self) })
+    return ChildOutput(status: process.terminationStatus, stdout: stdout.withLockedValue { $0 },
+                       stderr: stderr.withLockedValue { String(decoding: $0, as: UTF8.self) })
 }
 
 /// Waits at most `seconds` for `process` to exit; true if it did.

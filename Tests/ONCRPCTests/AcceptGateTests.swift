@@ -4,7 +4,7 @@ import Glibc
 import Logging
 import NIOCore
 import NIOEmbedded
-import Synchronization
+import NIOConcurrencyHelpers
 import Testing
 @testable import Transport
 
@@ -81,8 +81,8 @@ import Testing
 
 /// A logger whose lines (messages only) the test reads back.
 final class CapturedLog: Sendable {
-    private let storage = Mutex<[String]>([])
-    var lines: [String] { storage.withLock { $0 } }
+    private let storage = NIOLockedValueBox<[String]>([])
+    var lines: [String] { storage.withLockedValue { $0 } }
 
     var logger: Logger {
         Logger(label: "test") { _ in Handler(log: self) }
@@ -97,7 +97,7 @@ final class CapturedLog: Sendable {
             set { metadata[key] = newValue }
         }
         func log(event: LogEvent) {
-            self.log.storage.withLock { $0.append("\(event.message)") }
+            self.log.storage.withLockedValue { $0.append("\(event.message)") }
         }
     }
 }

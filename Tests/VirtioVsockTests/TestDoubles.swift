@@ -1,6 +1,6 @@
 import CSupport
 import Glibc
-import Synchronization
+import NIOConcurrencyHelpers
 import Testing
 @testable import VirtioVsock
 
@@ -414,9 +414,9 @@ final class DeviceUnderTest {
 }
 
 final class AcceptedConnections: Sendable {
-    private let list = Synchronization.Mutex<[VsockGuestConnection]>([])
-    func add(_ c: VsockGuestConnection) { list.withLock { $0.append(c) } }
-    var all: [VsockGuestConnection] { list.withLock { $0 } }
+    private let list = NIOLockedValueBox<[VsockGuestConnection]>([])
+    func add(_ c: VsockGuestConnection) { list.withLockedValue { $0.append(c) } }
+    var all: [VsockGuestConnection] { list.withLockedValue { $0 } }
 }
 
 /// Reads whatever arrives on a blocking socket within `seconds`, up to `count` bytes.
