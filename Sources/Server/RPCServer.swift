@@ -56,7 +56,8 @@ public final class RPCServer: Sendable {
         do {
             for spec in self.configuration.listen {
                 if case .vhostUser = spec {
-                    devices.append(try VhostUserListener(spec, group: self.group, logger: self.logger) {
+                    devices.append(try VhostUserListener(spec, group: self.group, logger: self.logger,
+                                                         budget: self.connectionBudget) {
                         [dispatcher, configuration, logger, connections] channel, peer in
                         connections.add(channel, peer: peer, listener: spec)
                         return Self.configureConnection(channel: channel, peer: peer, dispatcher: dispatcher,

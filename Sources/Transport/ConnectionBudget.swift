@@ -22,6 +22,8 @@ public final class ConnectionBudget: Sendable {
     static let quietPeriod: Duration = .seconds(5)
 
     private struct State {
+        /// Descriptors held by connections: one per accepted socket, two per
+        /// vhost-user guest connection.
         var open = 0
         /// Listeners waiting for a connection to close, by listener.
         var waiters: [ObjectIdentifier: @Sendable () -> Void] = [:]
@@ -116,13 +118,34 @@ public final class ConnectionBudget: Sendable {
         return newBurst
     }
 
+    /// For the vhost-user device, which answers a guest's connection request at once
+    /// and has no backlog to leave it in: true, and `descriptors` counted open until
+    /// `closed(descriptors:)`, if the budget has room for them; otherwise false (the
+    /// device resets the guest's connection; the guest may try again), logged once per
+    /// burst. A device connection holds two descriptors, the socket pair's two ends.
+    func admitWithoutWaiting(descriptors: Int) -> Bool {
+        let (admitted, open, newBurst) = self.state.withLockedValue { state -> (Bool, Int, Bool) in
+            if state.open + descriptors <= self.limit {
+                state.open += descriptors
+                return (true, state.open, false)
+            }
+            let quiet = state.lastWithheld.map { $0.duration(to: .now) > Self.quietPeriod } ?? true
+            state.lastWithheld = .now
+            return (false, state.open, quiet && state.withholding == 0)
+        }
+        if newBurst {
+            self.logger.warning("vhost-user: connection limit reached (\(open) descriptors held by connections; file descriptor limit \(self.descriptorLimit), \(self.keptForFiles) of them kept for open files); guest connections are reset until others close; raise `ulimit -n` to serve more at once")
+        }
+        return admitted
+    }
+
     func opened() {
         self.state.withLockedValue { $0.open += 1 }
     }
 
-    func closed() {
+    func closed(descriptors: Int = 1) {
         let waiters = self.state.withLockedValue { state -> [@Sendable () -> Void] in
-            state.open -= 1
+            state.open -= descriptors
             defer { state.waiters = [:] }
             return Array(state.waiters.values)
         }

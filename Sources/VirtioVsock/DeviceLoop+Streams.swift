@@ -252,6 +252,12 @@ extension DeviceLoop {
                 answerWithReset(header)
                 return
             }
+            guard admit() else {   // the process's descriptor budget; it logs
+                close(pair[0])
+                close(pair[1])
+                answerWithReset(header)
+                return
+            }
             ourEnd = pair[0]
             theirEnd = pair[1]
         } else {

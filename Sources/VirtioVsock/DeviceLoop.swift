@@ -20,6 +20,7 @@ final class DeviceLoop {
 
     let configuration: VhostUserVsockConfiguration
     var logger: Logger
+    let admit: @Sendable () -> Bool
     let onConnection: @Sendable (VsockGuestConnection) -> Void
     let listenFD: Int32
     let forwardListenFD: Int32
@@ -51,6 +52,7 @@ final class DeviceLoop {
         logger = parts.logger
         logger[metadataKey: "vhost-user"] = "\(parts.configuration.socketPath)"
         logger[metadataKey: "cid"] = "\(parts.configuration.guestCID)"
+        admit = parts.admit
         onConnection = parts.onConnection
         listenFD = parts.listenFD
         forwardListenFD = parts.forwardListenFD

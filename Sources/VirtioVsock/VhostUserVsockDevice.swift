@@ -78,7 +78,10 @@ public final class VhostUserVsockDevice: Sendable {
 
     /// Binds the socket (replacing a stale socket file at the path) and starts
     /// the device's thread.
+    /// `admit` is asked before each guest connection to a served port is handed
+    /// on (the process's descriptor budget): false resets the guest's connection.
     public init(configuration: VhostUserVsockConfiguration, logger: Logger,
+                admit: @escaping @Sendable () -> Bool = { true },
                 onConnection: @escaping @Sendable (VsockGuestConnection) -> Void) throws {
         self.configuration = configuration
         let listenFD = try Self.bindListener(path: configuration.socketPath)
@@ -100,7 +103,7 @@ public final class VhostUserVsockDevice: Sendable {
         wakeFD = wake
         let state = DeviceSharedState()
         self.state = state
-        let loopParts = LoopParts(configuration: configuration, logger: logger, onConnection: onConnection,
+        let loopParts = LoopParts(configuration: configuration, logger: logger, admit: admit, onConnection: onConnection,
                                   listenFD: listenFD, forwardListenFD: forwardFD, wakeFD: wake, state: state)
         do {
             let thread = try startThread {
@@ -172,6 +175,7 @@ public final class VhostUserVsockDevice: Sendable {
 struct LoopParts: Sendable {
     let configuration: VhostUserVsockConfiguration
     let logger: Logger
+    let admit: @Sendable () -> Bool
     let onConnection: @Sendable (VsockGuestConnection) -> Void
     let listenFD: Int32
     /// The forward socket BASE (host processes send `CONNECT P\n`), or -1.

@@ -70,6 +70,24 @@ import Testing
         _ = try second.finish()
     }
 
+    /// The vhost-user device has no backlog to leave a guest's request in: past the
+    /// budget (two descriptors a connection) it is refused at once, said once per
+    /// burst, and admitted again when a connection closes.
+    @Test func deviceConnectionsAreAdmittedWithinTheBudgetTwoDescriptorsEach() {
+        let log = CapturedLog()
+        let budget = ConnectionBudget(limit: 5, descriptorLimit: 64, keptForFiles: 32, logger: log.logger)
+        #expect(budget.admitWithoutWaiting(descriptors: 2))
+        #expect(budget.admitWithoutWaiting(descriptors: 2))
+        #expect(!budget.admitWithoutWaiting(descriptors: 2))
+        #expect(!budget.admitWithoutWaiting(descriptors: 2))
+        #expect(budget.openConnections == 4)
+        #expect(log.lines.count == 1)
+        #expect(log.lines.first?.hasPrefix("vhost-user: connection limit reached (4 descriptors held by connections; file descriptor limit 64, 32 of them kept for open files)") == true)
+        budget.closed(descriptors: 2)
+        #expect(budget.admitWithoutWaiting(descriptors: 2))
+        #expect(budget.openConnections == 4)
+    }
+
     static func listener(_ budget: ConnectionBudget) throws -> (EmbeddedChannel, EmbeddedEventLoop, ReadCounter) {
         let loop = EmbeddedEventLoop()
         let listener = EmbeddedChannel(loop: loop)

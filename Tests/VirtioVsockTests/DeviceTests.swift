@@ -1,5 +1,6 @@
 import CSupport
 import Glibc
+import NIOConcurrencyHelpers
 import Testing
 @testable import VirtioVsock
 
@@ -146,6 +147,25 @@ func littleEndian64(_ bytes: [UInt8]) -> UInt64 {
         #expect(conn.guestCID == 7 && conn.guestPort == 40000 && conn.hostPort == 2049)
         #expect(eventually { d.device.status.connections == 1 })
         close(conn.fd)
+    }
+
+    /// The process's descriptor budget (ConnectionBudget, asked through `admit`)
+    /// refuses a connection: the guest gets a reset, nothing is handed on.
+    @Test func aRequestTheDescriptorBudgetRefusesIsResetAndNotHandedOn() throws {
+        let allowed = NIOLockedValueBox(1)
+        let d = try DeviceUnderTest(admit: { allowed.withLockedValue { n in defer { n -= 1 }; return n > 0 } })
+        let guest = try GuestVsock(path: d.path, cid: 3)
+        try guest.start()
+        guest.send(guest.packet(op: .request, srcPort: 40000, dstPort: 2049))
+        #expect(try #require(guest.receive()).header.knownOp == .response)
+        guest.send(guest.packet(op: .request, srcPort: 40001, dstPort: 2049))
+        let refused = try #require(guest.receive()).header
+        #expect(refused.knownOp == .reset)
+        #expect(refused.srcPort == 2049 && refused.dstPort == 40001)
+        #expect(eventually { d.accepted.all.count == 1 })
+        #expect(d.accepted.all.first?.guestPort == 40000)
+        #expect(eventually { d.device.status.connections == 1 })
+        for c in d.accepted.all { close(c.fd) }
     }
 
     @Test func requestToAnUnservedPortIsReset() throws {

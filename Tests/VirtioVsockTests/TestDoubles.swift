@@ -400,14 +400,14 @@ final class DeviceUnderTest {
     let accepted = AcceptedConnections()
 
     init(cid: UInt64 = 3, ports: Set<UInt32> = [2049], bufferSize: UInt32 = 256 * 1024, forwardBase: String? = nil,
-         timeouts: Double = 10, name: String = #function) throws {
+         timeouts: Double = 10, admit: @escaping @Sendable () -> Bool = { true }, name: String = #function) throws {
         path = temporarySocketPath(String(name.prefix(20).filter { $0.isLetter }))
         let sink = accepted
         device = try VhostUserVsockDevice(
             configuration: VhostUserVsockConfiguration(socketPath: path, guestCID: cid, ports: ports, bufferSize: bufferSize,
                                                        forwardBase: forwardBase, connectTimeout: timeouts,
                                                        closeTimeout: timeouts),
-            logger: .init(label: "test"), onConnection: { sink.add($0) })
+            logger: .init(label: "test"), admit: admit, onConnection: { sink.add($0) })
     }
 
     deinit { device.shutdown() }
