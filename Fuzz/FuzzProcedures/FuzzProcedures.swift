@@ -145,16 +145,15 @@ public func fuzzProcedures(_ start: UnsafePointer<UInt8>?, _ count: Int) -> CInt
     let procedure = isMount ? UInt32(input[0] & 0x7f) % 6 : UInt32(input[0]) % 22
     let arguments = ByteBuffer(bytes: fixture.substituteHandles(Array(input.dropFirst(2))))
 
-    connection.withLockedValue { client in
-        if client == nil { client = try! BlockingRPCClient(unixPath: fixture.socketPath) }
-        call(client!, program: program, procedure: procedure, credential: credential(input[1]), arguments: arguments)
-    }
+    if connection == nil { connection = try! BlockingRPCClient(unixPath: fixture.socketPath) }
+    call(connection!, program: program, procedure: procedure, credential: credential(input[1]), arguments: arguments)
     return 0
 }
 
 /// One connection for every input, as a client's: accepting one per input
-/// cost more than most calls.
-let connection = NIOLockedValueBox<BlockingRPCClient?>(nil)
+/// cost more than most calls. `nonisolated(unsafe)`: libFuzzer calls the entry
+/// point from its one thread, the only one that touches this.
+nonisolated(unsafe) var connection: BlockingRPCClient?
 
 /// Sends the call and a NULL call behind it; the server runs one call at a time,
 /// so the NULL's reply means the call has finished.
