@@ -1,3 +1,4 @@
+import Exports
 import HostFS
 import NFS4Wire
 
@@ -36,7 +37,10 @@ enum NFS4AttributeMapping {
     static func time(_ t: FSTime) -> NFSTime4 { NFSTime4(seconds: t.seconds, nseconds: t.nanoseconds) }
 
     /// Every attribute of `a` the table knows (the encoder keeps the requested ones).
-    static func attributes(_ a: FileAttributes, handle: [UInt8]?, stat: FSStat?, leaseSeconds: UInt32) -> NFS4Attributes {
+    /// The fattr4 the client of `options` sees: owners mapped host -> guest
+    /// (`map_uid`/`map_gid`, as NFSv3's fattr3).
+    static func attributes(_ a: FileAttributes, handle: [UInt8]?, stat: FSStat?, leaseSeconds: UInt32,
+                           for options: ExportOptions) -> NFS4Attributes {
         var r = NFS4Attributes()
         r.supportedAttrs = NFS4Attribute.all
         r.type = NFS4FileType(rawValue: a.type.rawValue)
@@ -66,8 +70,8 @@ enum NFS4AttributeMapping {
         r.mode = a.mode & 0o7777
         r.noTrunc = true
         r.numLinks = a.nlink
-        r.owner = NFS4Name(String(a.uid))
-        r.ownerGroup = NFS4Name(String(a.gid))
+        r.owner = NFS4Name(String(options.guestUID(a.uid)))
+        r.ownerGroup = NFS4Name(String(options.guestGID(a.gid)))
         r.rawdev = SpecData4(specdata1: a.rdevMajor, specdata2: a.rdevMinor)
         r.spaceUsed = a.used
         r.timeAccess = time(a.atime)
@@ -102,10 +106,14 @@ enum NFS4AttributeMapping {
         }
     }
 
-    /// A client's fattr4 for SETATTR, CREATE and OPEN: the settable attributes.
-    static func setAttributes(_ fattr: NFS4Fattr) throws -> (SetAttributes, Bitmap4) {
+    /// A client's fattr4 for SETATTR, CREATE and OPEN: the settable attributes,
+    /// owners mapped guest -> host. An owner with no host id (see `IDMap`) is
+    /// NFS4ERR_INVAL, as NFSv3 answers it.
+    static func setAttributes(_ fattr: NFS4Fattr, from options: ExportOptions) throws -> (SetAttributes, Bitmap4) {
         let a = try NFS4Attributes(decoding: fattr, for: .set)
-        let set = SetAttributes(mode: a.mode.map { $0 & 0o7777 }, uid: try a.owner.map(id), gid: try a.ownerGroup.map(id),
+        let uid = try a.owner.map { try options.hostOwnerUID(id($0)) ?? { throw NFS4Status.inval }() }
+        let gid = try a.ownerGroup.map { try options.hostOwnerGID(id($0)) ?? { throw NFS4Status.inval }() }
+        let set = SetAttributes(mode: a.mode.map { $0 & 0o7777 }, uid: uid, gid: gid,
                                 size: a.size, atime: timeChange(a.timeAccessSet), mtime: timeChange(a.timeModifySet))
         return (set, fattr.mask.trimmed())
     }

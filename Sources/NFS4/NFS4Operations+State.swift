@@ -43,11 +43,11 @@ extension NFS4CompoundRunner {
                 var exclusiveAttributes: SetAttributes?
                 switch how {
                 case .unchecked(let fattr):
-                    let (set, mask) = try NFS4AttributeMapping.setAttributes(fattr)
+                    let (set, mask) = try NFS4AttributeMapping.setAttributes(fattr, from: call.access.options)
                     hostHow = .unchecked(set)
                     attrSet = mask
                 case .guarded(let fattr):
-                    let (set, mask) = try NFS4AttributeMapping.setAttributes(fattr)
+                    let (set, mask) = try NFS4AttributeMapping.setAttributes(fattr, from: call.access.options)
                     hostHow = .guarded(set)
                     attrSet = mask
                 case .exclusive4(let verifier):
@@ -59,7 +59,7 @@ extension NFS4CompoundRunner {
                                                  NFS4Attribute.timeModifySet.rawValue]).isEmpty else {
                         throw NFS4Status.inval
                     }
-                    let (set, mask) = try NFS4AttributeMapping.setAttributes(fattr)
+                    let (set, mask) = try NFS4AttributeMapping.setAttributes(fattr, from: call.access.options)
                     hostHow = .exclusive(verifier: verifier.value)
                     exclusiveAttributes = set
                     attrSet = mask

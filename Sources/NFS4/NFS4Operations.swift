@@ -183,14 +183,15 @@ extension NFS4CompoundRunner {
             let attributes = try fs.getattr(h, as: call.credentials)
             let stat = requested.intersection(NFS4AttributeMapping.fsStatAttributes).isEmpty
                 ? nil : try fs.fsstat(h, as: call.credentials)
-            return NFS4AttributeMapping.attributes(attributes, handle: h.bytes, stat: stat, leaseSeconds: state.leaseSeconds)
+            return NFS4AttributeMapping.attributes(attributes, handle: h.bytes, stat: stat, leaseSeconds: state.leaseSeconds,
+                                                 for: call.access.options)
                 .encode(requested: requested, allocator: allocator)
         }
     }
 
     mutating func setattr(_ args: NFS4SetattrArgs) throws -> NFS4Result {
         let (h, call) = try object(modifies: true)
-        let (set, mask) = try NFS4AttributeMapping.setAttributes(args.attributes)
+        let (set, mask) = try NFS4AttributeMapping.setAttributes(args.attributes, from: call.access.options)
         if set.size != nil {
             let stateID = try resolve(args.stateID)
             if stateID.special == nil {
@@ -220,7 +221,7 @@ extension NFS4CompoundRunner {
 
     mutating func create(_ args: NFS4CreateArgs) throws -> NFS4Result {
         let (dir, call) = try object(modifies: true)
-        let (set, mask) = try NFS4AttributeMapping.setAttributes(args.attributes)
+        let (set, mask) = try NFS4AttributeMapping.setAttributes(args.attributes, from: call.access.options)
         let name = args.name.bytes
         guard !name.isEmpty else { throw NFS4Status.inval }
         let node: NodeResult
@@ -299,7 +300,7 @@ extension NFS4CompoundRunner {
                 let fattr: NFS4Fattr
                 if let attributes = entry.attributes {
                     fattr = NFS4AttributeMapping.attributes(attributes, handle: entry.handle?.bytes, stat: stat,
-                                                            leaseSeconds: state.leaseSeconds)
+                                                            leaseSeconds: state.leaseSeconds, for: call.access.options)
                         .encode(requested: args.attrRequest, allocator: allocator)
                 } else {
                     // No attributes (no search permission, a mount point): rdattr_error alone.
