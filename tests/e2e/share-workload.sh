@@ -49,7 +49,7 @@ check "vsnfs-mount --auto mounts both shares, from $SOURCE" t_auto
 sed 's/^/auto: /' /tmp/auto.log
 t_mounted() {
     for m in "$SHARE_MNT" "$SECOND_MNT"; do
-        awk -v m="$m" '{ gsub(/\\040/, " ", $2) } $2 == m && $3 == "nfs" { found = 1 } END { exit !found }' /proc/mounts ||
+        awk -v m="$m" '{ gsub(/\\040/, " ", $2) } $2 == m && ($3 == "nfs" || $3 == "nfs4") { found = 1 } END { exit !found }' /proc/mounts ||
             fail "$m is not an NFS mount: $(cat /proc/mounts)"
     done
 }
