@@ -166,8 +166,19 @@ import Glibc
         #expect(busy.detail.contains("port \(listener.port) is in use"))
         let port = Int(listener.port)
         listener.stop()
-        #expect(ListenChecks.check(.tcp(host: "127.0.0.1", port: port), vsockSockets: nil).verdict == .ok)
         #expect(ListenChecks.check(.tcp(host: "192.0.2.1", port: port), vsockSockets: nil).verdict == .fail)
+        #expect(ListenChecks.check(.tcp(host: "127.0.0.1", port: 0), vsockSockets: nil).verdict == .ok)
+        // A port just freed is free, unless a client connection elsewhere in
+        // this parallel run took it as its ephemeral port between the close
+        // and the probe (CI saw that once): try a few freshly freed ports.
+        var freedPortsProbedOK = 0
+        for _ in 0..<5 where freedPortsProbedOK == 0 {
+            let other = try TestListener.tcp()
+            let freed = Int(other.port)
+            other.stop()
+            if ListenChecks.check(.tcp(host: "127.0.0.1", port: freed), vsockSockets: nil).verdict == .ok { freedPortsProbedOK += 1 }
+        }
+        #expect(freedPortsProbedOK == 1, "five freshly freed ports all probed as in use")
     }
 
     @Test func aVsockPortInUseFails() throws {
