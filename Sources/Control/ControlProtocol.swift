@@ -144,14 +144,19 @@ public struct ControlResponse: Codable, Hashable, Sendable {
             public var exports: [ClientExport]
             /// NFS versions it has called (`3`), in order.
             public var nfsVersions: [String]
-            /// NFSv4.1 sessions; `none (NFSv3)` until NFSv4.1 exists.
+            /// NFSv4.1 sessions in short: `none (NFSv3)`, `none`, or how many of
+            /// how many clients; `nfs4Clients` has them in full.
             public var sessions: String
             public var calls: Int
+            /// Calls by RPC procedure (an NFSv4 COMPOUND counts once here).
             public var operations: [OperationCount]
+            /// The NFSv4.1 client records of this peer, their sessions and the
+            /// operations inside their COMPOUNDs; nil for a peer that has none.
+            public var nfs4Clients: [NFS4Client]?
 
             public init(peer: String, identity: String, listener: String, connectedSeconds: Int,
                         exports: [ClientExport], nfsVersions: [String], sessions: String, calls: Int,
-                        operations: [OperationCount]) {
+                        operations: [OperationCount], nfs4Clients: [NFS4Client]? = nil) {
                 self.peer = peer
                 self.identity = identity
                 self.listener = listener
@@ -161,6 +166,35 @@ public struct ControlResponse: Codable, Hashable, Sendable {
                 self.sessions = sessions
                 self.calls = calls
                 self.operations = operations
+                self.nfs4Clients = nfs4Clients
+            }
+        }
+
+        public struct NFS4Client: Codable, Hashable, Sendable {
+            /// The client ID in hex.
+            public var clientID: String
+            /// Whether a CREATE_SESSION confirmed it (RFC 8881 §18.35.4).
+            public var confirmed: Bool
+            /// Its session IDs in hex.
+            public var sessions: [String]
+            /// Operations run in its sessions, by RFC name (`SEQUENCE`, `OPEN`), most used first.
+            public var operations: [NFS4OperationCount]
+
+            public init(clientID: String, confirmed: Bool, sessions: [String], operations: [NFS4OperationCount]) {
+                self.clientID = clientID
+                self.confirmed = confirmed
+                self.sessions = sessions
+                self.operations = operations
+            }
+        }
+
+        public struct NFS4OperationCount: Codable, Hashable, Sendable {
+            public var operation: String
+            public var count: Int
+
+            public init(operation: String, count: Int) {
+                self.operation = operation
+                self.count = count
             }
         }
 

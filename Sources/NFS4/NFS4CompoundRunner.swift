@@ -134,8 +134,12 @@ struct NFS4CompoundRunner {
             // A reply larger than ca_maxresponsesize_cached is not kept (a retry of it is
             // RETRY_UNCACHED_REP): the cache holds at most that much per slot.
             let cache = sequenced.cache && reply.readableBytes <= cacheLimit
-            state.tables.withLockedValue {
-                $0.clients.complete(sessionID: sequenced.session, slotID: sequenced.slot, reply: reply, cache: cache)
+            let client = clientID
+            state.tables.withLockedValue { t in
+                t.clients.complete(sessionID: sequenced.session, slotID: sequenced.slot, reply: reply, cache: cache)
+                if let client, t.clients.clients[client] != nil {
+                    for result in results { t.operationCounts[client, default: [:]][result.opcode, default: 0] += 1 }
+                }
             }
         }
         return reply

@@ -12,6 +12,8 @@ struct NFS4Tables: Sendable {
     var clients: ClientTable
     var opens: OpenTable
     var locks: LockStateTable
+    /// Operations run in each client's sessions (SEQUENCE included), for `vsnfs status`.
+    var operationCounts: [ClientID: [NFS4Opcode: Int]] = [:]
 
     /// Whether `clientID` is a client of `host`. Client and session IDs are
     /// not secrets, so every operation naming one (SEQUENCE's session,
@@ -32,6 +34,7 @@ struct NFS4Tables: Sendable {
         for id in clientIDs {
             opens.releaseClient(id)
             locks.releaseClient(id)
+            operationCounts[id] = nil
         }
     }
 }

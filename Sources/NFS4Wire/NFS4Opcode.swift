@@ -103,6 +103,20 @@ public enum NFS4Opcode: UInt32, Sendable, Hashable, CaseIterable {
     }
 }
 
+extension NFS4Opcode {
+    /// The RFC's name (`OPEN_DOWNGRADE`, `EXCHANGE_ID`), for logs and `vsnfs status`.
+    public var name: String {
+        var out = ""
+        var previous: Character?
+        for c in "\(self)" {
+            if c.isUppercase, let p = previous, p.isLowercase { out.append("_") }
+            out += c.uppercased()
+            previous = c
+        }
+        return out
+    }
+}
+
 /// nfs_cb_opnum4: the back channel's operations.
 public enum CBOpcode: UInt32, Sendable, Hashable, CaseIterable {
     case getattr = 3

@@ -4,6 +4,7 @@ import Glibc
 import Control
 import Exports
 import NFS3
+import NFS4
 import ONCRPC
 import Transport
 
@@ -92,15 +93,31 @@ extension VSNFSServer {
                 authRows += domains.map { .init(peer: identity, domain: $0.domain, exports: $0.exports) }
             }
             let nfsVersions = Set(connection.operations.filter { $0.operation.program == 100_003 }.map(\.operation.version))
+            // Client records belong to the peer, not to one connection (a
+            // client may bind several): each connection of a peer that spoke
+            // NFSv4 shows them.
+            let nfs4Clients = nfsVersions.contains(4) ? self.nfs4.clients(of: connection.peer.host).map { client in
+                ControlResponse.ServerStatus.NFS4Client(
+                    clientID: client.clientID, confirmed: client.confirmed, sessions: client.sessions,
+                    operations: client.operations.map { .init(operation: $0.name, count: $0.count) })
+            } : nil
+            let sessions: String
+            if let nfs4Clients {
+                let count = nfs4Clients.map(\.sessions.count).reduce(0, +)
+                sessions = count == 0 ? "none" : "\(count) of \(nfs4Clients.count) NFSv4 client(s)"
+            } else {
+                sessions = "none (NFSv3)"
+            }
             clients.append(.init(
                 peer: connection.peer.description, identity: identity, listener: connection.listener.description,
                 connectedSeconds: connection.connectedSeconds, exports: exports,
-                nfsVersions: nfsVersions.sorted().map(String.init), sessions: "none (NFSv3)",
+                nfsVersions: nfsVersions.sorted().map(String.init), sessions: sessions,
                 calls: connection.operations.reduce(connection.otherCalls) { $0 + $1.count },
                 operations: connection.operations.map {
                     .init(program: $0.program, version: $0.operation.version, procedure: $0.procedure, count: $0.count)
                 } + (connection.otherCalls > 0
-                    ? [.init(program: "other", version: 0, procedure: "other", count: connection.otherCalls)] : [])))
+                    ? [.init(program: "other", version: 0, procedure: "other", count: connection.otherCalls)] : []),
+                nfs4Clients: nfs4Clients))
         }
         let kernel = Self.kernelVsockSockets(ports: Set(self.rpcServer.listeningSpecs.compactMap {
             if case .vsock(_, let port) = $0 { return port }

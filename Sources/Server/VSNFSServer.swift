@@ -49,6 +49,8 @@ public final class VSNFSServer: Sendable {
     public let configuration: Configuration
     public let rpcServer: RPCServer
     public let context: NFSServerContext
+    /// The NFSv4.1 program, for `vsnfs status`'s sessions.
+    let nfs4: NFS4Program
     private let group: MultiThreadedEventLoopGroup
     private let threadPool: NIOThreadPool
     let logger: Logger
@@ -68,14 +70,15 @@ public final class VSNFSServer: Sendable {
     }
 
     private init(configuration: Configuration, rpcServer: RPCServer, context: NFSServerContext,
-                 group: MultiThreadedEventLoopGroup, threadPool: NIOThreadPool, rpcbind: RPCBindRegistration?,
-                 base: [Export], logger: Logger) {
+                 nfs4: NFS4Program, group: MultiThreadedEventLoopGroup, threadPool: NIOThreadPool,
+                 rpcbind: RPCBindRegistration?, base: [Export], logger: Logger) {
         self.exportsState = NIOLockedValueBox(ExportsState(
             base: base, served: ExportOverlay().applied(to: base, baseOrigin: configuration.exports.origin).exports))
         self.rpcbind = rpcbind
         self.configuration = configuration
         self.rpcServer = rpcServer
         self.context = context
+        self.nfs4 = nfs4
         self.group = group
         self.threadPool = threadPool
         self.logger = logger
@@ -102,8 +105,8 @@ public final class VSNFSServer: Sendable {
         threadPool.start()
         let group = MultiThreadedEventLoopGroup(numberOfThreads: System.coreCount)
         let context = NFSServerContext(hostFS: hostFS, threadPool: threadPool, logger: Logger(label: "vsnfs.nfs"))
-        let programs: [any RPCProgram] = [MountProgram(server: context), NFS3Program(server: context),
-                                          NFS4Program(server: context)]
+        let nfs4 = NFS4Program(server: context)
+        let programs: [any RPCProgram] = [MountProgram(server: context), NFS3Program(server: context), nfs4]
         let rpcServer = RPCServer(
             configuration: configuration.rpc,
             programs: programs, group: group, keptForFiles: hostFS.openFileLimit, logger: logger)
@@ -134,7 +137,7 @@ public final class VSNFSServer: Sendable {
             logger.info("exporting \(export.hostPath) as \(export.mountPath)")
         }
         let server = VSNFSServer(configuration: configuration, rpcServer: rpcServer, context: context,
-                                 group: group, threadPool: threadPool, rpcbind: rpcbind, base: exports, logger: logger)
+                                 nfs4: nfs4, group: group, threadPool: threadPool, rpcbind: rpcbind, base: exports, logger: logger)
         if let path = configuration.controlSocket {
             do {
                 let control = try await ControlServer.start(path: path, group: group, logger: logger) {

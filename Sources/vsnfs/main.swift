@@ -441,6 +441,12 @@ func formatStatus(_ status: ControlResponse.ServerStatus) -> String {
         out += "; sessions: \(client.sessions)\n"
         let operations = client.operations.map { "\($0.program) v\($0.version) \($0.procedure) \($0.count)" }
         out += "    calls     \(client.calls)" + (operations.isEmpty ? "" : ": " + operations.joined(separator: ", ")) + "\n"
+        for nfs4 in client.nfs4Clients ?? [] {
+            out += "    NFSv4     client \(nfs4.clientID)" + (nfs4.confirmed ? "" : " (unconfirmed)") + ", sessions "
+                + (nfs4.sessions.isEmpty ? "none" : nfs4.sessions.joined(separator: ", ")) + "\n"
+            let counted = nfs4.operations.map { "\($0.operation) \($0.count)" }
+            out += "    ops       " + (counted.isEmpty ? "none yet" : counted.joined(separator: ", ")) + "\n"
+        }
     }
     out += "\nvsock sockets (the kernel's vsock_diag)\n"
     if let sockets = status.vsockSockets {

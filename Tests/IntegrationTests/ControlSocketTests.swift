@@ -225,6 +225,57 @@ import Testing
                 "\(text.stdout)")
     }
 
+    /// An NFSv4.1 client's record, its session and the operations inside its
+    /// COMPOUNDs (which the RPC counts see as COMPOUND only).
+    @Test func statusShowsNFSv4ClientsWithTheirSessionsAndOperations() throws {
+        let dir = try makeTemporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let export = dir.appendingPathComponent("export").path
+        try FileManager.default.createDirectory(atPath: export, withIntermediateDirectories: true)
+        let exportsFile = dir.appendingPathComponent("exports")
+        try "\(export) 127.0.0.1(rw)\n".write(to: exportsFile, atomically: true, encoding: .utf8)
+        let server = try ServerProcess(["--exports", exportsFile.path, "--listen", "tcp:127.0.0.1:0"], expectListeners: 1)
+        defer { server.stop() }
+        let client = NFS4TestClient(try RawRPCClient(tcpPort: server.tcpPort))
+        try client.establishSession()
+        let path = export.split(separator: "/").map(String.init)
+        _ = try client.handle(path)
+        _ = try client.handle(path)
+
+        let status = try admin(server, ["status"])
+        #expect(status.status == 0, "\(status.stderr)")
+        let body = try #require(status.json["status"] as? [String: Any])
+        let ours = try #require((body["clients"] as? [[String: Any]])?.first)
+        #expect(ours["nfsVersions"] as? [String] == ["4"])
+        #expect(ours["sessions"] as? String == "1 of 1 NFSv4 client(s)", "\(ours)")
+        let records = try #require(ours["nfs4Clients"] as? [[String: Any]])
+        #expect(records.count == 1, "\(records)")
+        let record = try #require(records.first)
+        #expect(record["clientID"] as? String == String(format: "%016llx", client.clientID))
+        #expect(record["confirmed"] as? Bool == true)
+        let session = String(format: "%016llx%016llx", client.sessionID.high, client.sessionID.low)
+        #expect(record["sessions"] as? [String] == [session])
+        let operations = try #require(record["operations"] as? [[String: Any]])
+        let counts = Dictionary(uniqueKeysWithValues: operations.map { ($0["operation"] as? String ?? "?", $0["count"] as? Int ?? 0) })
+        // Two sequenced COMPOUNDs: SEQUENCE PUTROOTFH LOOKUP... GETFH each.
+        #expect(counts == ["SEQUENCE": 2, "PUTROOTFH": 2, "LOOKUP": 2 * path.count, "GETFH": 2], "\(operations)")
+        #expect(operations.first?["operation"] as? String == "LOOKUP", "most used first: \(operations)")
+
+        let text = try admin(server, ["status"], json: false)
+        #expect(text.stdout.contains("sessions: 1 of 1 NFSv4 client(s)"), "\(text.stdout)")
+        #expect(text.stdout.contains("NFSv4     client \(String(format: "%016llx", client.clientID)), sessions \(session)"),
+                "\(text.stdout)")
+        #expect(text.stdout.contains("SEQUENCE 2"), "\(text.stdout)")
+
+        // DESTROY_SESSION and DESTROY_CLIENTID end the record: status no longer lists it.
+        #expect(try client.compound([.destroySession(client.sessionID)]).statuses == [.ok])
+        #expect(try client.compound([.destroyClientID(client.clientID)]).statuses == [.ok])
+        let after = try admin(server, ["status"])
+        let afterOurs = try #require(((after.json["status"] as? [String: Any])?["clients"] as? [[String: Any]])?.first)
+        #expect((afterOurs["nfs4Clients"] as? [[String: Any]])?.isEmpty == true, "\(afterOurs)")
+        #expect(afterOurs["sessions"] as? String == "none")
+    }
+
     /// The socket is the server user's alone: 0600 in a 0700 directory; a second
     /// server on the same path is refused while the first lives, and takes it over
     /// once the first died without cleaning up; a peer of another uid is not answered.

@@ -97,9 +97,19 @@ host_control_status() {   # ROOT: status lists the guest (vsock:3), its calls, i
     echo "$out" > "$work/status.txt"
     echo "$out" | grep -Eq "^  vsock:3:[0-9]+ on vhost-user:" || fail "no client vsock:3 in: $out"
     echo "$out" | grep -Fq "    exports   $1 (rw, as vsock:3)" || fail "vsock:3's export is not listed rw: $out"
-    echo "$out" | grep -Fq "    NFS       v3; sessions: none (NFSv3)" || fail "no NFSv3 use shown: $out"
-    echo "$out" | grep -E "^    calls     [0-9]+: " | grep -F "NFS v3 READ " | grep -Fq "NFS v3 WRITE " ||
-        fail "no READ and WRITE counts: $out"
+    if [ "$vers" = 3 ]; then
+        echo "$out" | grep -Fq "    NFS       v3; sessions: none (NFSv3)" || fail "no NFSv3 use shown: $out"
+        echo "$out" | grep -E "^    calls     [0-9]+: " | grep -F "NFS v3 READ " | grep -Fq "NFS v3 WRITE " ||
+            fail "no READ and WRITE counts: $out"
+    else
+        # NFSv4.x: the guest kernel's client record and its session, and the
+        # operations inside its COMPOUNDs.
+        echo "$out" | grep -Eq "^    NFS       v4; sessions: [1-9][0-9]* of [1-9][0-9]* NFSv4 client" ||
+            fail "no NFSv4 session shown: $out"
+        echo "$out" | grep -Eq "^    NFSv4     client [0-9a-f]{16}, sessions [0-9a-f]{32}" || fail "no NFSv4 client record: $out"
+        echo "$out" | grep -E "^    ops       " | grep -E "(^| )READ [0-9]+" | grep -Eq "(^| )WRITE [0-9]+" ||
+            fail "no READ and WRITE counts inside COMPOUNDs: $out"
+    fi
     echo "$out" | grep -Eq "^  nfsd +vsock:3 +vsock:3 +$1\$" || fail "no auth row for vsock:3: $out"
     echo "$out" | grep -E "^    calls"
 }
