@@ -74,7 +74,7 @@ test-tsan:
 # the fuzzer and address sanitizer instrumentation; each target's entry point
 # runs libFuzzer's driver (fuzz/run.sh runs them).
 FUZZ_SECS ?= 60
-FUZZ_TARGETS ?= FuzzRecordMarking FuzzRPCMessage FuzzProcedures FuzzFileHandle FuzzExports FuzzCompound
+FUZZ_TARGETS ?= FuzzRecordMarking FuzzRPCMessage FuzzProcedures FuzzFileHandle FuzzExports FuzzCompound FuzzNFS4
 FUZZ_BUILD = VSNFS_FUZZ=1 $(SWIFT) build -c debug --scratch-path .build-fuzz \
 	-Xswiftc -sanitize=fuzzer,address -Xswiftc -parse-as-library
 

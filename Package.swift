@@ -140,13 +140,18 @@ if ProcessInfo.processInfo.environment["VSNFS_FUZZ"] != nil {
     let fuzzTargets: [(name: String, dependencies: [Target.Dependency])] = [
         ("FuzzRecordMarking", ["ONCRPC", nioCore, .product(name: "NIOEmbedded", package: "swift-nio")]),
         ("FuzzRPCMessage", ["ONCRPC", "XDR", nioCore]),
-        ("FuzzProcedures", ["Server", "NFSCore", "NFS3", "Mount3", "ONCRPC", "XDR", "Exports", "HostFS", "Transport", log, nioCore,
-                            nioLocks]),
+        ("FuzzProcedures", ["FuzzServer", "Server", "NFSCore", "NFS3", "Mount3", "ONCRPC", "XDR", "Exports", "HostFS", "Transport",
+                            log, nioCore, nioLocks]),
+        ("FuzzNFS4", ["FuzzServer", "NFS4Wire", "ONCRPC", "XDR", nioCore]),
         ("FuzzFileHandle", ["HostFS", "Exports", "CSupport", log]),
         ("FuzzExports", ["Exports"]),
         ("FuzzCompound", ["NFS4Wire", "XDR", nioCore]),
     ]
     package.targets.append(.target(name: "FuzzDriver", path: "Fuzz/FuzzDriver"))
+    // The in-process server the targets that drive a whole server share.
+    package.targets.append(.target(name: "FuzzServer", dependencies: ["Server", "Exports", "HostFS", "ONCRPC", "XDR",
+                                                                      "Transport", log, nioCore, nioLocks],
+                                   path: "Fuzz/FuzzServer"))
     for target in fuzzTargets {
         package.targets.append(.executableTarget(name: target.name, dependencies: ["FuzzDriver"] + target.dependencies,
                                                  path: "Fuzz/\(target.name)"))

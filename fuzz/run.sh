@@ -20,12 +20,12 @@ max_len=16384
 # Swift's crash backtracer reads other threads' stacks, which the address
 # sanitizer reports in place of the crash itself: let libFuzzer report it.
 export SWIFT_BACKTRACE=enable=no
-# Leak detection per target. FuzzProcedures runs a whole server in the
+# Leak detection per target. FuzzProcedures and FuzzNFS4 run a whole server in the
 # process, and LeakSanitizer cannot see references Swift keeps in enum
 # payloads: it calls NIO's thread-pool queue and accepted sockets' addresses
-# leaked. That target runs without it; the server's leaks are the business of
+# leaked. Those targets run without it; the server's leaks are the business of
 # make test-asan and the leak test.
-declare -A leaks=([FuzzProcedures]=0)
+declare -A leaks=([FuzzProcedures]=0 [FuzzNFS4]=0)
 run() {  # TARGET ARGS...: the target, with its leak detection
     local t=$1; shift
     ASAN_OPTIONS="detect_leaks=${leaks[$t]:-1}:${ASAN_OPTIONS:-}" $bin/$t -detect_leaks=${leaks[$t]:-1} "$@"
@@ -42,6 +42,7 @@ if [[ $mode == merge ]]; then
     VSNFS_FUZZ_WRITE_SEEDS=$seeds ASAN_OPTIONS=detect_leaks=0 $bin/FuzzProcedures
     VSNFS_FUZZ_WRITE_SEEDS=$seeds ASAN_OPTIONS=detect_leaks=0 $bin/FuzzFileHandle
     VSNFS_FUZZ_WRITE_SEEDS=$seeds ASAN_OPTIONS=detect_leaks=0 $bin/FuzzCompound
+    VSNFS_FUZZ_WRITE_SEEDS=$seeds ASAN_OPTIONS=detect_leaks=0 $bin/FuzzNFS4
     for t in "$@"; do
         mkdir -p "$seeds/$t" ".build-fuzz/corpus/$t" "fuzz/corpus/$t"
         merged=$(mktemp -d)

@@ -24,6 +24,7 @@
 // FuzzRPCMessage and FuzzRecordMarking, each made by the product's encoders
 // (the arguments types' encode, BlockingRPCClient.encodeCall), then exits.
 import FuzzDriver
+import FuzzServer
 import Exports
 import Foundation
 import HostFS
@@ -38,103 +39,9 @@ import Server
 import Transport
 import XDR
 
-let placeholderNames = ["RWFH", "ROFH", "FIFH"]
-
 func placeholder(_ name: String) -> NFS3FileHandle { NFS3FileHandle(Array(name.utf8)) }
 
-final class Fixture: Sendable {
-    let work: String
-    let socketPath: String
-    let server: VSNFSServer
-    /// The XDR encoding of each placeholder handle's real handle, by placeholder.
-    let handles: [(placeholder: [UInt8], real: [UInt8])]
-
-    init() {
-        LoggingSystem.bootstrap { _ in SwiftLogNoOpLogHandler() }
-        work = NSTemporaryDirectory() + "vsnfs-fuzz-procedures-\(getpid())"
-        socketPath = work + "/sock"
-        let fm = FileManager.default
-        try? fm.removeItem(atPath: work)
-        let rw = work + "/rw", ro = work + "/ro"
-        for dir in [work + "/state", rw + "/dir", ro + "/dir"] {
-            try! fm.createDirectory(atPath: dir, withIntermediateDirectories: true)
-        }
-        // Squashed callers (nobody) may create in the read-write export.
-        chmod(rw, 0o777)
-        precondition(fm.createFile(atPath: rw + "/file", contents: Data("data\n".utf8)))
-        precondition(fm.createFile(atPath: ro + "/file", contents: Data("data\n".utf8)))
-        let exportsPath = work + "/exports"
-        precondition(fm.createFile(atPath: exportsPath, contents: Data("\(rw) unix(rw)\n\(ro) unix(ro)\n".utf8)))
-
-        let configuration = VSNFSServer.Configuration(
-            exports: .file(exportsPath),
-            rpc: .init(listen: [try! ListenSpec(parsing: "unix:" + socketPath)],
-                       // One call at a time, so the NULL call sent after the input's call
-                       // is answered only once that call has finished.
-                       maximumCallsInFlight: 1),
-            stateDirectory: work + "/state", threads: 2)
-        server = blocking { try await VSNFSServer.start(configuration: configuration, logger: Logger(label: "fuzz")) }
-
-        let fs = server.context.hostFS
-        let exports = try! ExportsFile.load(path: exportsPath)
-        let rwRoot = try! fs.rootHandle(exportID: exports[0].handleID)
-        let roRoot = try! fs.rootHandle(exportID: exports[1].handleID)
-        let file = try! fs.lookup(rwRoot, Array("file".utf8), as: .root).handle
-        func xdr(_ handle: NFS3FileHandle) -> [UInt8] {
-            var buffer = ByteBuffer()
-            handle.encode(xdr: &buffer)
-            return Array(buffer.readableBytesView)
-        }
-        handles = zip(placeholderNames, [rwRoot, roRoot, file]).map { name, real in
-            (xdr(placeholder(name)), xdr(NFS3FileHandle(real.bytes)))
-        }
-        atexit { try? FileManager.default.removeItem(atPath: fixture.work) }
-    }
-
-    func substituteHandles(_ arguments: [UInt8]) -> [UInt8] {
-        var out = arguments
-        for (pattern, real) in handles {
-            var i = 0
-            while i + pattern.count <= out.count {
-                if out[i..<i + pattern.count].elementsEqual(pattern) {
-                    out.replaceSubrange(i..<i + pattern.count, with: real)
-                    i += real.count
-                } else {
-                    i += 1
-                }
-            }
-        }
-        return out
-    }
-}
-
-/// Runs async work to completion from synchronous code (the fuzzer's callbacks).
-func blocking<T: Sendable>(_ body: @escaping @Sendable () async throws -> T) -> T {
-    let result = NIOLockedValueBox<Result<T, Error>?>(nil)
-    let done = DispatchSemaphore(value: 0)
-    Task {
-        let r: Result<T, Error>
-        do { r = .success(try await body()) } catch { r = .failure(error) }
-        result.withLockedValue { $0 = r }
-        done.signal()
-    }
-    done.wait()
-    return try! result.withLockedValue { $0! }.get()
-}
-
-let fixture = Fixture()
-
-func credential(_ selector: UInt8) -> RPCOpaqueAuth {
-    switch selector % 4 {
-    case 0: return .none
-    case 1: return AuthSysParameters(machineName: Array("fuzz".utf8), uid: 0, gid: 0).opaqueAuth
-    case 2: return AuthSysParameters(machineName: Array("fuzz".utf8), uid: 1000, gid: 1000, gids: [1000, 27]).opaqueAuth
-    default: return AuthSysParameters(uid: 65534, gid: 65534).opaqueAuth
-    }
-}
-
-let callXID: UInt32 = 0x1234_5678
-let barrierXID: UInt32 = 0x8765_4321
+let fixture = FuzzServer(name: "procedures")
 
 @_cdecl("LLVMFuzzerTestOneInput")
 public func fuzzProcedures(_ start: UnsafePointer<UInt8>?, _ count: Int) -> CInt {
@@ -146,7 +53,8 @@ public func fuzzProcedures(_ start: UnsafePointer<UInt8>?, _ count: Int) -> CInt
     let arguments = ByteBuffer(bytes: fixture.substituteHandles(Array(input.dropFirst(2))))
 
     if connection == nil { connection = try! BlockingRPCClient(unixPath: fixture.socketPath) }
-    call(connection!, program: program, procedure: procedure, credential: credential(input[1]), arguments: arguments)
+    callAndWait(connection!, program: program, version: 3, procedure: procedure, credential: fuzzCredential(input[1]),
+                arguments: arguments)
     return 0
 }
 
@@ -154,29 +62,6 @@ public func fuzzProcedures(_ start: UnsafePointer<UInt8>?, _ count: Int) -> CInt
 /// cost more than most calls. `nonisolated(unsafe)`: libFuzzer calls the entry
 /// point from its one thread, the only one that touches this.
 nonisolated(unsafe) var connection: BlockingRPCClient?
-
-/// Sends the call and a NULL call behind it; the server runs one call at a time,
-/// so the NULL's reply means the call has finished.
-func call(_ client: BlockingRPCClient, program: UInt32, procedure: UInt32, credential: RPCOpaqueAuth, arguments: ByteBuffer) {
-    try! client.send(BlockingRPCClient.encodeCall(xid: callXID, program: program, version: 3, procedure: procedure,
-                                                  credential: credential, arguments: arguments)
-                     + BlockingRPCClient.encodeCall(xid: barrierXID, program: NFSProgramNumber.nfs, version: 3,
-                                                    procedure: 0, credential: .none, arguments: ByteBuffer()))
-    var answered: Set<UInt32> = []
-    while !answered.contains(barrierXID) {
-        let record: ByteBuffer
-        do {
-            record = try client.receiveRecord()
-        } catch {
-            preconditionFailure("no reply to procedure \(procedure) of program \(program): \(error)")
-        }
-        guard case .reply(let xid, _, _) = try? RPCMessage(record: record), xid == callXID || xid == barrierXID else {
-            preconditionFailure("a reply that is not an RPC reply to our calls: \(record.readableBytesView.map { $0 })")
-        }
-        answered.insert(xid)
-    }
-    precondition(answered.contains(callXID), "procedure \(procedure) of program \(program) was not answered")
-}
 
 @_cdecl("LLVMFuzzerInitialize")
 public func initialize(_ argc: UnsafeMutableRawPointer, _ argv: UnsafeMutableRawPointer) -> CInt {
@@ -266,7 +151,7 @@ func writeSeeds(to dir: String) {
         let program = call.selector & 0x80 != 0 ? NFSProgramNumber.mount : NFSProgramNumber.nfs
         let record = BlockingRPCClient.encodeCall(xid: UInt32(index), program: program, version: 3,
                                                   procedure: UInt32(call.selector & 0x7f),
-                                                  credential: credential(UInt8(index)),
+                                                  credential: fuzzCredential(UInt8(index)),
                                                   arguments: ByteBuffer(bytes: call.arguments))
         write("FuzzRPCMessage", call.name, Array(record.dropFirst(4)))
         if index % 4 == 0 {
@@ -283,7 +168,7 @@ func writeSeeds(to dir: String) {
     }
     // A record in three fragments, and two records back to back.
     let call = BlockingRPCClient.encodeCall(xid: 5, program: NFSProgramNumber.nfs, version: 3, procedure: 0,
-                                            credential: credential(1), arguments: ByteBuffer())
+                                            credential: fuzzCredential(1), arguments: ByteBuffer())
     let body = Array(call.dropFirst(4))
     var fragmented: [UInt8] = [3]
     for (i, piece) in [body[0..<8], body[8..<20], body[20...]].enumerated() {
