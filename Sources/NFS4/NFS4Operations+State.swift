@@ -155,6 +155,8 @@ extension NFS4CompoundRunner {
             switch stateID.special {
             case .anonymous?, .readBypass?:
                 if write && t.opens.deniesWrite(file) { throw NFS4Status.locked }
+                // The READ bypass stateid bypasses locks; the anonymous one meets deny-read shares (§8.2.3).
+                if !write && stateID.special == .anonymous && t.opens.deniesRead(file) { throw NFS4Status.locked }
                 return
             case .current?, .invalid?, .reserved?:
                 throw NFS4Status.badStateid
