@@ -61,11 +61,11 @@ let package = Package(
         // auth table). NFS3: NFSv3 (RFC 1813), its wire types and error mapping.
         // Mount3: MOUNT v3 (RFC 1813 appendix I), which hands out NFSv3 handles.
         // RPC dispatch is by (program, version): each version is its own RPCProgram.
-        .target(name: "NFSCore", dependencies: ["ONCRPC", "Transport", "Exports", "HostFS", log, nioPosix]),
+        .target(name: "NFSCore", dependencies: ["ONCRPC", "Transport", "Exports", "HostFS", log, nioPosix, nioLocks]),
         .target(name: "NFS3", dependencies: ["NFSCore", "XDR", "ONCRPC", "Transport", "Exports", "HostFS", nioCore]),
         // NFSv4.1/4.2 (RFC 8881, RFC 7862): COMPOUND, sessions, the pseudo file system, file operations.
         .target(name: "NFS4", dependencies: ["NFSCore", "NFS3", "NFS4Wire", "NFS4State", "HostFS", "Exports", "ONCRPC",
-                                             "Transport", "XDR", nioCore, nioLocks]),
+                                             "Transport", "XDR", nioCore, nioLocks, log]),
         .target(name: "Mount3", dependencies: ["NFS3", "NFSCore", "XDR", "ONCRPC", "Transport", "Exports", "HostFS",
                                                nioCore, nioLocks]),
         // Layer 7: the control socket's protocol and client (`vsnfs status`, `vsnfs export ...`).

@@ -39,6 +39,7 @@ public struct NFS3Program: RPCProgram {
         guard let procedure = NFS3Procedure(rawValue: call.procedure) else {
             return .now(.procedureUnavailable)
         }
+        let shares = server.shareReservations
         switch procedure {
         case .null:
             return .now(.success(results: ByteBuffer()))
@@ -51,6 +52,7 @@ public struct NFS3Program: RPCProgram {
             }
         case .setattr:
             return serve(call, context, NFS3SetAttrArgs.self, handle: \.object) { args, h, env -> NFS3SetAttrResult in
+                if args.newAttributes.size != nil { try Self.checkShareReservations(shares, h, env, write: true) }
                 let wcc = try env.fs.setattr(h, env.setAttributes(args.newAttributes),
                                              guardCtime: args.guardCtime.map(FSTime.init), as: env.cred)
                 return .ok(env.wcc(wcc))
@@ -102,13 +104,14 @@ public struct NFS3Program: RPCProgram {
             // Small writes to memory-backed files (tmpfs) on the event loop: no thread hops.
             // Without a tmpfs export, WRITE goes straight to the pool.
             if server.hostFS.servesMemoryBackedExport, let reply = serveWithoutBlocking(call, context, NFS3WriteArgs.self, handle: \.file, modifies: true, { args, h, env -> NFS3WriteResult? in
-                guard args.count <= Self.maximumWriteWithoutBlocking else { return nil }
+                guard args.count <= Self.maximumWriteWithoutBlocking, shares.active == nil else { return nil }
                 return try Self.write(args, env) { data, stability in
                     try env.fs.writeWithoutBlocking(h, offset: args.offset, data: data, stability: stability, as: env.cred)
                 }
             }) { return reply }
             return serve(call, context, NFS3WriteArgs.self, handle: \.file) { args, h, env -> NFS3WriteResult in
-                try Self.write(args, env) { data, stability in
+                try Self.checkShareReservations(shares, h, env, write: true)
+                return try Self.write(args, env) { data, stability in
                     try env.fs.write(h, offset: args.offset, data: data, stability: stability, as: env.cred)
                 }!
             }
@@ -336,6 +339,17 @@ public struct NFS3Program: RPCProgram {
                                verifier: NFS3Verifier(result.verifier)))
     }
 
+    /// RFC 8881 §9.7: while an NFSv4 open denies reading (`write` false) or
+    /// writing the file, an NFSv3 READ, or WRITE and SETATTR of the size, is
+    /// refused (ACCES: NFSv3 has no share error). Costs a getattr only while
+    /// some open denies something.
+    static func checkShareReservations(_ shares: ShareReservations, _ h: ObjectHandle, _ env: NFS3CallEnvironment,
+                                       write: Bool) throws {
+        guard let denials = shares.active else { return }
+        let attributes = try env.fs.getattr(h, as: env.cred)
+        if denials.denies(fsid: attributes.fsid, fileid: attributes.fileid, write: write) { throw NFS3Status.acces }
+    }
+
     /// READs up to this size whose data is in the page cache are answered on
     /// the event loop; larger ones go to the thread pool, where several copy at once.
     static let maximumReadWithoutBlocking: UInt32 = 64 * 1024
@@ -378,6 +392,9 @@ public struct NFS3Program: RPCProgram {
         do {
             let (h, env) = try NFS3CallEnvironment.authorize(args.file, modifies: false, server: server,
                                                               peer: peer, credential: credential)
+            let shares = server.shareReservations
+            if withoutBlocking && shares.active != nil { return nil }
+            try checkShareReservations(shares, h, env, write: false)
             out.moveWriterIndex(forwardBy: headerSize)
             let read: (count: Int, eof: Bool, attributes: FileAttributes)
             if withoutBlocking {

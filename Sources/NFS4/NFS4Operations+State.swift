@@ -21,6 +21,7 @@ extension NFS4CompoundRunner {
         var creating = false
         if case .create = args.openHow { creating = true }
         let writes = creating || access.contains(.write)
+        if case .previous = args.claim { try state.checkReclaim(clientID) } else { try state.checkNotReclaim() }
 
         let file: ObjectHandle
         var call: CallAuthorization
@@ -74,14 +75,11 @@ extension NFS4CompoundRunner {
                 created = node.directory.before.map(NFS4AttributeMapping.change) != node.directory.after.map(NFS4AttributeMapping.change)
                     || node.directory.before == nil
             }
-        case .fh:
+        case .fh, .previous:
+            // CLAIM_PREVIOUS (a reclaim in grace, checked above): the current filehandle is the file.
             guard case .noCreate = args.openHow else { throw NFS4Status.inval }
             (file, call) = try object(modifies: writes)
             changeInfo = ChangeInfo4(atomic: false, before: 0, after: 0)
-        case .previous:
-            // No grace period after a restart (later work): a client's reclaim is
-            // NO_GRACE, and it opens its files anew (CLAIM_NULL / CLAIM_FH).
-            throw NFS4Status.noGrace
         case .delegateCur, .delegatePrev, .delegCurFH, .delegPrevFH:
             // No delegations are granted, so none can be claimed.
             throw NFS4Status.badStateid
@@ -109,6 +107,7 @@ extension NFS4CompoundRunner {
         let key = Self.fileKey(attributes)
         let owner = OpenOwner(clientID: clientID, owner: args.owner.owner.bytes)
         let open = try state.tables.withLockedValue { t in try t.opens.open(owner: owner, file: key, access: access, deny: deny) }
+        state.recordOpen(clientID)
         current = .object(file)
         currentStateID = open.stateID
         // No delegations yet: a client that said what it wants is told why not.
@@ -156,6 +155,8 @@ extension NFS4CompoundRunner {
             switch stateID.special {
             case .anonymous?, .readBypass?:
                 if write && t.opens.deniesWrite(file) { throw NFS4Status.locked }
+                // The READ bypass stateid bypasses locks; the anonymous one meets deny-read shares (§8.2.3).
+                if !write && stateID.special == .anonymous && t.opens.deniesRead(file) { throw NFS4Status.locked }
                 return
             case .current?, .invalid?, .reserved?:
                 throw NFS4Status.badStateid
@@ -223,7 +224,7 @@ extension NFS4CompoundRunner {
         let clientID = try requireSession()
         let (h, call) = try object()
         try Self.checkRange(offset: args.offset, length: args.length)
-        if args.reclaim { throw NFS4Status.noGrace }
+        if args.reclaim { try state.checkReclaim(clientID) } else { try state.checkNotReclaim() }
         let attributes = try fs.getattr(h, as: call.credentials)
         guard attributes.type == .regular else { throw attributes.type == .directory ? NFS4Status.isdir : NFS4Status.inval }
         let file = Self.fileKey(attributes)
@@ -245,6 +246,8 @@ extension NFS4CompoundRunner {
         let owner = LockOwnerKey(clientID: clientID, owner: lockState.owner.owner)
         if let conflict = try state.rangeLocks.lock(h, owner: owner, type: Self.rangeType(args.lockType),
                                                      offset: args.offset, length: args.length) {
+            // A reclaimed lock someone else took while the server was down (§8.4.2.1).
+            if args.reclaim { throw NFS4Status.reclaimConflict }
             return .lock(.denied(Self.denied(conflict)))
         }
         guard let stateID = state.tables.withLockedValue({ $0.locks.advance(lockState.stateID.otherLow) }) else {
@@ -258,6 +261,7 @@ extension NFS4CompoundRunner {
         let clientID = try requireSession()
         let (h, call) = try object()
         try Self.checkRange(offset: args.offset, length: args.length)
+        try state.checkNotReclaim()   // locks not yet reclaimed would not show (§9.11)
         let attributes = try fs.getattr(h, as: call.credentials)
         guard attributes.type == .regular else { throw attributes.type == .directory ? NFS4Status.isdir : NFS4Status.inval }
         let owner = LockOwnerKey(clientID: clientID, owner: args.owner.owner.bytes)

@@ -20,9 +20,8 @@ extension NFS4CompoundRunner {
         case .backchannelCtl:
             _ = try requireSession()
             return .status(.backchannelCtl, .ok)
-        case .reclaimComplete:
-            // No grace period: nothing to reclaim (restart recovery is later work).
-            _ = try requireSession()
+        case .reclaimComplete(let oneFS):
+            try state.reclaimComplete(try requireSession(), oneFS: oneFS)
             return .status(.reclaimComplete, .ok)
         case .secinfoNoName(let style):
             let node = try currentNode()

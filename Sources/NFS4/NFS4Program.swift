@@ -24,7 +24,8 @@ public struct NFS4Program: RPCProgram {
 
     public init(server: NFSServerContext, limits: ServerChannelLimits = .standard, leaseTime: Duration = .seconds(90)) {
         self.server = server
-        self.state = NFS4ServerState(fs: server.hostFS, limits: limits, leaseTime: leaseTime)
+        self.state = NFS4ServerState(fs: server.hostFS, limits: limits, leaseTime: leaseTime, logger: server.logger)
+        server.shareReservations.install(state)
     }
 
     public func handle(_ call: RPCCall, context: RPCCallContext) -> EventLoopFuture<RPCReplyBody> {

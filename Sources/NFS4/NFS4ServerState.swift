@@ -1,5 +1,6 @@
 import Foundation
 import HostFS
+import Logging
 import NFS4State
 import NFS4Wire
 import NIOConcurrencyHelpers
@@ -12,6 +13,8 @@ struct NFS4Tables: Sendable {
     var clients: ClientTable
     var opens: OpenTable
     var locks: LockStateTable
+    /// Stable client records and the grace period after a restart (NFS4ServerState+Grace.swift).
+    var grace: GraceTable
     /// Operations run in each client's sessions (SEQUENCE included), for `vsnfs status`.
     var operationCounts: [ClientID: [NFS4Opcode: Int]] = [:]
 
@@ -36,6 +39,7 @@ struct NFS4Tables: Sendable {
             locks.releaseClient(id)
             operationCounts[id] = nil
         }
+        grace.forget(clientIDs)
     }
 }
 
@@ -49,13 +53,22 @@ final class NFS4ServerState: Sendable {
     /// eir_server_owner's major ID and eir_server_scope: one server instance.
     let serverOwner: [UInt8]
     let leaseSeconds: UInt32
+    let clientRecords: ClientRecordStore
+    let logger: Logger
 
-    init(fs: HostFileSystem, limits: ServerChannelLimits, leaseTime: Duration) {
+    init(fs: HostFileSystem, limits: ServerChannelLimits, leaseTime: Duration, logger: Logger) {
         let epoch = UInt32.random(in: 1...UInt32.max)
         self.epoch = epoch
+        self.logger = logger
+        self.clientRecords = ClientRecordStore(stateDirectory: fs.options.stateDirectory)
+        let previous = clientRecords.load()
+        if !previous.isEmpty {
+            logger.info("NFSv4 grace period of \(leaseTime) for \(previous.count) client(s) of the previous instance to reclaim")
+        }
         self.tables = NIOLockedValueBox(NFS4Tables(
             clients: ClientTable(limits: limits, leaseTime: leaseTime, epoch: epoch),
-            opens: OpenTable(epoch: epoch), locks: LockStateTable(epoch: epoch)))
+            opens: OpenTable(epoch: epoch), locks: LockStateTable(epoch: epoch),
+            grace: GraceTable(previous: previous, start: .now, graceTime: leaseTime)))
         self.rangeLocks = ByteRangeLocks(fs: fs)
         let host = ProcessInfo.processInfo.hostName
         self.serverOwner = Array("vsnfs:\(host)".utf8)
@@ -70,6 +83,7 @@ final class NFS4ServerState: Sendable {
             return gone
         }
         for id in expired { rangeLocks.releaseClient(id) }
+        persistClientRecords()
     }
 
     /// Releases the state of replaced or destroyed clients (their kernel locks too).
@@ -77,5 +91,6 @@ final class NFS4ServerState: Sendable {
         guard !clientIDs.isEmpty else { return }
         tables.withLockedValue { $0.release(clientIDs) }
         for id in clientIDs { rangeLocks.releaseClient(id) }
+        persistClientRecords()
     }
 }

@@ -45,7 +45,7 @@ public struct OpenState: Sendable, Hashable {
 /// Open stateids and share reservations (RFC 8881 §8.2, §9.7, §18.16,
 /// §18.18, §18.2). Share reservations are the server's: Linux has none, so
 /// this table is what makes OPEN's deny modes mean anything, also against
-/// NFSv3 WRITEs (`deniesWrite`).
+/// NFSv3 READs, WRITEs and truncations (`deniesRead`, `deniesWrite`).
 public struct OpenTable: Sendable {
     /// The high 4 bytes of every stateid's `other`: differs per server start,
     /// so a stateid from before a restart is STALE_STATEID, not another open.
@@ -54,6 +54,8 @@ public struct OpenTable: Sendable {
     private var opens: [UInt64: OpenState] = [:]
     private var byFile: [FileKey: Set<UInt64>] = [:]
     private var byOwnerAndFile: [OpenOwnerFile: UInt64] = [:]
+    /// How many opens deny anything: while none does, other protocols need not look.
+    public private(set) var denyingOpens = 0
 
     struct OpenOwnerFile: Hashable {
         var owner: OpenOwner
@@ -84,7 +86,7 @@ public struct OpenTable: Sendable {
             state.accessHistory.insert(state.access.rawValue)
             state.denyHistory.insert(state.deny.rawValue)
             state.stateID.seqid = Self.nextSeqid(state.stateID.seqid)
-            opens[existing] = state
+            store(state)
             return state
         }
         let other = nextOther
@@ -92,7 +94,7 @@ public struct OpenTable: Sendable {
         let state = OpenState(stateID: StateID(seqid: 1, otherHigh: epoch, otherLow: other), owner: owner, file: file,
                               access: access, deny: deny, accessHistory: [access.rawValue],
                               denyHistory: [deny.rawValue])
-        opens[other] = state
+        store(state)
         byFile[file, default: []].insert(other)
         byOwnerAndFile[key] = other
         return state
@@ -135,7 +137,7 @@ public struct OpenTable: Sendable {
         state.access = access
         state.deny = deny
         state.stateID.seqid = Self.nextSeqid(state.stateID.seqid)
-        opens[stateID.otherLow] = state
+        store(state)
         return state
     }
 
@@ -156,6 +158,11 @@ public struct OpenTable: Sendable {
         (byFile[file] ?? []).contains { opens[$0].map { $0.deny.contains(.write) && $0.owner != except } ?? false }
     }
 
+    /// Whether an open denies reading `file` (to an NFSv3 READ, or a READ under a special stateid).
+    public func deniesRead(_ file: FileKey) -> Bool {
+        (byFile[file] ?? []).contains { opens[$0]?.deny.contains(.read) ?? false }
+    }
+
     public func opens(of file: FileKey) -> [OpenState] {
         (byFile[file] ?? []).compactMap { opens[$0] }.sorted { $0.stateID.otherLow < $1.stateID.otherLow }
     }
@@ -164,10 +171,17 @@ public struct OpenTable: Sendable {
 
     private mutating func remove(_ state: OpenState) {
         let other = state.stateID.otherLow
-        opens.removeValue(forKey: other)
+        if let old = opens.removeValue(forKey: other), !old.deny.isEmpty { denyingOpens -= 1 }
         byFile[state.file]?.remove(other)
         if byFile[state.file]?.isEmpty == true { byFile.removeValue(forKey: state.file) }
         byOwnerAndFile.removeValue(forKey: OpenOwnerFile(owner: state.owner, file: state.file))
+    }
+
+    /// Puts `state` in the table, keeping `denyingOpens`.
+    private mutating func store(_ state: OpenState) {
+        let old = opens.updateValue(state, forKey: state.stateID.otherLow)
+        if let old, !old.deny.isEmpty { denyingOpens -= 1 }
+        if !state.deny.isEmpty { denyingOpens += 1 }
     }
 
     /// Seqids skip 0 when they wrap (0 means "current", §8.2.2).

@@ -21,6 +21,8 @@ public final class NFSServerContext: Sendable {
     public let hostFS: HostFileSystem
     public let threadPool: NIOThreadPool
     public let logger: Logger
+    /// NFSv4's share reservations, which NFSv3 READs, WRITEs and truncations meet.
+    public let shareReservations = ShareReservations()
 
     public init(hostFS: HostFileSystem, threadPool: NIOThreadPool, logger: Logger = Logger(label: "vsnfs.nfs")) {
         self.hostFS = hostFS

@@ -37,6 +37,26 @@ import Testing
         #expect(!table.deniesWrite(Self.file))
     }
 
+    @Test("RFC 8881 9.7: an NFSv3 READ is refused while an open denies reading; denying opens are counted through upgrade, downgrade, close and release")
+    func denyReadAndDenyingOpens() throws {
+        var table = OpenTable(epoch: 5)
+        #expect(table.denyingOpens == 0)
+        _ = try table.open(owner: Self.alice, file: Self.file, access: .read, deny: [])
+        #expect(table.denyingOpens == 0 && !table.deniesRead(Self.file))
+        // The same owner again, now denying reading: one open, one denying.
+        let upgraded = try table.open(owner: Self.alice, file: Self.file, access: .read, deny: .read)
+        #expect(table.denyingOpens == 1 && table.deniesRead(Self.file) && !table.deniesWrite(Self.file))
+        #expect(!table.deniesRead(FileKey(fsid: 1, fileid: 101)))
+        let downgraded = try table.downgrade(upgraded.stateID, clientID: 1, access: .read, deny: [])
+        #expect(table.denyingOpens == 0 && !table.deniesRead(Self.file))
+        _ = try table.open(owner: Self.bob, file: FileKey(fsid: 1, fileid: 101), access: .read, deny: .both)
+        #expect(table.denyingOpens == 1)
+        table.releaseClient(2)
+        #expect(table.denyingOpens == 0)
+        try table.close(downgraded.stateID, clientID: 1)
+        #expect(table.count == 0)
+    }
+
     @Test("RFC 8881 8.2.2, 8.2.4: bad, old and stale stateids")
     func badOldAndStaleStateids() throws {
         var table = OpenTable(epoch: 5)

@@ -361,6 +361,95 @@ fs_checks() {
     check "host-side view both ways (after attribute timeout)" t_host_view
 }
 
+# ---- byte-range locks (NFSv4.1/4.2 only: NFSv3 mounts nolock) ----
+# `locker` (tests/e2e/locker.c): posix|flock try|wait|hold FILE [READY].
+# The Linux NFSv4 client sends flock(2) as a whole-file LOCK, so on the mount
+# flock and fcntl locks meet each other (they do not on a local file system),
+# and a guest's flock meets the host's fcntl lock. The host's own locks are
+# fcntl locks on the exported file, which the server's OFD locks meet.
+wait_for_file() {   # FILE SECONDS
+    i=0
+    while [ ! -e "$1" ]; do i=$((i + 1)); [ $i -lt $(($2 * 5)) ] || return 1; sleep 0.2; done
+}
+# The waiter's end: F_SETLKW and blocking flock are retried by the client
+# (NFSv4 has no blocking LOCK; it polls, backing off up to 30 s).
+wait_exit() {   # PID SECONDS: waits for PID to exit; fails if it does not
+    i=0
+    while kill -0 "$1" 2>/dev/null; do i=$((i + 1)); [ $i -lt $(($2 * 5)) ] || return 1; sleep 0.2; done
+}
+host_lock_hold() {   # ROOT PATH: a host process holds a whole-file fcntl write lock
+    rm -f /tmp/host-lock.ready
+    locker posix hold "$1/$2" /tmp/host-lock.ready > /tmp/host-lock.log 2>&1 &
+    echo $! > /tmp/host-lock.pid
+    wait_for_file /tmp/host-lock.ready 10 || fail "host: no lock on $2 within 10 s: $(cat /tmp/host-lock.log)"
+}
+host_lock_release() { kill "$(cat /tmp/host-lock.pid)" 2>/dev/null; rm -f /tmp/host-lock.pid; }
+host_lock_refused() {   # ROOT PATH: the host's F_SETLK fails
+    locker posix try "$1/$2"; rc=$?
+    [ $rc = 1 ] || fail "host: F_SETLK on $2 exited $rc, not 1 (refused)"
+}
+host_lock_free() {   # ROOT PATH: the host's F_SETLK succeeds (within 10 s: the guest's unlock is on its way)
+    i=0
+    until locker posix try "$1/$2" 2>/dev/null; do
+        i=$((i + 1)); [ $i -lt 50 ] || fail "host: F_SETLK on $2 still refused after 10 s"; sleep 0.2
+    done
+}
+guest_hold() {   # KIND FILE: a guest process holds the lock; prints its pid
+    rm -f /tmp/guest-lock.ready
+    locker "$1" hold "$2" /tmp/guest-lock.ready > /tmp/guest-lock.log 2>&1 &
+    pid=$!
+    wait_for_file /tmp/guest-lock.ready 30 || { kill $pid; fail "guest: no $1 lock on $2 within 30 s: $(cat /tmp/guest-lock.log)"; }
+    echo $pid
+}
+contend() {   # HOLDER_KIND OTHER_KIND: the other process's try is refused, its wait waits for the release
+    f=$MNT/locks/$1-$2
+    echo "locked data" > "$f" || fail "cannot write $f"
+    holder=$(guest_hold "$1" "$f") || fail "$holder"
+    locker "$2" try "$f"; rc=$?
+    [ $rc = 1 ] || { kill $holder; fail "$2 try while $1 is held exited $rc, not 1 (refused)"; }
+    locker "$2" wait "$f" & waiter=$!
+    sleep 3
+    kill -0 $waiter 2>/dev/null || { kill $holder; fail "$2 wait did not wait for the $1 holder"; }
+    kill $holder
+    wait_exit $waiter 60 || { kill $waiter; fail "$2 wait still waiting 60 s after the $1 holder ended"; }
+    wait $waiter || fail "$2 wait exited $?"
+    locker "$2" try "$f" || fail "$2 try after both ended exited $?"
+}
+t_lock_fcntl() { need_mount; mkdir -p "$MNT/locks"; contend posix posix; }
+t_lock_flock() { need_mount; mkdir -p "$MNT/locks"; contend flock flock; }
+t_lock_flock_fcntl() { need_mount; mkdir -p "$MNT/locks"; contend flock posix; }
+t_lock_host_blocks_guest() {
+    need_mount
+    mkdir -p "$MNT/locks"; echo "host locks me" > "$MNT/locks/by-host"; sync
+    on_host host_lock_hold locks/by-host
+    locker posix try "$MNT/locks/by-host"; rc=$?
+    [ $rc = 1 ] || { (on_host host_lock_release); fail "guest F_SETLK while the host holds the lock exited $rc, not 1"; }
+    locker flock try "$MNT/locks/by-host"; rc=$?
+    [ $rc = 1 ] || { (on_host host_lock_release); fail "guest flock LOCK_NB while the host holds the lock exited $rc, not 1"; }
+    locker posix wait "$MNT/locks/by-host" & waiter=$!
+    sleep 3
+    kill -0 $waiter 2>/dev/null || { (on_host host_lock_release); fail "guest F_SETLKW did not wait for the host's lock"; }
+    on_host host_lock_release
+    wait_exit $waiter 60 || { kill $waiter; fail "guest F_SETLKW still waiting 60 s after the host released"; }
+    wait $waiter || fail "guest F_SETLKW exited $?"
+}
+t_lock_guest_blocks_host() {
+    need_mount
+    mkdir -p "$MNT/locks"; echo "guest locks me" > "$MNT/locks/by-guest"; sync
+    holder=$(guest_hold posix "$MNT/locks/by-guest") || fail "$holder"
+    (on_host host_lock_refused locks/by-guest) || { kill $holder; fail "the host's F_SETLK was not refused"; }
+    kill $holder; wait_exit $holder 10
+    on_host host_lock_free locks/by-guest
+}
+lock_checks() {
+    case $VERS in 4*) ;; *) return 0 ;; esac
+    check "fcntl locks between two guest processes: F_SETLK refused while held, F_SETLKW waits for the release" t_lock_fcntl
+    check "flock between two guest processes: LOCK_NB refused while held, LOCK_EX waits for the release" t_lock_flock
+    check "flock and fcntl meet on NFSv4 (the client sends flock as a whole-file LOCK)" t_lock_flock_fcntl
+    check "a host process's fcntl lock on the exported file blocks the guest's F_SETLK, F_SETLKW and flock" t_lock_host_blocks_guest
+    check "a guest's lock makes the host's F_SETLK on the exported file fail, until released" t_lock_guest_blocks_host
+}
+
 # ---- the end ----
 t_umount() {
     need_mount

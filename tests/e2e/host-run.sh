@@ -32,6 +32,10 @@ done
 # root_squash gives files to uid 65534 only when the server runs as root.
 [ "$(id -u)" = 0 ] || echo "e2e-host: not root: the root_squash ownership checks will fail" >&2
 . "$top/tests/e2e/checks.sh"
+# locker (lock contention, tests/e2e/locker.c): static for the guest, and on the host's PATH for its steps.
+mkdir -p "$top/.e2e"
+cc -O2 -static -o "$top/.e2e/locker" "$top/tests/e2e/locker.c"
+PATH=$top/.e2e:$PATH
 
 rm -rf "$work"
 mkdir -p "$share" "$work/outside-data" "$work/state"
@@ -131,6 +135,7 @@ workload() { # NAME MODE GUEST_CID: the workload archive for one guest
     mkdir -p "$stage/workload"
     cp "$top/tests/e2e/host-workload.sh" "$stage/workload/run"
     cp "$top/tests/e2e/checks.sh" "$stage/workload/checks.sh"
+    cp "$top/.e2e/locker" "$stage/workload/"
     {
         echo "MODE=$2 GUEST_CID=$3 VERS=$vers"
         echo "MOUNT_PATH='$share'"

@@ -60,6 +60,7 @@ check "files the host wrote before boot read back with the host's sha256" t_host
 cat /tmp/guest-saw 2>/dev/null   # for the host's check once this guest is gone
 
 fs_checks
+lock_checks
 
 # host-run.sh's exports map this guest's uid and gid 1000 to host 4501 and 4502.
 t_mapped_user() {

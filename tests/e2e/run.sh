@@ -34,6 +34,10 @@ if [ ! -x "$work/vsock-echo" ] || [ "$top/tests/e2e/vsock-echo.c" -nt "$work/vso
     cc -O2 -static -o "$work/vsock-echo" "$top/tests/e2e/vsock-echo.c"
 fi
 cp "$work/vsock-echo" "$stage/workload/"
+if [ ! -x "$work/locker" ] || [ "$top/tests/e2e/locker.c" -nt "$work/locker" ]; then
+    cc -O2 -static -o "$work/locker" "$top/tests/e2e/locker.c"
+fi
+cp "$work/locker" "$stage/workload/"
 if [ -n "${E2E_SERVER_PRELOAD:-}" ]; then
     cc -shared -fPIC -O2 -o "$stage/workload/preload.so" "$E2E_SERVER_PRELOAD"
     echo "SERVER_PRELOAD=/workload/preload.so" >> "$stage/workload/env"

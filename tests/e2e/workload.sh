@@ -71,6 +71,7 @@ check "vsnfs doctor lists the server's vsock listener and connections (vsock_dia
 
 
 fs_checks
+lock_checks
 
 t_restart() {
     need_mount
@@ -127,6 +128,34 @@ t_kill_mid_write() {
 }
 check "SIGKILL mid dd conv=fsync: the client resends after the restart, checksum matches" t_kill_mid_write
 echo "e2e: kill mid-write: $(cat /tmp/killed-at 2>/dev/null || echo '?') of 33554432 bytes on the host at the kill"
+
+# NFSv4.1/4.2: a lock survives a server restart (RFC 8881 §8.4.2): the client
+# reclaims it in the grace period (OPEN CLAIM_PREVIOUS, LOCK reclaim), which
+# the server allows because it recorded the client in its state directory.
+# Another process's F_SETLK is refused afterwards (the client retries it
+# while the server answers NFS4ERR_GRACE), and the file is intact.
+t_lock_restart() {
+    need_mount
+    mkdir -p "$MNT/locks"
+    head -c 1048576 /dev/urandom > "$SRC/locked"
+    cp "$SRC/locked" "$MNT/locks/restart"; sync
+    holder=$(guest_hold posix "$MNT/locks/restart") || fail "$holder"
+    pid=$(server_pid)
+    kill -9 "$pid"
+    while kill -0 "$pid" 2>/dev/null; do sleep 0.2; done
+    [ -s /var/lib/vsnfs/nfs4-clients ] ||
+        { kill $holder; fail "no client record in the state directory: $(ls /var/lib/vsnfs 2>&1)"; }
+    start_server || { kill $holder; fail "server did not come back"; }
+    locker posix try "$MNT/locks/restart"; rc=$?
+    kill -0 $holder 2>/dev/null || fail "the holder died (its lock was lost?): $(cat /tmp/guest-lock.log)"
+    [ $rc = 1 ] || { kill $holder; fail "F_SETLK after the restart exited $rc, not 1: the lock was not reclaimed"; }
+    grep -q "grace period" "$SERVER_LOG" || { kill $holder; fail "the server did not start a grace period"; }
+    kill $holder; wait_exit $holder 10
+    locker posix try "$MNT/locks/restart" || fail "F_SETLK after the holder ended exited $?"
+    drop_caches
+    [ "$(sum "$MNT/locks/restart")" = "$(sum "$SRC/locked")" ] || fail "the locked file differs after the restart"
+}
+case $VERS in 4*) check "a lock held across a server restart is reclaimed: still held, file intact" t_lock_restart ;; esac
 
 t_refused() {
     vsnfs serve --exports /etc/vsnfs-exports --listen vsock:2050 --state-dir /var/lib/vsnfs-2 \
