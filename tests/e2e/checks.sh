@@ -383,9 +383,10 @@ host_lock_hold() {   # ROOT PATH: a host process holds a whole-file fcntl write 
     echo $! > /tmp/host-lock.pid
     wait_for_file /tmp/host-lock.ready 10 || fail "host: no lock on $2 within 10 s: $(cat /tmp/host-lock.log)"
 }
-host_lock_release() { kill "$(cat /tmp/host-lock.pid)" 2>/dev/null; rm -f /tmp/host-lock.pid; }
+# The host steps run under host-run.sh's `set -e`: failing commands are tested, never left bare.
+host_lock_release() { kill "$(cat /tmp/host-lock.pid)" 2>/dev/null || true; rm -f /tmp/host-lock.pid; }
 host_lock_refused() {   # ROOT PATH: the host's F_SETLK fails
-    locker posix try "$1/$2"; rc=$?
+    if locker posix try "$1/$2"; then rc=0; else rc=$?; fi
     [ $rc = 1 ] || fail "host: F_SETLK on $2 exited $rc, not 1 (refused)"
 }
 host_lock_free() {   # ROOT PATH: the host's F_SETLK succeeds (within 10 s: the guest's unlock is on its way)
