@@ -9,12 +9,16 @@
 #   make images     the test guest: Debian kernel + busybox initramfs + our binaries (vm-images/)
 #   make e2e        boot the test guest and run the NFS workload over vsock (E2E_VERS, default "3 4.1"; 4.2 too),
 #                   with vsnfs inside the guest on the loopback CID (tests/e2e/run.sh)
+#                   GUEST_KERNEL (images, e2e, e2e-host, e2e-share): the guest's kernel, 6.1 (Debian 12,
+#                   default) or 6.12 (Debian 13); vm-images/scripts/guest-kernel.sh
 #   make e2e-host   vsnfs on the host behind vhost-user-vsock devices; the test guest mounts it with
 #                   mount -t vsnfs and runs the same checks, a second guest (CID 5) is refused
-#                   (tests/e2e/host-run.sh)
+#                   (tests/e2e/host-run.sh); E2E_HOST_VERS: the NFS version (3)
 #   make e2e-share  `vsnfs share DIR -- qemu-system-x86_64 <test guest>` with the vhost-user device: the
 #                   guest mounts by itself (vsnfs-mount --auto) from fw_cfg, then from the kernel command
 #                   line, and vsnfs share returns its status (tests/e2e/share-run.sh)
+#   make e2e-all    the whole matrix: NFSv3, 4.1, 4.2 x kernels 6.1, 6.12 x in-guest and host path, and
+#                   e2e-share on each kernel; a table of results and durations (tests/e2e/all.sh)
 #   make bench      vsnfs vs nfs-ganesha, the guest kernel's nfsd, virtio-fs and 9p, side by side (bench/run.sh, docs/bench.md)
 #   make fuzz       build the libFuzzer targets (Fuzz/) and run each for FUZZ_SECS (60) over fuzz/corpus/
 #   make fuzz-ci    the same, FUZZ_SECS=10 (.ci/run)
@@ -33,9 +37,12 @@
 
 SWIFT    ?= swift
 E2E_VERS ?= 3 4.1
+E2E_HOST_VERS ?= 3
+GUEST_KERNEL ?= 6.1
+export GUEST_KERNEL
 TEST_TIMEOUT ?= 1800
 
-.PHONY: all build test test-virtio-vsock smoke-vhost-user images e2e e2e-host e2e-share bench clean fuzz fuzz-build fuzz-ci fuzz-merge test-asan test-tsan \
+.PHONY: all build test test-virtio-vsock smoke-vhost-user images e2e e2e-host e2e-share e2e-all bench clean fuzz fuzz-build fuzz-ci fuzz-merge test-asan test-tsan \
 	release guest-mount install install-initramfs test-install
 all: build
 
@@ -99,11 +106,15 @@ e2e: images
 # The server is the release vsnfs that `make images` builds for the guest
 # (.build-guest): no second build.
 e2e-host: images
-	sh tests/e2e/host-run.sh
+	sh tests/e2e/host-run.sh $(E2E_HOST_VERS)
 
 # vsnfs share from .build-guest too (it runs on the host, as in e2e-host).
 e2e-share: images
 	sh tests/e2e/share-run.sh
+
+# Builds the images of each kernel itself (make images GUEST_KERNEL=...).
+e2e-all:
+	sh tests/e2e/all.sh
 
 bench:
 	bash bench/run.sh

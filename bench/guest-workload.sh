@@ -1,26 +1,36 @@
 #!/bin/sh
 # Runs inside the test guest as /workload/run (bench/guest.sh boots it).
-# fio through the guest kernel's NFSv3 client against two servers in this
-# same guest, each exporting a tmpfs:
+# fio through the guest kernel's NFS client against two servers in this
+# same guest, each exporting a tmpfs, each mounted once per NFS version in
+# VERSIONS ("3 4.1"):
 #   vsnfs  : vsnfs serve over vsock (CID 1), mounted with mount.vsnfs (relay loopback TCP -> vsock)
 #   knfsd  : the kernel's own nfsd over TCP loopback (rpc.nfsd, rpc.mountd, exportfs, rpcbind)
-# Rows alternate A B B A per round. Prints "FIO <target> <test> <round> <terse v3 line>".
+# Both versions' mounts of a server use the same files (laid out once through
+# the first). Rows alternate A B B A per round and version. Prints
+# "FIO <target> <test> <round> <terse v3 line>"; the target is vsnfs or knfsd
+# for NFSv3, vsnfs-4.1 or knfsd-4.1 for NFSv4.1.
 export PATH=/workload:/usr/sbin:/usr/bin:/sbin:/bin
-. /workload/env     # ROUNDS RUNTIME SIZE
-ROUNDS=${ROUNDS:-2} RUNTIME=${RUNTIME:-5} SIZE=${SIZE:-64m}
+. /workload/env     # ROUNDS RUNTIME SIZE VERSIONS
+ROUNDS=${ROUNDS:-2} RUNTIME=${RUNTIME:-5} SIZE=${SIZE:-64m} VERSIONS=${VERSIONS:-3 4.1}
 say() { echo "GUESTBENCH $*"; }
 fail() { say "FAIL $*"; echo "SUMMARY 0 passed, 1 failed"; exit 1; }
 
-mkdir -p /export /knfs /mnt/v /mnt/k /var/lib/nfs /run/rpcbind /var/lib/vsnfs /etc
+# mount point of a target: /mnt/v (vsnfs, NFSv3), /mnt/k (knfsd), /mnt/v-4.1, /mnt/k-4.1
+mnt() { case $1 in vsnfs*) echo "/mnt/v${1#vsnfs}";; knfsd*) echo "/mnt/k${1#knfsd}";; esac; }
+target() { if [ "$2" = 3 ]; then echo "$1"; else echo "$1-$2"; fi; }   # SERVER VERS
+mkdir -p /export /knfs /var/lib/nfs/v4recovery /run/rpcbind /var/lib/vsnfs /etc
+for v in $VERSIONS; do mkdir -p "$(mnt "$(target vsnfs "$v")")" "$(mnt "$(target knfsd "$v")")"; done
 mount -t tmpfs -o size=700m,mode=0777 tmpfs /export
 mount -t tmpfs -o size=700m,mode=0777 tmpfs /knfs
 
 # ---- vsnfs over vsock, through the relay ----
 vsnfs serve /export --listen vsock:2049 --log-level warning >/tmp/vsnfs.log 2>&1 &
-i=0
-until mount.vsnfs 1:/ /mnt/v -o vers=3 2>/tmp/mount-v.err; do
-    i=$((i + 1)); [ $i -gt 100 ] && fail "mount.vsnfs: $(cat /tmp/mount-v.err; tail -3 /tmp/vsnfs.log)"
-    sleep 0.2
+for v in $VERSIONS; do
+    i=0
+    until mount.vsnfs 1:/ "$(mnt "$(target vsnfs "$v")")" -o vers="$v" 2>/tmp/mount-v.err; do
+        i=$((i + 1)); [ $i -gt 100 ] && fail "mount.vsnfs vers=$v: $(cat /tmp/mount-v.err; tail -3 /tmp/vsnfs.log)"
+        sleep 0.2
+    done
 done
 
 # ---- the kernel's nfsd over TCP loopback ----
@@ -37,23 +47,32 @@ echo "/knfs 127.0.0.1(rw,root_squash,sync,no_subtree_check,fsid=1)" > /etc/expor
 : > /var/lib/nfs/etab; : > /var/lib/nfs/rmtab
 exportfs -ra 2>/tmp/exportfs.err || fail "exportfs: $(cat /tmp/exportfs.err)"
 rpc.mountd -p 20048 -N 4 2>/tmp/mountd.err || fail "rpc.mountd: $(cat /tmp/mountd.err)"
-rpc.nfsd -N 4 8 2>/tmp/nfsd.err || fail "rpc.nfsd: $(cat /tmp/nfsd.err)"
+# NFSv4 on (4.1 and 4.2; 4.0 off) with the shortest lease and grace period:
+# no client state to reclaim in a fresh guest (NFSv4 OPENs wait out the grace
+# period; the untimed layout below does that).
+nfsd_args="-N 4.0 -L 10 -G 10"
+case " $VERSIONS " in *" 4."*) ;; *) nfsd_args="-N 4" ;; esac
+rpc.nfsd $nfsd_args 8 2>/tmp/nfsd.err || fail "rpc.nfsd: $(cat /tmp/nfsd.err)"
 sleep 0.5
-mount -t nfs -o vers=3,proto=tcp,addr=127.0.0.1,port=2049,mountport=20048,mountproto=tcp,nolock 127.0.0.1:/knfs /mnt/k \
-    || fail "mount knfsd: $(dmesg | tail -3)"
-say "mounts: $(grep -E ' /mnt/(v|k) ' /proc/mounts | tr '\n' ';')"
+for v in $VERSIONS; do
+    opts="vers=$v,proto=tcp,addr=127.0.0.1,port=2049"
+    [ "$v" = 3 ] && opts="$opts,mountport=20048,mountproto=tcp,nolock"
+    mount -t nfs -o "$opts" 127.0.0.1:/knfs "$(mnt "$(target knfsd "$v")")" || fail "mount knfsd vers=$v: $(dmesg | tail -3)"
+done
+say "mounts: $(grep -E ' /mnt/(v|k)[-0-9.]* ' /proc/mounts | tr '\n' ';')"
 
 # ---- fio ----
 fio_run() {  # target test rw bs iodepth
-    dir=/mnt/v; [ "$1" = knfsd ] && dir=/mnt/k
+    dir=$(mnt "$1")
     out=$(fio --name="$2" --directory="$dir" --filename=fio-"$2".dat --rw="$3" --bs="$4" --iodepth="$5" \
         --ioengine=libaio --direct=1 --size="$SIZE" --time_based --runtime="$RUNTIME" --ramp_time=1 \
         --numjobs=1 --group_reporting --minimal 2>/tmp/fio.err) || fail "fio $1 $2: $(tail -3 /tmp/fio.err)"
     echo "FIO $1 $2 $round $out"
 }
 # Lay out the files first (not timed).
-for t in vsnfs knfsd; do
-    dir=/mnt/v; [ "$t" = knfsd ] && dir=/mnt/k
+first=$(echo $VERSIONS | cut -d' ' -f1)
+for t in $(target vsnfs "$first") $(target knfsd "$first"); do
+    dir=$(mnt "$t")
     for n in randread randwrite seqread seqwrite; do
         fio --name=layout --directory="$dir" --filename=fio-$n.dat --rw=write --bs=1m --size="$SIZE" \
             --direct=1 --ioengine=libaio --iodepth=4 >/dev/null 2>/tmp/fio.err || fail "layout $t $n: $(tail -3 /tmp/fio.err)"
@@ -63,9 +82,11 @@ round=1
 while [ $round -le "$ROUNDS" ]; do
     for spec in "randread randread 4k 16" "randwrite randwrite 4k 16" "seqread read 128k 8" "seqwrite write 128k 8"; do
         set -- $spec
-        for t in vsnfs knfsd knfsd vsnfs; do fio_run "$t" "$1" "$2" "$3" "$4"; done
+        for v in $VERSIONS; do
+            for s in vsnfs knfsd knfsd vsnfs; do fio_run "$(target $s "$v")" "$1" "$2" "$3" "$4"; done
+        done
     done
     round=$((round + 1))
 done
-umount /mnt/v /mnt/k
+for v in $VERSIONS; do umount "$(mnt "$(target vsnfs "$v")")" "$(mnt "$(target knfsd "$v")")"; done
 echo "SUMMARY 1 passed, 0 failed"

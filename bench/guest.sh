@@ -2,9 +2,12 @@
 # The guest rows of `make bench`: boots the test guest (vm-images/) with fio
 # and the kernel nfsd's user-space tools added, runs bench/guest-workload.sh
 # in it, and appends rows (vsnfs over vsock via the relay vs the guest
-# kernel's nfsd over TCP loopback) to TABLE.
+# kernel's nfsd over TCP loopback) to TABLE: one set per NFS version, NFSv3
+# then NFSv4.1 (GUEST_VERS).
 #   bench/guest.sh BENCH_DIR TABLE
 # Environment: GUEST_ROUNDS (2), GUEST_RUNTIME (5 s per fio run), GUEST_SIZE (64m),
+#   GUEST_VERS ("3 4.1": the NFS versions, each against the same version of knfsd),
+#   GUEST_KERNEL (6.1 or 6.12: the guest's kernel, vm-images/scripts/guest-kernel.sh),
 #   GUEST_BINS ("vsnfs vsnfs-mount" paths to use instead of this tree's release build).
 # Uses the release binaries bench/run.sh built in .build-bench-rel and its own
 # initramfs under BENCH_DIR (vm-images/out is left alone).
@@ -20,8 +23,9 @@ die() { echo "bench/guest: FAILED: $*" >&2; exit 1; }
 # binaries (static Swift runtime), fio, and nfs-kernel-server's tools
 # (unpacked from the Debian package, not installed on the host).
 sh "$top/vm-images/scripts/deps.sh"
-cache=$top/vm-images/cache
-sh "$top/vm-images/scripts/fetch-debs.sh" "$cache"
+. "$top/vm-images/scripts/guest-kernel.sh"
+cache=$top/vm-images/$guest_cache
+sh "$top/vm-images/scripts/fetch-debs.sh" "$cache" "$guest_suite"
 kpkg=$(cat "$cache/kernel-package")
 kernel=$(ls "$cache/$kpkg"/boot/vmlinuz-* | head -1)
 if [ -n "${GUEST_BINS:-}" ]; then
@@ -60,11 +64,14 @@ for f in netconfig services protocols; do
     [ -f /etc/$f ] || die "/etc/$f is missing on the host (the guest's rpcbind and nfs tools need it)"
     cp /etc/$f "$stage/workload/etc/"
 done
-printf 'ROUNDS=%s\nRUNTIME=%s\nSIZE=%s\n' "${GUEST_ROUNDS:-2}" "${GUEST_RUNTIME:-5}" "${GUEST_SIZE:-64m}" > "$stage/workload/env"
+vers_list=${GUEST_VERS:-3 4.1}
+printf 'ROUNDS=%s\nRUNTIME=%s\nSIZE=%s\nVERSIONS="%s"\n' "${GUEST_ROUNDS:-2}" "${GUEST_RUNTIME:-5}" "${GUEST_SIZE:-64m}" \
+    "$vers_list" > "$stage/workload/env"
 (cd "$stage" && find workload | cpio -o -H newc -R 0:0 --quiet | gzip -1) > "$G/workload.cpio.gz"
 
 log=$G/console.log
-QEMU_MEM=${QEMU_MEM:-2048} sh "$top/vm-images/scripts/boot.sh" "$log" "${GUEST_TIMEOUT:-600}" "$kernel" \
+# Each NFS version adds its rows' runs: the default timeout grows with them.
+QEMU_MEM=${QEMU_MEM:-2048} sh "$top/vm-images/scripts/boot.sh" "$log" "${GUEST_TIMEOUT:-$((600 * $(echo $vers_list | wc -w)))}" "$kernel" \
     "$G/initramfs.cpio.gz" "$G/workload.cpio.gz" || echo "bench/guest: qemu exited non-zero" >&2
 tr -d '\r' < "$log" > "$log.txt"
 grep -q '^SUMMARY 1 passed' "$log.txt" || { grep 'GUESTBENCH\|FAIL' "$log.txt" | tail -5 >&2; die "guest workload did not finish (see $log)"; }
@@ -81,21 +88,27 @@ awk '
 [ -s "$G/results.txt" ] || die "no fio results in $log"
 
 median() { sort -g | awk '{ a[NR] = $1 } END { if (NR % 2) print a[(NR + 1) / 2]; else printf "%.6g\n", (a[NR / 2] + a[NR / 2 + 1]) / 2 }'; }
-label() {
+label() {   # TEST VERS: the NFSv3 rows keep their names of before NFSv4.1 rows were added
+    suffix=; [ "$2" = 3 ] || suffix=", NFSv$2"
     case $1 in
-    randread) echo "guest fio 4k randread, iodepth 16, direct";;
-    randwrite) echo "guest fio 4k randwrite, iodepth 16, direct";;
-    seqread) echo "guest fio 128k seq read, iodepth 8, direct";;
-    seqwrite) echo "guest fio 128k seq write, iodepth 8, direct";;
+    randread) echo "guest fio 4k randread, iodepth 16, direct$suffix";;
+    randwrite) echo "guest fio 4k randwrite, iodepth 16, direct$suffix";;
+    seqread) echo "guest fio 128k seq read, iodepth 8, direct$suffix";;
+    seqwrite) echo "guest fio 128k seq write, iodepth 8, direct$suffix";;
     esac
 }
-for t in randread randwrite seqread seqwrite; do
-    unit=IOPS; [ "${t#seq}" != "$t" ] && unit=MiB/s
-    v=$(awk -v t=$t '$1 == t && $3 == "vsnfs" { print $4 }' "$G/results.txt" | median)
-    k=$(awk -v t=$t '$1 == t && $3 == "knfsd" { print $4 }' "$G/results.txt" | median)
-    q=$(awk -v t=$t '$1 == t { s[$2, $3] += $4; r[$2] = 1 } END { for (x in r) printf "%.4f\n", s[x, "vsnfs"] / s[x, "knfsd"] }' "$G/results.txt" | median)
-    rw=$t; case $t in seqread) rw=read;; seqwrite) rw=write;; esac
-    cmd="fio --rw=$rw --bs=$( [ $unit = IOPS ] && echo 4k || echo 128k) --iodepth=$( [ $unit = IOPS ] && echo 16 || echo 8) --direct=1 --ioengine=libaio (bench/guest-workload.sh)"
-    printf '%s\t%s\t%s\t%s\t%s\n' "$(label $t)" "$(printf '%.1f' "$v") $unit" "$(printf '%.1f' "$k") $unit" "$(printf '%.2f' "$q")" "$cmd" >> "$TABLE"
-    echo "bench/guest: $t vsnfs $v knfsd $k ratio $q" >&2
+for vers in $vers_list; do
+    # the workload's target names: vsnfs/knfsd for NFSv3, vsnfs-4.1/knfsd-4.1 for NFSv4.1
+    tv=vsnfs tk=knfsd; [ "$vers" = 3 ] || { tv=vsnfs-$vers tk=knfsd-$vers; }
+    for t in randread randwrite seqread seqwrite; do
+        unit=IOPS; [ "${t#seq}" != "$t" ] && unit=MiB/s
+        v=$(awk -v t=$t -v n=$tv '$1 == t && $3 == n { print $4 }' "$G/results.txt" | median)
+        k=$(awk -v t=$t -v n=$tk '$1 == t && $3 == n { print $4 }' "$G/results.txt" | median)
+        [ -n "$v" ] && [ -n "$k" ] || die "no $t results for NFSv$vers in $log"
+        q=$(awk -v t=$t -v a=$tv -v b=$tk '$1 == t { s[$2, $3] += $4; r[$2] = 1 } END { for (x in r) printf "%.4f\n", s[x, a] / s[x, b] }' "$G/results.txt" | median)
+        rw=$t; case $t in seqread) rw=read;; seqwrite) rw=write;; esac
+        cmd="fio --rw=$rw --bs=$( [ $unit = IOPS ] && echo 4k || echo 128k) --iodepth=$( [ $unit = IOPS ] && echo 16 || echo 8) --direct=1 --ioengine=libaio$( [ "$vers" = 3 ] || echo ", NFSv$vers") (bench/guest-workload.sh)"
+        printf '%s\t%s\t%s\t%s\t%s\n' "$(label $t "$vers")" "$(printf '%.1f' "$v") $unit" "$(printf '%.1f' "$k") $unit" "$(printf '%.2f' "$q")" "$cmd" >> "$TABLE"
+        echo "bench/guest: NFSv$vers $t vsnfs $v knfsd $k ratio $q" >&2
+    done
 done

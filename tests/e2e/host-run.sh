@@ -13,15 +13,17 @@
 # "N passed, M failed" over the guests' and its checks.
 #   tests/e2e/host-run.sh [VERS]     VERS: 3 (default), 4.1 or 4.2
 # Expects `make images` (the guest, and the release vsnfs in .build-guest,
-# which runs here too). Consoles, server log: .e2e/host/.
-# Environment: VSNFS (server binary), E2E_TIMEOUT (s, per guest; 900),
+# which runs here too). Consoles, server log: .e2e/host/ (.e2e/host-6.12/).
+# Environment: GUEST_KERNEL (6.1 or 6.12, vm-images/scripts/guest-kernel.sh),
+# VSNFS (server binary), E2E_TIMEOUT (s, per guest; 900),
 # TREE_DIRS, TREE_PER_DIR, FILE_SIZES (see checks.sh).
 set -eu
 vers=${1:-3}
 top=$(cd "$(dirname "$0")/../.." && pwd)
-images=$top/vm-images/out
+. "$top/vm-images/scripts/guest-kernel.sh"
+images=$top/vm-images/$guest_out
 vsnfs=${VSNFS:-$top/.build-guest/release/vsnfs}
-work=$top/.e2e/host
+work=$top/.e2e/host$guest_tag
 share=$work/share
 timeout_s=${E2E_TIMEOUT:-900}
 # The host path's own sizes: a smaller tree than in-guest (about 500 files).
@@ -229,6 +231,6 @@ wait $server 2>/dev/null || true
 trap - EXIT
 grep '^REFUSED-MESSAGE ' "$work/console-cid5.txt" | sed 's/^REFUSED-MESSAGE /e2e-host: CID 5 was told: /' >&2
 if [ "$failed" != 0 ]; then echo "---- server log (tail) ----" >&2; tail -n 30 "$work/vsnfs.log" >&2; fi
-echo "e2e-host (NFSv$vers, guests ${guest_secs}s, consoles: ${work#$top/}/console-cid3.log, console-cid5.log):" >&2
+echo "e2e-host (NFSv$vers, kernel $guest_kernel, guests ${guest_secs}s, consoles: ${work#$top/}/console-cid3.log, console-cid5.log):" >&2
 echo "$passed passed, $failed failed"
 [ "$failed" = 0 ] && [ "$passed" -gt 0 ]

@@ -3,7 +3,8 @@
 # workload.sh inside it against `vsnfs serve` over vsock loopback with the
 # guest kernel's NFS client, and prints one line: "N passed, M failed".
 #   tests/e2e/run.sh [VERS]     VERS: 3 (default), 4.1 or 4.2
-# The guest console is saved to .e2e/console-v$VERS.log.
+# The guest console is saved to .e2e/console-v$VERS.log (-v$VERS-6.12 with
+# GUEST_KERNEL=6.12: the guest's kernel, vm-images/scripts/guest-kernel.sh).
 # Expects the images built (make images); the top-level `make e2e` does that.
 # E2E_WORKLOAD=path runs another guest script instead of workload.sh.
 # E2E_SERVER_PRELOAD=file.c builds file.c as a shared library and runs the
@@ -12,9 +13,10 @@
 set -eu
 vers=${1:-3}
 top=$(cd "$(dirname "$0")/../.." && pwd)
-images=$top/vm-images/out
+. "$top/vm-images/scripts/guest-kernel.sh"
+images=$top/vm-images/$guest_out
 work=$top/.e2e
-log=$work/console-v$vers.log
+log=$work/console-v$vers$guest_tag.log
 timeout_s=${E2E_TIMEOUT:-1200}
 mkdir -p "$work"
 
@@ -42,12 +44,12 @@ if [ -n "${E2E_SERVER_PRELOAD:-}" ]; then
     cc -shared -fPIC -O2 -o "$stage/workload/preload.so" "$E2E_SERVER_PRELOAD"
     echo "SERVER_PRELOAD=/workload/preload.so" >> "$stage/workload/env"
 fi
-(cd "$stage" && find workload | cpio -o -H newc -R 0:0 --quiet | gzip -1) > "$work/workload-v$vers.cpio.gz"
+(cd "$stage" && find workload | cpio -o -H newc -R 0:0 --quiet | gzip -1) > "$work/workload-v$vers$guest_tag.cpio.gz"
 
 start=$(date +%s)
 set +e
 sh "$top/vm-images/scripts/boot.sh" "$log" "$timeout_s" "$images/vmlinuz" "$images/initramfs.cpio.gz" \
-    "$work/workload-v$vers.cpio.gz"
+    "$work/workload-v$vers$guest_tag.cpio.gz"
 qemu_rc=$?
 set -e
 secs=$(( $(date +%s) - start ))
@@ -63,6 +65,6 @@ elif ! grep -q '^SUMMARY ' "$log.txt"; then
     echo "e2e: the workload stopped early; see $log" >&2
     failed=$((failed + 1))
 fi
-echo "e2e (NFSv$vers, ${secs}s, console: ${log#$top/}): " >&2
+echo "e2e (NFSv$vers, kernel $guest_kernel, ${secs}s, console: ${log#$top/}): " >&2
 echo "$passed passed, $failed failed"
 [ "$failed" = 0 ] && [ "$passed" -gt 0 ]

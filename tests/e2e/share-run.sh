@@ -9,12 +9,14 @@
 # Prints "N passed, M failed".
 #   tests/e2e/share-run.sh
 # Expects `make images` (the guest, and the release vsnfs in .build-guest).
-# Consoles: .e2e/share/. Environment: VSNFS (binary), E2E_TIMEOUT (s per run; 300).
+# Consoles: .e2e/share/ (.e2e/share-6.12/). Environment: GUEST_KERNEL (6.1 or
+# 6.12, vm-images/scripts/guest-kernel.sh), VSNFS (binary), E2E_TIMEOUT (s per run; 300).
 set -eu
 top=$(cd "$(dirname "$0")/../.." && pwd)
-images=$top/vm-images/out
+. "$top/vm-images/scripts/guest-kernel.sh"
+images=$top/vm-images/$guest_out
 vsnfs=${VSNFS:-$top/.build-guest/release/vsnfs}
-work=$top/.e2e/share
+work=$top/.e2e/share$guest_tag
 timeout_s=${E2E_TIMEOUT:-300}
 for f in "$vsnfs" "$images/vmlinuz" "$images/initramfs.cpio.gz"; do
     [ -e "$f" ] || { echo "e2e-share: $f is missing; run make images" >&2; exit 1; }

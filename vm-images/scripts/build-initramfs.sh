@@ -13,14 +13,20 @@ out=$1 cache=$2 init=$3 modules=$4 bins=$5 extra_bins=$6 dlopen_libs=${7:-}
 here=$(cd "$(dirname "$0")" && pwd)
 kpkg=$(cat "$cache/kernel-package")
 kver=${kpkg#linux-image-}
+# Debian 12 ships the modules in /lib/modules, Debian 13 (merged /usr) in /usr/lib/modules.
 moddir=$cache/$kpkg/lib/modules/$kver
+[ -d "$moddir" ] || moddir=$cache/$kpkg/usr/lib/modules/$kver
+[ -d "$moddir" ] || { echo "build-initramfs: no modules for $kver under $cache/$kpkg" >&2; exit 1; }
 root=$(mktemp -d "${TMPDIR:-/tmp}/vsnfs-initramfs.XXXXXX")
 trap 'rm -rf "$root"' EXIT
 
 mkdir -p "$root"/bin "$root"/sbin "$root"/usr/bin "$root"/usr/sbin "$root"/etc \
          "$root"/proc "$root"/sys "$root"/dev "$root"/tmp "$root"/run "$root"/mnt \
          "$root"/lib/modules/"$kver" "$root"/root "$root"/var/lib "$root"/var/tmp
-cp "$cache"/busybox-static/bin/busybox "$root"/bin/busybox
+for bb in "$cache"/busybox-static/bin/busybox "$cache"/busybox-static/usr/bin/busybox; do
+    [ -e "$bb" ] && { cp "$bb" "$root"/bin/busybox; break; }
+done
+[ -e "$root"/bin/busybox ] || { echo "build-initramfs: no busybox in $cache/busybox-static" >&2; exit 1; }
 cp "$init" "$root"/init
 chmod 755 "$root"/init
 # mktemp made the root 0700, and the archive's "." sets the guest's /: users
@@ -29,11 +35,17 @@ chmod 755 "$root"
 chmod 1777 "$root"/tmp "$root"/var/tmp
 
 # Kernel modules: only the ones needed, with a load list in dependency order.
-sh "$here"/modorder.sh "$moddir" $modules > "$root"/etc/modules.load
+# Compressed ones (.ko.xz) go in decompressed: busybox insmod reads plain .ko.
+sh "$here"/modorder.sh "$moddir" $modules > "$root"/etc/modules.order
 while read -r ko; do
     mkdir -p "$root/lib/modules/$kver/$(dirname "$ko")"
-    cp "$moddir/$ko" "$root/lib/modules/$kver/$ko"
-done < "$root"/etc/modules.load
+    case $ko in
+    *.ko.xz) xz -dc "$moddir/$ko" > "$root/lib/modules/$kver/${ko%.xz}" ;;
+    *) cp "$moddir/$ko" "$root/lib/modules/$kver/$ko" ;;
+    esac
+    echo "${ko%.xz}"
+done < "$root"/etc/modules.order > "$root"/etc/modules.load
+rm "$root"/etc/modules.order
 
 # Binaries and the shared libraries they need, at the paths ldd reports.
 install_bin() {
