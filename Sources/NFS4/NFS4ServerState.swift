@@ -46,8 +46,11 @@ final class NFS4ServerState: Sendable {
     /// eir_server_owner's major ID and eir_server_scope: one server instance.
     let serverOwner: [UInt8]
     let leaseSeconds: UInt32
+    /// The back channel and read delegations (Callbacks.swift, Delegations.swift).
+    let callbacks: NFS4Callbacks
+    let delegations: NFS4Delegations
 
-    init(fs: HostFileSystem, limits: ServerChannelLimits, leaseTime: Duration) {
+    init(fs: HostFileSystem, limits: ServerChannelLimits, leaseTime: Duration, delegations enabled: Bool = true) {
         let epoch = UInt32.random(in: 1...UInt32.max)
         self.epoch = epoch
         self.tables = NIOLockedValueBox(NFS4Tables(
@@ -57,6 +60,9 @@ final class NFS4ServerState: Sendable {
         let host = ProcessInfo.processInfo.hostName
         self.serverOwner = Array("vsnfs:\(host)".utf8)
         self.leaseSeconds = UInt32(leaseTime.components.seconds)
+        self.callbacks = NFS4Callbacks(tables: tables)
+        self.delegations = NFS4Delegations(epoch: epoch, callbacks: callbacks, fs: fs, leaseTime: leaseTime,
+                                           enabled: enabled)
     }
 
     /// Ends the leases that ran out (RFC 8881 §8.3) and releases their state.
@@ -67,6 +73,8 @@ final class NFS4ServerState: Sendable {
             return gone
         }
         for id in expired { rangeLocks.releaseClient(id) }
+        delegations.releaseClients(expired)
+        delegations.revokeOverdue(now: now)
     }
 
     /// Releases the state of replaced or destroyed clients (their kernel locks too).
@@ -74,5 +82,6 @@ final class NFS4ServerState: Sendable {
         guard !clientIDs.isEmpty else { return }
         tables.withLockedValue { $0.release(clientIDs) }
         for id in clientIDs { rangeLocks.releaseClient(id) }
+        delegations.releaseClients(clientIDs)
     }
 }

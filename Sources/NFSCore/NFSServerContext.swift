@@ -21,6 +21,8 @@ public final class NFSServerContext: Sendable {
     public let hostFS: HostFileSystem
     public let threadPool: NIOThreadPool
     public let logger: Logger
+    /// What every modifying call asks first (NFSv4 delegations to recall).
+    public let fileChanges = FileChangeGates()
 
     public init(hostFS: HostFileSystem, threadPool: NIOThreadPool, logger: Logger = Logger(label: "vsnfs.nfs")) {
         self.hostFS = hostFS
