@@ -4,12 +4,14 @@ import NIOConcurrencyHelpers
 
 /// A host kernel read lease (fcntl F_SETLEASE F_RDLCK, fcntl(2) "Leases") on
 /// one file: what lets an NFSv4 read delegation follow the host. When a host
-/// process opens the file for writing, truncates it, or renames or unlinks
-/// it, the kernel makes that process wait (up to
+/// process opens the file for writing or truncates it, the kernel makes that
+/// process wait (up to
 /// /proc/sys/fs/lease-break-time) and tells the lease holder: a realtime
 /// signal (F_SETSIG), whose handler writes the lease's fd to a pipe; one
 /// thread reads the pipe and calls the lease's break handler, which recalls
 /// the delegation. `release()` (DELEGRETURN) lets the waiting process go on.
+/// (A host rename or unlink does not break an F_SETLEASE lease: only the
+/// kernel's own NFS server's delegations see those.)
 ///
 /// A lease needs the server to own the file or hold CAP_LEASE, and the file
 /// not to be open for writing anywhere (the server's own cached write

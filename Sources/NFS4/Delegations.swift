@@ -10,8 +10,8 @@ import Synchronization
 /// Read delegations (RFC 8881 §10.2, §10.4) and the host kernel leases behind
 /// them. A delegation is given on OPEN for reading when nothing conflicts
 /// and the client's callback path is up; a host lease (`HostLease`) on the
-/// file makes a host process that opens it for writing, truncates, renames or
-/// unlinks it wait while the delegation is recalled (CB_RECALL); DELEGRETURN
+/// file makes a host process that opens it for writing or truncates it wait
+/// while the delegation is recalled (CB_RECALL); DELEGRETURN
 /// releases the lease and the process goes on. The server's own changes
 /// (NFSv3, other NFSv4 clients) ask first (`FileChangeGate`): NFS4ERR_DELAY /
 /// NFS3ERR_JUKEBOX while the recall runs. A delegation not returned within a
