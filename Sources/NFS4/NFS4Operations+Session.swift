@@ -48,6 +48,7 @@ extension NFS4CompoundRunner {
             guard t.owns(session: id, host: host) else { throw NFS4Status.badsession }
             try t.clients.destroySession(id)
         }
+        state.callbacks.forget([id])
         return .status(.destroySession, .ok)
     }
 
