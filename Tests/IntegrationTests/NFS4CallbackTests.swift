@@ -337,4 +337,33 @@ final class HostOpen: Sendable {
         #expect(try p.sequenced([.putfh(fh), .delegreturn(delegation.stateID)]).status == .ok)
         #expect(try write() == 0)
     }
+
+    @Test("fcntl(2) F_SETLEASE: a server that neither owns the file nor has CAP_LEASE gives no delegation; on its own user's file it does")
+    func unprivilegedServer() throws {
+        guard getuid() == 0 else { Issue.record("needs root to start the server as another user"); return }
+        let sandbox = NFS3Sandbox()
+        let b = sandbox.exportDirectory("b")
+        let user: uid_t = 4343
+        mkdir(sandbox.statePath, 0o700)
+        chown(sandbox.statePath, user, user)
+        let exports = sandbox.dir + "/exports"
+        try "\(b) 127.0.0.1(rw,no_root_squash)\n".write(toFile: exports, atomically: false, encoding: .utf8)
+        try "root's".write(toFile: b + "/rootfile", atomically: false, encoding: .utf8)
+        try "its own".write(toFile: b + "/ownfile", atomically: false, encoding: .utf8)
+        chmod(b + "/rootfile", 0o644)
+        chown(b + "/ownfile", user, user)
+        let server = try ServerProcess(["--exports", exports, "--listen", "tcp:127.0.0.1:0"],
+                                       stateDirectory: sandbox.statePath, user: user)
+        defer { server.stop() }
+        let p = CallbackPeer(NFS4TestClient(try RawRPCClient(tcpPort: server.port, from: "127.0.0.1")))
+        try p.establish(backChannel: true)
+        try p.answerProbe()
+        let dir = try p.handle(sandbox.dir.split(separator: "/").map(String.init) + ["b"])
+        let notOwned = try p.openForReading(dir, "rootfile")
+        #expect(notOwned.value(.open, NFS4OpenResOK.self)?.delegation == OpenDelegation4.none, "\(notOwned.statuses)")
+        let owned = try p.openForReading(dir, "ownfile", owner: "second")
+        guard case .read? = owned.value(.open, NFS4OpenResOK.self)?.delegation else {
+            Issue.record("no read delegation on the server user's own file: \(owned.statuses)"); return
+        }
+    }
 }
