@@ -366,4 +366,32 @@ final class HostOpen: Sendable {
             Issue.record("no read delegation on the server user's own file: \(owned.statuses)"); return
         }
     }
+
+    @Test("RFC 8881 18.16.3: OPEN with CLAIM_DELEG_CUR_FH and CLAIM_DELEGATE_CUR under a delegation the client holds; another stateid is BAD_STATEID")
+    func openUnderDelegation() throws {
+        let s = try Setup()
+        try "v1".write(toFile: s.b + "/f", atomically: false, encoding: .utf8)
+        let p = try s.peerWithBackChannel()
+        let dir = try p.handle(s.base + ["b"])
+        let opened = try p.openForReading(dir, "f")
+        let fh = try #require(opened.value(.getfh, NFS4FileHandle.self))
+        guard case .read(let delegation)? = opened.value(.open, NFS4OpenResOK.self)?.delegation else {
+            Issue.record("no read delegation: \(opened.statuses)"); return
+        }
+        let owner = StateOwner4(clientID: p.client.clientID, owner: Array("under-deleg".utf8))
+        let byFH = try p.sequenced([.putfh(fh), .open(NFS4OpenArgs(
+            seqid: 0, shareAccess: NFS4ServerTests.read, shareDeny: 0, owner: owner, openHow: .noCreate,
+            claim: .delegCurFH(delegateStateID: delegation.stateID)))])
+        #expect(byFH.status == .ok, "\(byFH.statuses)")
+        let byName = try p.sequenced([.putfh(dir), .open(NFS4OpenArgs(
+            seqid: 0, shareAccess: NFS4ServerTests.read, shareDeny: 0, owner: owner, openHow: .noCreate,
+            claim: .delegateCur(delegateStateID: delegation.stateID, file: NFS4Name("f"))))])
+        #expect(byName.status == .ok, "\(byName.statuses)")
+        var bogus = delegation.stateID
+        bogus.otherLow ^= 0xff
+        let refused = try p.sequenced([.putfh(fh), .open(NFS4OpenArgs(
+            seqid: 0, shareAccess: NFS4ServerTests.read, shareDeny: 0, owner: owner, openHow: .noCreate,
+            claim: .delegCurFH(delegateStateID: bogus)))])
+        #expect(refused.statuses.last == .badStateid, "\(refused.statuses)")
+    }
 }
