@@ -144,6 +144,16 @@ final class HostOpen: Sendable {
         }
     }
 
+    /// truncate(2) of the path instead of an open.
+    init(truncating path: String) {
+        let done = self.done, result = self.result
+        Thread.detachNewThread {
+            let rc = truncate(path, 0)
+            result.withLockedValue { $0 = rc < 0 ? -errno : 0 }
+            done.signal()
+        }
+    }
+
     /// Whether the open finished within `seconds`.
     func finished(within seconds: Double) -> Bool {
         if done.wait(timeout: .now() + seconds) == .success {
@@ -393,5 +403,29 @@ final class HostOpen: Sendable {
             seqid: 0, shareAccess: NFS4ServerTests.read, shareDeny: 0, owner: owner, openHow: .noCreate,
             claim: .delegCurFH(delegateStateID: bogus)))])
         #expect(refused.statuses.last == .badStateid, "\(refused.statuses)")
+    }
+
+    @Test("RFC 8881 10.4: a host truncate(2) recalls the read delegation and waits for DELEGRETURN")
+    func recallOnHostTruncate() throws {
+        let s = try Setup()
+        try "v1".write(toFile: s.b + "/f", atomically: false, encoding: .utf8)
+        let p = try s.peerWithBackChannel()
+        let dir = try p.handle(s.base + ["b"])
+        let opened = try p.openForReading(dir, "f")
+        let fh = try #require(opened.value(.getfh, NFS4FileHandle.self))
+        guard case .read(let delegation)? = opened.value(.open, NFS4OpenResOK.self)?.delegation else {
+            Issue.record("no read delegation: \(opened.statuses)"); return
+        }
+        let truncating = HostOpen(truncating: s.b + "/f")
+        let recall = try p.nextCallbackCompound()
+        guard case .recall(let args)? = recall.args.operations.last else {
+            Issue.record("no CB_RECALL: \(recall.args.operations)"); return
+        }
+        #expect(args.stateID == delegation.stateID)
+        try p.answerRecall(recall.xid, recall.args)
+        #expect(!truncating.finished(within: 0.3))
+        #expect(try p.sequenced([.putfh(fh), .delegreturn(delegation.stateID)]).status == .ok)
+        #expect(truncating.finished(within: 5) && truncating.status == 0)
+        #expect((try? FileManager.default.attributesOfItem(atPath: s.b + "/f")[.size] as? Int) == 0)
     }
 }
