@@ -53,6 +53,7 @@ public struct NFS3Program: RPCProgram {
         case .setattr:
             return serve(call, context, NFS3SetAttrArgs.self, handle: \.object) { args, h, env -> NFS3SetAttrResult in
                 if args.newAttributes.size != nil { try Self.checkShareReservations(shares, h, env, write: true) }
+                try server.fileChanges.willChange(h, by: .nfs3, as: env.cred, fs: env.fs)
                 let wcc = try env.fs.setattr(h, env.setAttributes(args.newAttributes),
                                              guardCtime: args.guardCtime.map(FSTime.init), as: env.cred)
                 return .ok(env.wcc(wcc))
@@ -103,7 +104,7 @@ public struct NFS3Program: RPCProgram {
         case .write:
             // Small writes to memory-backed files (tmpfs) on the event loop: no thread hops.
             // Without a tmpfs export, WRITE goes straight to the pool.
-            if server.hostFS.servesMemoryBackedExport, let reply = serveWithoutBlocking(call, context, NFS3WriteArgs.self, handle: \.file, modifies: true, { args, h, env -> NFS3WriteResult? in
+            if server.hostFS.servesMemoryBackedExport, !server.fileChanges.mayConflict, let reply = serveWithoutBlocking(call, context, NFS3WriteArgs.self, handle: \.file, modifies: true, { args, h, env -> NFS3WriteResult? in
                 guard args.count <= Self.maximumWriteWithoutBlocking, shares.active == nil else { return nil }
                 return try Self.write(args, env) { data, stability in
                     try env.fs.writeWithoutBlocking(h, offset: args.offset, data: data, stability: stability, as: env.cred)
@@ -111,6 +112,7 @@ public struct NFS3Program: RPCProgram {
             }) { return reply }
             return serve(call, context, NFS3WriteArgs.self, handle: \.file) { args, h, env -> NFS3WriteResult in
                 try Self.checkShareReservations(shares, h, env, write: true)
+                try server.fileChanges.willChange(h, by: .nfs3, as: env.cred, fs: env.fs)
                 return try Self.write(args, env) { data, stability in
                     try env.fs.write(h, offset: args.offset, data: data, stability: stability, as: env.cred)
                 }!
@@ -152,7 +154,8 @@ public struct NFS3Program: RPCProgram {
             }
         case .remove:
             return serve(call, context, NFS3RemoveArgs.self, handle: \.directory) { args, h, env -> NFS3RemoveResult in
-                .ok(env.wcc(try env.fs.remove(h, args.name.bytes, as: env.cred)))
+                try server.fileChanges.willChange(h, args.name.bytes, by: .nfs3, as: env.cred, fs: env.fs)
+                return .ok(env.wcc(try env.fs.remove(h, args.name.bytes, as: env.cred)))
             }
         case .rmdir:
             return serve(call, context, NFS3RmdirArgs.self, handle: \.directory) { args, h, env -> NFS3RmdirResult in
@@ -161,6 +164,8 @@ public struct NFS3Program: RPCProgram {
         case .rename:
             return serve(call, context, NFS3RenameArgs.self, handle: \.from.directory) { args, h, env -> NFS3RenameResult in
                 let to = try env.sameExportHandle(args.to.directory, as: h)
+                try server.fileChanges.willChange(h, args.from.name.bytes, by: .nfs3, as: env.cred, fs: env.fs)
+                try server.fileChanges.willChange(to, args.to.name.bytes, by: .nfs3, as: env.cred, fs: env.fs)
                 let (from, toWcc) = try env.fs.rename(from: h, args.from.name.bytes, to: to, args.to.name.bytes, as: env.cred)
                 return .ok(NFS3RenameWcc(fromDirectoryWcc: env.wcc(from), toDirectoryWcc: env.wcc(toWcc)))
             }

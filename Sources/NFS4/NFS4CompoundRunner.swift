@@ -19,6 +19,8 @@ struct NFS4CompoundRunner {
     let credential: RPCCredential
     let connection: ConnectionID
     let allocator: ByteBufferAllocator
+    /// The connection itself, for a back channel bound on it (Callbacks.swift).
+    var rpcConnection: RPCConnection?
 
     var current: NFS4Node?
     var saved: NFS4Node?
@@ -26,6 +28,8 @@ struct NFS4CompoundRunner {
     var currentStateID: StateID?
     /// The session's client, from SEQUENCE.
     var clientID: ClientID?
+    /// The session SEQUENCE named.
+    var sessionID: SessionID?
     var pseudoFS: NFS4PseudoFS?
 
     init(server: NFSServerContext, state: NFS4ServerState, peer: PeerIdentity, credential: RPCCredential,
@@ -95,11 +99,12 @@ struct NFS4CompoundRunner {
                         return encode(NFS4CompoundResponse(tag: request.tag, results: [.sequence(.error(status))]))
                     case .execute:
                         clientID = s.clientID
+                        sessionID = args.sessionID
                         sequenced = (args.sessionID, args.slotID, args.cacheThis)
                         results.append(.sequence(.ok(NFS4SequenceResOK(
                             sessionID: args.sessionID, sequenceID: args.sequenceID, slotID: args.slotID,
                             highestSlotID: s.highestSlotID, targetHighestSlotID: s.targetHighestSlotID,
-                            statusFlags: s.statusFlags.rawValue))))
+                            statusFlags: s.statusFlags.rawValue | delegationStatusFlags(s.clientID)))))
                     }
                 }
             } else if Self.sessionless.contains(first.opcode) {

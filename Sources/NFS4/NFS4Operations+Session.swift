@@ -36,6 +36,7 @@ extension NFS4CompoundRunner {
         }
         state.release(creation.replacedClients)
         let session = creation.session
+        if !creation.isReplay { sessionCreated(session.id, args: args, backChannel: back) }
         return .createSession(.ok(NFS4CreateSessionResOK(
             sessionID: session.id, sequence: args.sequence, flags: back ? NFS4Constants.createSessionFlagConnBackChan : 0,
             foreChannelAttrs: session.foreChannel, backChannelAttrs: session.backChannel)))
@@ -47,6 +48,7 @@ extension NFS4CompoundRunner {
             guard t.owns(session: id, host: host) else { throw NFS4Status.badsession }
             try t.clients.destroySession(id)
         }
+        state.callbacks.forget([id])
         return .status(.destroySession, .ok)
     }
 
@@ -69,6 +71,7 @@ extension NFS4CompoundRunner {
             guard t.owns(session: args.sessionID, host: host) else { throw NFS4Status.badsession }
             try t.clients.bind(connection: connection, to: args.sessionID, fore: fore, back: back)
         }
+        if back { backChannelBound(args.sessionID) }
         let direction: ChannelDirFromServer4 = fore && back ? .both : (fore ? .fore : .back)
         return .bindConnToSession(.ok(NFS4BindConnToSessionResOK(sessionID: args.sessionID, direction: direction,
                                                                   useConnInRDMAMode: false)))

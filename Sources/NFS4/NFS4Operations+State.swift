@@ -28,7 +28,18 @@ extension NFS4CompoundRunner {
         var changeInfo: ChangeInfo4
         var attrSet = Bitmap4(words: [])
         var created = false
-        switch args.claim {
+        var claim = args.claim
+        switch claim {
+        case .delegateCur(let delegation, let name):
+            // Opens under a delegation the client holds: by name, as CLAIM_NULL (§18.16.3).
+            try checkDelegationClaim(try resolve(delegation))
+            claim = .null(name)
+        case .delegCurFH(let delegation):
+            try checkDelegationClaim(try resolve(delegation))
+            claim = .fh
+        default: break
+        }
+        switch claim {
         case .null(let name):
             let (dir, dirCall) = try object(modifies: writes)
             guard !name.bytes.isEmpty else { throw NFS4Status.inval }
@@ -80,9 +91,12 @@ extension NFS4CompoundRunner {
             guard case .noCreate = args.openHow else { throw NFS4Status.inval }
             (file, call) = try object(modifies: writes)
             changeInfo = ChangeInfo4(atomic: false, before: 0, after: 0)
-        case .delegateCur, .delegatePrev, .delegCurFH, .delegPrevFH:
-            // No delegations are granted, so none can be claimed.
-            throw NFS4Status.badStateid
+        case .delegateCur, .delegCurFH:
+            throw NFS4Status.serverfault  // turned into CLAIM_NULL / CLAIM_FH above
+        case .delegatePrev, .delegPrevFH:
+            // For clients whose delegations outlive their own restart (RFC 8881
+            // §10.2.1); not offered: NOTSUPP, as §18.16.3 says.
+            throw NFS4Status.notsupp
         }
 
         let attributes = try fs.getattr(file, as: call.credentials)
@@ -105,18 +119,14 @@ extension NFS4CompoundRunner {
             }
         }
         let key = Self.fileKey(attributes)
+        if writes { try state.delegations.willChange(key) }
         let owner = OpenOwner(clientID: clientID, owner: args.owner.owner.bytes)
         let open = try state.tables.withLockedValue { t in try t.opens.open(owner: owner, file: key, access: access, deny: deny) }
         state.recordOpen(clientID)
         current = .object(file)
         currentStateID = open.stateID
-        // No delegations yet: a client that said what it wants is told why not.
-        let delegation: OpenDelegation4
-        switch args.shareAccess & NFS4Constants.shareAccessWantDelegMask {
-        case NFS4Constants.shareAccessWantNoPreference: delegation = .none
-        case NFS4Constants.shareAccessWantNoDeleg: delegation = .noneExt(.other(.notWanted))
-        default: delegation = .noneExt(.resource(serverWillSignalAvailable: false))
-        }
+        let delegation = offerDelegation(args, access: access, deny: deny, creating: creating, file: file, key: key,
+                                         clientID: clientID)
         return .open(.ok(NFS4OpenResOK(stateID: open.stateID, changeInfo: changeInfo,
                                        resultFlags: NFS4Constants.openResultLocktypePosix, attrSet: attrSet, delegation: delegation)))
     }
@@ -151,6 +161,9 @@ extension NFS4CompoundRunner {
     /// WRITE from an open with write access.
     func checkStateID(_ stateID: StateID, file: FileKey, write: Bool) throws {
         let clientID = try requireSession()
+        if DelegationTable.isDelegationStateID(stateID) && stateID.special == nil {
+            return try checkDelegationStateID(stateID, file: file, write: write)
+        }
         try state.tables.withLockedValue { t in
             switch stateID.special {
             case .anonymous?, .readBypass?:
@@ -195,6 +208,7 @@ extension NFS4CompoundRunner {
         let before = try fs.getattr(h, as: call.credentials)
         guard before.type == .regular else { throw before.type == .directory ? NFS4Status.isdir : NFS4Status.inval }
         try checkStateID(stateID, file: Self.fileKey(before), write: true)
+        try state.delegations.willChange(Self.fileKey(before))
         // `async` exports answer as asked without syncing, as NFSv3 WRITE does.
         let asked = WriteStability(rawValue: args.stable.rawValue) ?? .fileSync
         let stability: WriteStability = call.access.sync ? asked : .unstable
@@ -289,10 +303,12 @@ extension NFS4CompoundRunner {
 
     mutating func testStateIDs(_ ids: [StateID]) throws -> NFS4Result {
         let clientID = try requireSession()
+        let delegations = state.delegations
         let codes: [NFS4Status] = state.tables.withLockedValue { t in
             ids.map { id in
                 do {
                     if id.special != nil { return .badStateid }
+                    if DelegationTable.isDelegationStateID(id) { return delegations.test(id, clientID: clientID) }
                     if LockStateTable.isLockStateID(id) { _ = try t.locks.validate(id, clientID: clientID) }
                     else { _ = try t.opens.validate(id, clientID: clientID) }
                     return .ok
@@ -307,6 +323,10 @@ extension NFS4CompoundRunner {
     mutating func freeStateID(_ id: StateID) throws -> NFS4Result {
         let clientID = try requireSession()
         guard id.special == nil else { throw NFS4Status.badStateid }
+        if DelegationTable.isDelegationStateID(id) {
+            try state.delegations.free(id, clientID: clientID)
+            return .status(.freeStateid, .ok)
+        }
         guard LockStateTable.isLockStateID(id) else {
             // An open stateid is ended by CLOSE (§18.38.3).
             _ = try state.tables.withLockedValue { t in try t.opens.validate(id, clientID: clientID) }

@@ -13,6 +13,7 @@ extension NFS4CompoundRunner {
         let attributes = try fs.getattr(h, as: call.credentials)
         guard attributes.type == .regular else { throw attributes.type == .directory ? NFS4Status.isdir : NFS4Status.inval }
         try checkStateID(try resolve(stateID), file: Self.fileKey(attributes), write: write)
+        if write { try state.delegations.willChange(Self.fileKey(attributes)) }
         return (h, call)
     }
 

@@ -17,9 +17,7 @@ extension NFS4CompoundRunner {
         case .destroySession(let id): return try destroySession(id)
         case .destroyClientID(let id): return try destroyClientID(id)
         case .bindConnToSession(let args): return try bindConnToSession(args)
-        case .backchannelCtl:
-            _ = try requireSession()
-            return .status(.backchannelCtl, .ok)
+        case .backchannelCtl(let args): return try backchannelCtl(args)
         case .reclaimComplete(let oneFS):
             try state.reclaimComplete(try requireSession(), oneFS: oneFS)
             return .status(.reclaimComplete, .ok)
@@ -101,9 +99,7 @@ extension NFS4CompoundRunner {
         case .locku(let args): return try locku(args)
         case .testStateid(let ids): return try testStateIDs(ids)
         case .freeStateid(let id): return try freeStateID(id)
-        case .delegreturn:
-            // No delegations are granted yet, so none can be returned.
-            throw NFS4Status.badStateid
+        case .delegreturn(let id): return try delegReturn(id)
 
         case .seek(let args): return try seek(args)
         case .allocate(let args), .deallocate(let args): return try allocate(args, deallocate: operation.opcode == .deallocate)
@@ -198,6 +194,7 @@ extension NFS4CompoundRunner {
                 try checkStateID(stateID, file: Self.fileKey(attributes), write: true)
             }
         }
+        try willChange(h, credentials: call.credentials)
         _ = try fs.setattr(h, set, as: call.credentials)
         return .setattr(.ok, attributesSet: mask)
     }
@@ -247,6 +244,7 @@ extension NFS4CompoundRunner {
 
     mutating func remove(_ name: NFS4Name) throws -> NFS4Result {
         let (dir, call) = try object(modifies: true)
+        try willChange(dir, name.bytes, credentials: call.credentials)
         let wcc: WccData
         do {
             wcc = try fs.remove(dir, name.bytes, as: call.credentials)
@@ -260,6 +258,8 @@ extension NFS4CompoundRunner {
     mutating func rename(_ args: NFS4RenameArgs) throws -> NFS4Result {
         let (target, call) = try object(modifies: true)
         let source = try savedObject(sameExportAs: target)
+        try willChange(source, args.oldName.bytes, credentials: call.credentials)
+        try willChange(target, args.newName.bytes, credentials: call.credentials)
         let (from, to) = try fs.rename(from: source, args.oldName.bytes, to: target, args.newName.bytes, as: call.credentials)
         return .rename(.ok(NFS4RenameResOK(sourceChangeInfo: NFS4AttributeMapping.changeInfo(from),
                                            targetChangeInfo: NFS4AttributeMapping.changeInfo(to))))

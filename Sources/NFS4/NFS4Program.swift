@@ -22,10 +22,14 @@ public struct NFS4Program: RPCProgram {
     public let server: NFSServerContext
     let state: NFS4ServerState
 
-    public init(server: NFSServerContext, limits: ServerChannelLimits = .standard, leaseTime: Duration = .seconds(90)) {
+    /// `delegations`: offer read delegations (RFC 8881 §10.2) to clients with a back channel.
+    public init(server: NFSServerContext, limits: ServerChannelLimits = .standard, leaseTime: Duration = .seconds(90),
+                delegations: Bool = true) {
         self.server = server
-        self.state = NFS4ServerState(fs: server.hostFS, limits: limits, leaseTime: leaseTime, logger: server.logger)
+        self.state = NFS4ServerState(fs: server.hostFS, limits: limits, leaseTime: leaseTime, logger: server.logger,
+                                     delegations: delegations)
         server.shareReservations.install(state)
+        server.fileChanges.install(state.delegations)
     }
 
     public func handle(_ call: RPCCall, context: RPCCallContext) -> EventLoopFuture<RPCReplyBody> {
@@ -67,10 +71,12 @@ public struct NFS4Program: RPCProgram {
         let credential = call.credential
         let allocator = context.allocator
         let connection = context.connection.id
+        let rpcConnection = context.connection
         let arguments = call.arguments
         return .later(server.threadPool.runIfActive(eventLoop: context.eventLoop) {
             var runner = NFS4CompoundRunner(server: server, state: state, peer: peer, credential: credential,
                                             connection: connection, allocator: allocator)
+            runner.rpcConnection = rpcConnection
             return .success(results: runner.run(request, arguments: arguments))
         })
     }

@@ -55,8 +55,12 @@ final class NFS4ServerState: Sendable {
     let leaseSeconds: UInt32
     let clientRecords: ClientRecordStore
     let logger: Logger
+    /// The back channel and read delegations (Callbacks.swift, Delegations.swift).
+    let callbacks: NFS4Callbacks
+    let delegations: NFS4Delegations
 
-    init(fs: HostFileSystem, limits: ServerChannelLimits, leaseTime: Duration, logger: Logger) {
+    init(fs: HostFileSystem, limits: ServerChannelLimits, leaseTime: Duration, logger: Logger,
+         delegations enabled: Bool = true) {
         let epoch = UInt32.random(in: 1...UInt32.max)
         self.epoch = epoch
         self.logger = logger
@@ -73,6 +77,9 @@ final class NFS4ServerState: Sendable {
         let host = ProcessInfo.processInfo.hostName
         self.serverOwner = Array("vsnfs:\(host)".utf8)
         self.leaseSeconds = UInt32(leaseTime.components.seconds)
+        self.callbacks = NFS4Callbacks(tables: tables)
+        self.delegations = NFS4Delegations(epoch: epoch, callbacks: callbacks, fs: fs, leaseTime: leaseTime,
+                                           enabled: enabled)
     }
 
     /// Ends the leases that ran out (RFC 8881 §8.3) and releases their state.
@@ -83,6 +90,8 @@ final class NFS4ServerState: Sendable {
             return gone
         }
         for id in expired { rangeLocks.releaseClient(id) }
+        delegations.releaseClients(expired)
+        delegations.revokeOverdue(now: now)
         persistClientRecords()
     }
 
@@ -91,6 +100,7 @@ final class NFS4ServerState: Sendable {
         guard !clientIDs.isEmpty else { return }
         tables.withLockedValue { $0.release(clientIDs) }
         for id in clientIDs { rangeLocks.releaseClient(id) }
+        delegations.releaseClients(clientIDs)
         persistClientRecords()
     }
 }

@@ -266,6 +266,14 @@ public struct ClientTable: Sendable {
         sessions[sessionID] = session
     }
 
+    /// The back channel on `connection` failed (no answer to a callback, or
+    /// no credential to call with): the session's callback path is down
+    /// until the client binds a connection again. A newer binding stays.
+    public mutating func backChannelLost(_ sessionID: SessionID, connection: ConnectionID) {
+        guard sessions[sessionID]?.backChannelConnection == connection else { return }
+        sessions[sessionID]?.backChannelConnection = nil
+    }
+
     /// A connection closed: it no longer carries any session's channels.
     /// Returns the sessions that lost their back channel (their callback path
     /// is down until the client binds another connection).

@@ -23,6 +23,8 @@ public final class NFSServerContext: Sendable {
     public let logger: Logger
     /// NFSv4's share reservations, which NFSv3 READs, WRITEs and truncations meet.
     public let shareReservations = ShareReservations()
+    /// What every modifying call asks first (NFSv4 delegations to recall).
+    public let fileChanges = FileChangeGates()
 
     public init(hostFS: HostFileSystem, threadPool: NIOThreadPool, logger: Logger = Logger(label: "vsnfs.nfs")) {
         self.hostFS = hostFS

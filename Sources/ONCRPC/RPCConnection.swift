@@ -31,19 +31,25 @@ public final class RPCConnection: Sendable {
     }
 
     /// Sends a call to the peer and completes with its reply. Fails with
-    /// `RPCConnectionError.closed` if the connection closes first.
+    /// `RPCConnectionError.closed` if the connection closes first, and with
+    /// `.timedOut` when no reply came within `timeout` (the XID is forgotten:
+    /// a late reply is dropped).
     public func call(program: UInt32, version: UInt32, procedure: UInt32,
-                     credential: RPCOpaqueAuth = .none, arguments: ByteBuffer) -> EventLoopFuture<RPCReplyBody> {
+                     credential: RPCOpaqueAuth = .none, arguments: ByteBuffer,
+                     timeout: TimeAmount? = nil) -> EventLoopFuture<RPCReplyBody> {
         let loop = self.channel.eventLoop
         if loop.inEventLoop {
             return self.handler.value.sendCall(program: program, version: version, procedure: procedure,
-                                               credential: credential, arguments: arguments, on: loop)
+                                               credential: credential, arguments: arguments, timeout: timeout, on: loop)
         }
         return loop.flatSubmit {
             self.handler.value.sendCall(program: program, version: version, procedure: procedure,
-                                        credential: credential, arguments: arguments, on: loop)
+                                        credential: credential, arguments: arguments, timeout: timeout, on: loop)
         }
     }
+
+    /// Whether the connection is still open.
+    public var isActive: Bool { self.channel.isActive }
 
     public func close() {
         self.channel.close(promise: nil)
@@ -107,6 +113,8 @@ public struct RPCOperationCounts: Sendable {
 
 public enum RPCConnectionError: Error, Hashable, Sendable {
     case closed
+    /// No reply within the call's timeout.
+    case timedOut
 }
 
 /// Serves RPC calls on one connection and carries the server's own calls
@@ -401,7 +409,7 @@ public final class RPCConnectionHandler: ChannelDuplexHandler {
     }
 
     func sendCall(program: UInt32, version: UInt32, procedure: UInt32, credential: RPCOpaqueAuth,
-                  arguments: ByteBuffer, on loop: EventLoop) -> EventLoopFuture<RPCReplyBody> {
+                  arguments: ByteBuffer, timeout: TimeAmount?, on loop: EventLoop) -> EventLoopFuture<RPCReplyBody> {
         guard let context = self.context, !self.closed else {
             return loop.makeFailedFuture(RPCConnectionError.closed)
         }
@@ -410,6 +418,12 @@ public final class RPCConnectionHandler: ChannelDuplexHandler {
         self.nextXID = xid &+ 1
         let promise = context.eventLoop.makePromise(of: RPCReplyBody.self)
         self.outstandingCalls[xid] = promise
+        if let timeout {
+            let expiry = context.eventLoop.assumeIsolated().scheduleTask(in: timeout) {
+                self.outstandingCalls.removeValue(forKey: xid)?.fail(RPCConnectionError.timedOut)
+            }
+            promise.futureResult.whenComplete { _ in expiry.cancel() }
+        }
         self.writeRecord(context: context) { buffer in
             RPCMessage.call(xid: xid, rpcVersion: RPCDispatcher.rpcVersion, program: program, version: version,
                             procedure: procedure, credential: credential, verifier: .none,

@@ -32,6 +32,11 @@ public final class VSNFSServer: Sendable {
         public var registerWithRPCBind: Bool
         /// The control socket (`vsnfs status`, `vsnfs export ...`); nil: none.
         public var controlSocket: String?
+        /// NFSv4.1 lease period (RFC 8881 §8.3): clients renew within it; a
+        /// recalled delegation not returned within it is revoked.
+        public var nfs4LeaseTime: Duration = .seconds(90)
+        /// Offer NFSv4.1 read delegations (RFC 8881 §10.2).
+        public var nfs4Delegations = true
 
         public init(exports: ExportsSource, rpc: RPCServer.Configuration = .init(),
                     stateDirectory: String? = nil, threads: Int = 16, openFiles: Int? = nil,
@@ -105,7 +110,8 @@ public final class VSNFSServer: Sendable {
         threadPool.start()
         let group = MultiThreadedEventLoopGroup(numberOfThreads: System.coreCount)
         let context = NFSServerContext(hostFS: hostFS, threadPool: threadPool, logger: Logger(label: "vsnfs.nfs"))
-        let nfs4 = NFS4Program(server: context)
+        let nfs4 = NFS4Program(server: context, leaseTime: configuration.nfs4LeaseTime,
+                               delegations: configuration.nfs4Delegations)
         let programs: [any RPCProgram] = [MountProgram(server: context), NFS3Program(server: context), nfs4]
         let rpcServer = RPCServer(
             configuration: configuration.rpc,

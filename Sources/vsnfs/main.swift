@@ -90,12 +90,19 @@ struct Serve: AsyncParsableCommand {
     @Flag(name: .long, help: "Serve without a control socket.")
     var noControl = false
 
+    @Option(name: .customLong("nfs4-lease"), help: ArgumentHelp("NFSv4.1 lease period in seconds: clients renew within it, and a recalled delegation not returned within it is revoked.", valueName: "seconds"))
+    var nfs4Lease: Int = 90
+
+    @Flag(name: .customLong("no-nfs4-delegations"), help: "Give NFSv4.1 clients no read delegations.")
+    var noNFS4Delegations = false
+
     func run() async throws {
         guard let level = Logger.Level(rawValue: logLevel) else { fail("unknown log level '\(logLevel)'", code: 64) }
         guard maxRecordSize >= 1024, maxRecordSize < Int(RecordMarking.lastFragmentBit) else {
             fail("--max-record-size must be between 1024 and \(RecordMarking.lastFragmentBit - 1)", code: 64)
         }
         guard maxCallsInFlight >= 1 else { fail("--max-calls-in-flight must be at least 1", code: 64) }
+        guard (1...3600).contains(nfs4Lease) else { fail("--nfs4-lease must be between 1 and 3600 seconds", code: 64) }
         if stateDir?.isEmpty == true { fail("--state-dir is empty: give a directory, or leave the option out for the default", code: 64) }
         LoggingSystem.bootstrap { label in
             var handler = StreamLogHandler.standardError(label: label)
@@ -124,11 +131,13 @@ struct Serve: AsyncParsableCommand {
             fail("give either --control PATH or --no-control, not both", code: 64)
         }
 
-        let configuration = VSNFSServer.Configuration(
+        var configuration = VSNFSServer.Configuration(
             exports: source,
             rpc: RPCServer.Configuration(listen: specs, maximumRecordSize: maxRecordSize, maximumCallsInFlight: maxCallsInFlight),
             stateDirectory: stateDir, threads: threads, openFiles: openFiles, registerWithRPCBind: rpcbind,
             controlSocket: controlSocket)
+        configuration.nfs4LeaseTime = .seconds(nfs4Lease)
+        configuration.nfs4Delegations = !noNFS4Delegations
         let signals = SignalEvents()
         let server: VSNFSServer
         do {

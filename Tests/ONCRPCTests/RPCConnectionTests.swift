@@ -366,3 +366,24 @@ final class ReadCounter: ChannelOutboundHandler {
         return counter
     }
 }
+
+@Suite struct RPCCallTimeoutTests {
+    @Test("A server call with a timeout fails with timedOut when no reply comes, and a late reply is dropped")
+    func backchannelCallTimesOut() throws {
+        let h = try Harness()
+        try h.call(xid: 21, procedure: 2)
+        let connection = try #require(h.program.connection)
+        let reply = connection.call(program: 0x4000_0000, version: 1, procedure: 0, arguments: ByteBuffer(),
+                                    timeout: .milliseconds(50))
+        guard case .call(let xid, _, _, _, _, _, _, _)? = try h.replies().first else {
+            Issue.record("no call went out"); return
+        }
+        h.channel.embeddedEventLoop.advanceTime(by: .milliseconds(60))
+        #expect(throws: RPCConnectionError.timedOut) { try reply.wait() }
+        // The reply after the timeout matches nothing and changes nothing.
+        try h.send(.reply(xid: xid, body: .success(results: ByteBuffer()), verifier: .none))
+        // The connection goes on serving calls.
+        try h.call(xid: 22, procedure: 0)
+        #expect(try h.reply().0 == 22)
+    }
+}

@@ -344,6 +344,30 @@ t_host_view() {
     [ "$(cat "$MNT/hv")" = "changed on host" ] || fail "guest sees '$(cat "$MNT/hv")'"
     [ -e "$MNT/hostnew" ] || fail "guest does not see a file created on the host"
 }
+# NFSv4.1+: the guest holds a file open for reading (the server gives it a read
+# delegation), a host process outside the mount writes the file: the host's
+# open waits on the server's lease while the delegation is recalled, and the
+# guest sees the new contents at once (not after the attribute timeout).
+deleg_returns() { awk '$1 == "DELEGRETURN:" { n += $2 } END { print n + 0 }' /proc/self/mountstats; }
+t_deleg_recall() {
+    need_mount
+    # Made on the host: a write through the server would leave it a write
+    # descriptor for a few seconds (idle close), and no lease, so no delegation.
+    on_host host_write dg "before"
+    before=$(deleg_returns)
+    exec 3< "$MNT/dg"
+    [ "$(cat "$MNT/dg")" = "before" ] || fail "guest reads '$(cat "$MNT/dg")'"
+    on_host host_write dg "after host write"
+    i=0
+    while [ "$(cat "$MNT/dg")" != "after host write" ]; do
+        i=$((i + 1)); [ $i -lt 10 ] || fail "guest still sees '$(cat "$MNT/dg")' 1 s after the host write"
+        sleep 0.1
+    done
+    exec 3<&-
+    after=$(deleg_returns)
+    [ "$after" -gt "$before" ] || fail "no DELEGRETURN ($before before, $after after): no delegation was recalled"
+    echo "seen after $((i * 100)) ms; DELEGRETURN $before -> $after"
+}
 fs_checks() {
     check "files of $(echo $FILE_SIZES | tr ' ' ,) bytes written and read back (sha256, host copy too)" t_files
     check "append" t_append
@@ -359,6 +383,9 @@ fs_checks() {
     check "chown refused under root_squash" t_chown_squashed
     check "unlink of an open file" t_unlink_open
     check "host-side view both ways (after attribute timeout)" t_host_view
+    case ${VERS:-3} in
+        4*) check "read delegation recalled when a host process writes the file; the guest sees it within 1 s" t_deleg_recall ;;
+    esac
 }
 
 # ---- byte-range locks (NFSv4.1/4.2 only: NFSv3 mounts nolock) ----

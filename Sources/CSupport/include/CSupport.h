@@ -7,4 +7,5 @@
 #include "hostfs_shims.h"
 #include "vhost_shims.h"
 #include "diag_shims.h"
+#include "lease_shims.h"
 #endif

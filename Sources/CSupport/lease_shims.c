@@ -1,0 +1,76 @@
+#define _GNU_SOURCE
+#include "lease_shims.h"
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <signal.h>
+#include <string.h>
+#include <unistd.h>
+
+static int lease_pipe_write_end = -1;
+static int lease_pipe_read_end = -1;
+static pthread_mutex_t lease_pipe_lock = PTHREAD_MUTEX_INITIALIZER;
+
+int vsnfs_lease_signal(void) { return SIGRTMIN + 5; }
+
+static void vsnfs_lease_handler(int signo, siginfo_t *info, void *context) {
+    (void)signo;
+    (void)context;
+    int saved = errno;
+    int fd = info ? info->si_fd : -1;
+    if (lease_pipe_write_end >= 0) {
+        // One int is atomic on a pipe (PIPE_BUF); a full pipe drops it, and the
+        // reader's sweep of every lease (F_GETLEASE) still finds the break.
+        ssize_t ignored = write(lease_pipe_write_end, &fd, sizeof(fd));
+        (void)ignored;
+    }
+    errno = saved;
+}
+
+int vsnfs_lease_pipe(void) {
+    pthread_mutex_lock(&lease_pipe_lock);
+    if (lease_pipe_read_end >= 0) {
+        int fd = lease_pipe_read_end;
+        pthread_mutex_unlock(&lease_pipe_lock);
+        return fd;
+    }
+    int fds[2];
+    if (pipe2(fds, O_CLOEXEC) != 0) {
+        int e = errno;
+        pthread_mutex_unlock(&lease_pipe_lock);
+        return -e;
+    }
+    fcntl(fds[1], F_SETFL, O_NONBLOCK);
+    lease_pipe_write_end = fds[1];
+    struct sigaction action;
+    memset(&action, 0, sizeof(action));
+    action.sa_sigaction = vsnfs_lease_handler;
+    action.sa_flags = SA_SIGINFO | SA_RESTART;
+    sigemptyset(&action.sa_mask);
+    if (sigaction(vsnfs_lease_signal(), &action, NULL) != 0) {
+        int e = errno;
+        close(fds[0]);
+        close(fds[1]);
+        lease_pipe_write_end = -1;
+        pthread_mutex_unlock(&lease_pipe_lock);
+        return -e;
+    }
+    lease_pipe_read_end = fds[0];
+    pthread_mutex_unlock(&lease_pipe_lock);
+    return fds[0];
+}
+
+int vsnfs_take_read_lease(int fd) {
+    if (fcntl(fd, F_SETSIG, vsnfs_lease_signal()) != 0) return -errno;
+    if (fcntl(fd, F_SETLEASE, F_RDLCK) != 0) return -errno;
+    return 0;
+}
+
+int vsnfs_get_lease(int fd) {
+    int r = fcntl(fd, F_GETLEASE);
+    return r < 0 ? -errno : r;
+}
+
+int vsnfs_release_lease(int fd) {
+    return fcntl(fd, F_SETLEASE, F_UNLCK) == 0 ? 0 : -errno;
+}

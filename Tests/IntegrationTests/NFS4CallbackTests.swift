@@ -1,0 +1,431 @@
+import Dispatch
+import Foundation
+import Glibc
+import NFS4Wire
+import NIOConcurrencyHelpers
+import NIOCore
+import ONCRPC
+import Testing
+import XDR
+
+/// An NFSv4.1 client whose one connection is also its back channel (RFC 8881
+/// §2.10.3.1): it sends COMPOUNDs, keeps the server's calls that arrive
+/// meanwhile, and answers them itself. The project's own blocking RPC client
+/// carries both directions.
+final class CallbackPeer {
+    let client: NFS4TestClient
+    var rpc: RawRPCClient { client.rpc }
+    /// Calls from the server not yet taken by `nextCall`.
+    private var pending: [RPCMessage] = []
+    private var xid: UInt32 = 0x7000_0000
+    static let program: UInt32 = 0x4000_0000
+    static let callbackUID: UInt32 = 1234
+
+    init(_ client: NFS4TestClient) {
+        self.client = client
+    }
+
+    /// EXCHANGE_ID, then CREATE_SESSION asking (or not) for this connection as the back channel.
+    func establish(backChannel: Bool) throws {
+        let exchange = try send(NFS4TestClient.arguments([.exchangeID(NFS4ExchangeIDArgs(
+            clientOwner: ClientOwner4(verifier: Verifier4(7), ownerID: NFS4Opaque(client.owner)), flags: 0,
+            stateProtect: .none, clientImplID: nil))]))
+        let ok = try #require(exchange.value(.exchangeID, NFS4ExchangeIDResOK.self))
+        client.clientID = ok.clientID
+        let attrs = ChannelAttrs(maxRequestSize: 1 << 20, maxResponseSize: 1 << 20, maxResponseSizeCached: 64 << 10,
+                                 maxOperations: 16, maxRequests: 8)
+        let security = CallbackSecParms4.sys(CallbackAuthSys(stamp: 9, machineName: NFS4Name(Array("cbpeer".utf8)),
+                                                             uid: Self.callbackUID, gid: 99, gids: []))
+        let created = try send(NFS4TestClient.arguments([.createSession(NFS4CreateSessionArgs(
+            clientID: ok.clientID, sequence: ok.sequenceID,
+            flags: backChannel ? NFS4Constants.createSessionFlagConnBackChan : 0,
+            foreChannelAttrs: attrs, backChannelAttrs: attrs, callbackProgram: Self.program,
+            securityParameters: [security]))]))
+        let session = try #require(created.value(.createSession, NFS4CreateSessionResOK.self), "\(created.statuses)")
+        #expect((session.flags & NFS4Constants.createSessionFlagConnBackChan != 0) == backChannel)
+        client.sessionID = session.sessionID
+        client.sequenceID = 0
+    }
+
+    /// Sends a COMPOUND and reads until its reply; server calls meanwhile wait in `pending`.
+    func send(_ arguments: ByteBuffer) throws -> NFS4TestReply {
+        xid += 1
+        try rpc.send(BlockingRPCClient.encodeCall(xid: xid, program: 100_003, version: 4, procedure: 1,
+                                                  credential: client.credential, arguments: arguments))
+        while true {
+            let message = try RPCMessage(record: try rpc.receiveRecord())
+            switch message {
+            case .call: pending.append(message)
+            case .reply(let replyXID, let body, _):
+                guard replyXID == xid, case .success(let results) = body else {
+                    throw NFS4TestDecodeError.unexpected("reply \(replyXID) \(body)")
+                }
+                return try decodeCompoundReply(results)
+            }
+        }
+    }
+
+    func sequenced(_ operations: [NFS4Operation]) throws -> NFS4TestReply {
+        try send(client.sequencedArguments(operations))
+    }
+
+    /// The next call the server made on this connection (waits for it).
+    func nextCall() throws -> (xid: UInt32, program: UInt32, version: UInt32, procedure: UInt32,
+                               credential: RPCOpaqueAuth, arguments: ByteBuffer) {
+        let message = pending.isEmpty ? try RPCMessage(record: try rpc.receiveRecord()) : pending.removeFirst()
+        guard case .call(let xid, _, let program, let version, let procedure, let credential, _, let arguments) = message else {
+            throw NFS4TestDecodeError.unexpected("a reply where a call from the server was expected")
+        }
+        return (xid, program, version, procedure, credential, arguments)
+    }
+
+    func answer(_ xid: UInt32, results: ByteBuffer = ByteBuffer()) throws {
+        var body = ByteBuffer()
+        RPCMessage.reply(xid: xid, body: .success(results: results), verifier: .none).encode(xdr: &body)
+        try rpc.send(BlockingRPCClient.frame(body))
+    }
+
+    /// Takes the CB_NULL probe the server sends when the back channel is bound, and answers it.
+    func answerProbe() throws {
+        let probe = try nextCall()
+        #expect(probe.program == Self.program && probe.version == 1 && probe.procedure == 0)
+        try answer(probe.xid)
+    }
+
+    /// Takes a CB_COMPOUND and returns its arguments (not answered yet).
+    func nextCallbackCompound() throws -> (xid: UInt32, args: CBCompoundArgs, credential: RPCOpaqueAuth) {
+        let call = try nextCall()
+        #expect(call.program == Self.program && call.version == 1 && call.procedure == 1)
+        var arguments = call.arguments
+        return (call.xid, try CBCompoundArgs(xdr: &arguments), call.credential)
+    }
+
+    /// Answers a CB_COMPOUND of CB_SEQUENCE and CB_RECALL with success.
+    func answerRecall(_ xid: UInt32, _ args: CBCompoundArgs) throws {
+        guard case .sequence(let sequence)? = args.operations.first else {
+            throw NFS4TestDecodeError.unexpected("CB_COMPOUND without CB_SEQUENCE first")
+        }
+        var results = ByteBuffer()
+        CBCompoundResponse(status: .ok, tag: args.tag, results: [
+            .sequence(.ok(CBSequenceResOK(sessionID: sequence.sessionID, sequenceID: sequence.sequenceID,
+                                          slotID: sequence.slotID, highestSlotID: 0, targetHighestSlotID: 0))),
+            .recall(.ok),
+        ]).encode(xdr: &results)
+        try answer(xid, results: results)
+    }
+
+    func handle(_ path: [String]) throws -> NFS4FileHandle {
+        let reply = try sequenced([.putrootfh] + path.map { .lookup(NFS4Name($0)) } + [.getfh])
+        return try #require(reply.value(.getfh, NFS4FileHandle.self), "\(reply.statuses)")
+    }
+
+    /// OPEN (CLAIM_NULL) of `name` in `directory` for reading, no create.
+    func openForReading(_ directory: NFS4FileHandle, _ name: String, owner: String = "cb-owner") throws -> NFS4TestReply {
+        try sequenced([.putfh(directory), .open(NFS4OpenArgs(
+            seqid: 0, shareAccess: NFS4ServerTests.read, shareDeny: 0,
+            owner: StateOwner4(clientID: client.clientID, owner: Array(owner.utf8)),
+            openHow: .noCreate, claim: .null(NFS4Name(name)))), .getfh])
+    }
+}
+
+/// A host process's open(2) of a file, on its own thread: it waits while a
+/// lease on the file is being broken.
+final class HostOpen: Sendable {
+    private let done = DispatchSemaphore(value: 0)
+    private let result = NIOLockedValueBox<Int32>(-1)
+
+    init(_ path: String, flags: Int32) {
+        let done = self.done, result = self.result
+        Thread.detachNewThread {
+            let fd = open(path, flags)
+            result.withLockedValue { $0 = fd < 0 ? -errno : fd }
+            if fd >= 0 { close(fd) }
+            done.signal()
+        }
+    }
+
+    /// truncate(2) of the path instead of an open.
+    init(truncating path: String) {
+        let done = self.done, result = self.result
+        Thread.detachNewThread {
+            let rc = truncate(path, 0)
+            result.withLockedValue { $0 = rc < 0 ? -errno : 0 }
+            done.signal()
+        }
+    }
+
+    /// Whether the open finished within `seconds`.
+    func finished(within seconds: Double) -> Bool {
+        if done.wait(timeout: .now() + seconds) == .success {
+            done.signal()
+            return true
+        }
+        return false
+    }
+
+    var status: Int32 { result.withLockedValue { $0 } }
+}
+
+/// Callbacks and read delegations against a real `vsnfs serve` over TCP.
+@Suite(.serialized) struct NFS4CallbackTests {
+    final class Setup {
+        let sandbox = NFS3Sandbox()
+        let b: String
+        let server: ServerProcess
+        let base: [String]
+
+        init(lease: Int = 90) throws {
+            b = sandbox.exportDirectory("b")
+            base = sandbox.dir.split(separator: "/").map(String.init)
+            let exports = sandbox.dir + "/exports"
+            try "\(b) 127.0.0.1(rw,no_root_squash)\n".write(toFile: exports, atomically: false, encoding: .utf8)
+            server = try ServerProcess(["--exports", exports, "--listen", "tcp:127.0.0.1:0", "--nfs4-lease", "\(lease)"],
+                                       stateDirectory: sandbox.statePath)
+        }
+
+        deinit { server.stop() }
+
+        func peer() throws -> CallbackPeer {
+            CallbackPeer(NFS4TestClient(try RawRPCClient(tcpPort: server.port, from: "127.0.0.1")))
+        }
+
+        /// A peer with a session whose back channel is its connection, probe answered.
+        func peerWithBackChannel() throws -> CallbackPeer {
+            let p = try peer()
+            try p.establish(backChannel: true)
+            try p.answerProbe()
+            return p
+        }
+    }
+
+    static let pathDown: UInt32 = 0x1, revoked: UInt32 = 0x40
+
+    @Test("RFC 8881 2.10.3.1, 18.36: CB_NULL on the fore connection after CREATE_SESSION4_FLAG_CONN_BACK_CHAN, with csa_sec_parms' AUTH_SYS")
+    func cbNullProbe() throws {
+        let s = try Setup()
+        let p = try s.peer()
+        try p.establish(backChannel: true)
+        let probe = try p.nextCall()
+        #expect(probe.program == CallbackPeer.program && probe.version == 1 && probe.procedure == 0)
+        #expect(probe.credential.flavor == RPCAuthFlavor.sys)
+        let sys = try AuthSysParameters(credentialBody: probe.credential.body)
+        #expect(sys.uid == CallbackPeer.callbackUID && sys.gid == 99 && sys.machineName == Array("cbpeer".utf8))
+        try p.answer(probe.xid)
+        let reply = try p.sequenced([])
+        let sequence = try #require(reply.value(.sequence, NFS4SequenceResOK.self))
+        #expect(sequence.statusFlags & Self.pathDown == 0)
+    }
+
+    @Test("RFC 8881 10.4, 20.2, 18.6: a host open for writing recalls the read delegation (CB_RECALL on the fore connection) and waits for DELEGRETURN")
+    func recallOnHostOpenForWrite() throws {
+        let s = try Setup()
+        try "v1".write(toFile: s.b + "/f", atomically: false, encoding: .utf8)
+        let p = try s.peerWithBackChannel()
+        let dir = try p.handle(s.base + ["b"])
+        let opened = try p.openForReading(dir, "f")
+        let open = try #require(opened.value(.open, NFS4OpenResOK.self), "\(opened.statuses)")
+        let fh = try #require(opened.value(.getfh, NFS4FileHandle.self))
+        guard case .read(let delegation) = open.delegation else {
+            Issue.record("no read delegation: \(open.delegation)"); return
+        }
+        // A READ under the delegation's stateid (§9.1.4).
+        let read = try p.sequenced([.putfh(fh), .read(NFS4ReadArgs(stateID: delegation.stateID, offset: 0, count: 10))])
+        #expect(read.value(.read, NFS4ReadResOK.self).map { Array($0.data.readableBytesView) } == Array("v1".utf8))
+
+        let writer = HostOpen(s.b + "/f", flags: O_WRONLY)
+        let recall = try p.nextCallbackCompound()
+        #expect(recall.args.minorVersion == 1 && recall.args.operations.count == 2)
+        guard case .sequence(let sequence)? = recall.args.operations.first,
+              case .recall(let args)? = recall.args.operations.last else {
+            Issue.record("not CB_SEQUENCE + CB_RECALL: \(recall.args.operations)"); return
+        }
+        #expect(sequence.sessionID == p.client.sessionID && sequence.slotID == 0 && sequence.sequenceID == 1)
+        #expect(args.stateID == delegation.stateID && args.fileHandle == fh)
+        try p.answerRecall(recall.xid, recall.args)
+        // The host's open waits on the lease until the delegation comes back.
+        #expect(!writer.finished(within: 0.5))
+        let returned = try p.sequenced([.putfh(fh), .delegreturn(delegation.stateID)])
+        #expect(returned.status == .ok, "\(returned.statuses)")
+        #expect(writer.finished(within: 5))
+        #expect(writer.status >= 0)
+        // Returned: the stateid is gone.
+        let again = try p.sequenced([.putfh(fh), .delegreturn(delegation.stateID)])
+        #expect(again.statuses.last == .badStateid)
+    }
+
+    @Test("RFC 8881 10.4.6, 18.46.3, 18.48, 18.38: a recalled delegation not returned within the lease is revoked; another client's OPEN for writing is DELAY until then")
+    func revocation() throws {
+        let s = try Setup(lease: 2)
+        try "v1".write(toFile: s.b + "/f", atomically: false, encoding: .utf8)
+        let p = try s.peerWithBackChannel()
+        let dir = try p.handle(s.base + ["b"])
+        let opened = try p.openForReading(dir, "f")
+        guard case .read(let delegation)? = opened.value(.open, NFS4OpenResOK.self)?.delegation else {
+            Issue.record("no read delegation: \(opened.statuses)"); return
+        }
+        let other = try NFS4TestClient(RawRPCClient(tcpPort: s.server.port, from: "127.0.0.1"))
+        try other.establishSession()
+        let otherDir = try other.handle(s.base + ["b"])
+        let refused = try other.open(otherDir, "f", access: NFS4ServerTests.write, owner: "other")
+        #expect(refused.statuses.last == .delay, "\(refused.statuses)")
+        let recall = try p.nextCallbackCompound()
+        try p.answerRecall(recall.xid, recall.args)
+        // Never returned: both clients keep their leases; the delegation goes after one lease period.
+        var flags: UInt32 = 0
+        let deadline = Date().addingTimeInterval(8)
+        while flags & Self.revoked == 0 && Date() < deadline {
+            Thread.sleep(forTimeInterval: 0.4)
+            _ = try other.sequenced([])
+            flags = try #require(try p.sequenced([]).value(.sequence, NFS4SequenceResOK.self)).statusFlags
+        }
+        #expect(flags & Self.revoked != 0, "SEQ4_STATUS_RECALLABLE_STATE_REVOKED never set")
+        let tested = try p.sequenced([.testStateid([delegation.stateID])])
+        #expect(tested.value(.testStateid, [UInt32].self) == [NFS4Status.delegRevoked.rawValue])
+        let returned = try p.sequenced([.putfh(dir), .delegreturn(delegation.stateID)])
+        #expect(returned.statuses.last == .delegRevoked)
+        let reopened = try other.open(otherDir, "f", access: NFS4ServerTests.write, owner: "other")
+        #expect(reopened.status == .ok, "\(reopened.statuses)")
+        let freed = try p.sequenced([.freeStateid(delegation.stateID)])
+        #expect(freed.status == .ok, "\(freed.statuses)")
+        let after = try #require(try p.sequenced([]).value(.sequence, NFS4SequenceResOK.self))
+        #expect(after.statusFlags & Self.revoked == 0)
+    }
+
+    @Test("RFC 8881 18.46.3, 10.4: the back channel's connection closed: SEQ4_STATUS_CB_PATH_DOWN on the others, and no delegation")
+    func pathDownWhenConnectionCloses() throws {
+        let s = try Setup()
+        try "v1".write(toFile: s.b + "/f", atomically: false, encoding: .utf8)
+        let second = try NFS4TestClient(RawRPCClient(tcpPort: s.server.port, from: "127.0.0.1"))
+        do {
+            let p = try s.peerWithBackChannel()
+            second.clientID = p.client.clientID
+            second.sessionID = p.client.sessionID
+            second.sequenceID = p.client.sequenceID
+            let first = try #require(try second.sequenced([]).value(.sequence, NFS4SequenceResOK.self))
+            #expect(first.statusFlags & Self.pathDown == 0)
+        }  // the back channel's connection closes here
+        var flags: UInt32 = 0
+        let deadline = Date().addingTimeInterval(5)
+        while flags & Self.pathDown == 0 && Date() < deadline {
+            Thread.sleep(forTimeInterval: 0.1)
+            flags = try #require(try second.sequenced([]).value(.sequence, NFS4SequenceResOK.self)).statusFlags
+        }
+        #expect(flags & Self.pathDown != 0, "SEQ4_STATUS_CB_PATH_DOWN never set")
+        let dir = try second.handle(s.base + ["b"])
+        let opened = try second.open(dir, "f", access: NFS4ServerTests.read)
+        #expect(opened.value(.open, NFS4OpenResOK.self)?.delegation == OpenDelegation4.none, "\(opened.statuses)")
+    }
+
+    @Test("RFC 8881 10.4.1: an NFSv3 WRITE to a delegated file is JUKEBOX while the delegation is recalled")
+    func nfs3WriteRecalls() throws {
+        let s = try Setup()
+        try "v1".write(toFile: s.b + "/f", atomically: false, encoding: .utf8)
+        let p = try s.peerWithBackChannel()
+        let dir = try p.handle(s.base + ["b"])
+        let opened = try p.openForReading(dir, "f")
+        let fh = try #require(opened.value(.getfh, NFS4FileHandle.self))
+        guard case .read(let delegation)? = opened.value(.open, NFS4OpenResOK.self)?.delegation else {
+            Issue.record("no read delegation: \(opened.statuses)"); return
+        }
+        // NFSv3 and NFSv4 handles of a file are the same bytes.
+        let v3 = try RawRPCClient(tcpPort: s.server.port, from: "127.0.0.1")
+        var args = ByteBuffer()
+        args.writeXDRVariableOpaque(fh.bytes)
+        args.writeXDRUInt64(0)
+        args.writeXDRUInt32(2)
+        args.writeXDRUInt32(2)  // FILE_SYNC
+        args.writeXDRVariableOpaque(Array("v2".utf8))
+        func write() throws -> UInt32 {
+            guard case .success(var results) = try v3.call(program: 100_003, version: 3, procedure: 7, arguments: args) else {
+                throw NFS4TestDecodeError.unexpected("WRITE not accepted")
+            }
+            return try results.readXDRUInt32()
+        }
+        #expect(try write() == 10008)  // NFS3ERR_JUKEBOX
+        let recall = try p.nextCallbackCompound()
+        try p.answerRecall(recall.xid, recall.args)
+        #expect(try p.sequenced([.putfh(fh), .delegreturn(delegation.stateID)]).status == .ok)
+        #expect(try write() == 0)
+    }
+
+    @Test("fcntl(2) F_SETLEASE: a server that neither owns the file nor has CAP_LEASE gives no delegation; on its own user's file it does")
+    func unprivilegedServer() throws {
+        guard getuid() == 0 else { Issue.record("needs root to start the server as another user"); return }
+        let sandbox = NFS3Sandbox()
+        let b = sandbox.exportDirectory("b")
+        let user: uid_t = 4343
+        mkdir(sandbox.statePath, 0o700)
+        chown(sandbox.statePath, user, user)
+        let exports = sandbox.dir + "/exports"
+        try "\(b) 127.0.0.1(rw,no_root_squash)\n".write(toFile: exports, atomically: false, encoding: .utf8)
+        try "root's".write(toFile: b + "/rootfile", atomically: false, encoding: .utf8)
+        try "its own".write(toFile: b + "/ownfile", atomically: false, encoding: .utf8)
+        chmod(b + "/rootfile", 0o644)
+        chown(b + "/ownfile", user, user)
+        let server = try ServerProcess(["--exports", exports, "--listen", "tcp:127.0.0.1:0"],
+                                       stateDirectory: sandbox.statePath, user: user)
+        defer { server.stop() }
+        let p = CallbackPeer(NFS4TestClient(try RawRPCClient(tcpPort: server.port, from: "127.0.0.1")))
+        try p.establish(backChannel: true)
+        try p.answerProbe()
+        let dir = try p.handle(sandbox.dir.split(separator: "/").map(String.init) + ["b"])
+        let notOwned = try p.openForReading(dir, "rootfile")
+        #expect(notOwned.value(.open, NFS4OpenResOK.self)?.delegation == OpenDelegation4.none, "\(notOwned.statuses)")
+        let owned = try p.openForReading(dir, "ownfile", owner: "second")
+        guard case .read? = owned.value(.open, NFS4OpenResOK.self)?.delegation else {
+            Issue.record("no read delegation on the server user's own file: \(owned.statuses)"); return
+        }
+    }
+
+    @Test("RFC 8881 18.16.3: OPEN with CLAIM_DELEG_CUR_FH and CLAIM_DELEGATE_CUR under a delegation the client holds; another stateid is BAD_STATEID")
+    func openUnderDelegation() throws {
+        let s = try Setup()
+        try "v1".write(toFile: s.b + "/f", atomically: false, encoding: .utf8)
+        let p = try s.peerWithBackChannel()
+        let dir = try p.handle(s.base + ["b"])
+        let opened = try p.openForReading(dir, "f")
+        let fh = try #require(opened.value(.getfh, NFS4FileHandle.self))
+        guard case .read(let delegation)? = opened.value(.open, NFS4OpenResOK.self)?.delegation else {
+            Issue.record("no read delegation: \(opened.statuses)"); return
+        }
+        let owner = StateOwner4(clientID: p.client.clientID, owner: Array("under-deleg".utf8))
+        let byFH = try p.sequenced([.putfh(fh), .open(NFS4OpenArgs(
+            seqid: 0, shareAccess: NFS4ServerTests.read, shareDeny: 0, owner: owner, openHow: .noCreate,
+            claim: .delegCurFH(delegateStateID: delegation.stateID)))])
+        #expect(byFH.status == .ok, "\(byFH.statuses)")
+        let byName = try p.sequenced([.putfh(dir), .open(NFS4OpenArgs(
+            seqid: 0, shareAccess: NFS4ServerTests.read, shareDeny: 0, owner: owner, openHow: .noCreate,
+            claim: .delegateCur(delegateStateID: delegation.stateID, file: NFS4Name("f"))))])
+        #expect(byName.status == .ok, "\(byName.statuses)")
+        var bogus = delegation.stateID
+        bogus.otherLow ^= 0xff
+        let refused = try p.sequenced([.putfh(fh), .open(NFS4OpenArgs(
+            seqid: 0, shareAccess: NFS4ServerTests.read, shareDeny: 0, owner: owner, openHow: .noCreate,
+            claim: .delegCurFH(delegateStateID: bogus)))])
+        #expect(refused.statuses.last == .badStateid, "\(refused.statuses)")
+    }
+
+    @Test("RFC 8881 10.4: a host truncate(2) recalls the read delegation and waits for DELEGRETURN")
+    func recallOnHostTruncate() throws {
+        let s = try Setup()
+        try "v1".write(toFile: s.b + "/f", atomically: false, encoding: .utf8)
+        let p = try s.peerWithBackChannel()
+        let dir = try p.handle(s.base + ["b"])
+        let opened = try p.openForReading(dir, "f")
+        let fh = try #require(opened.value(.getfh, NFS4FileHandle.self))
+        guard case .read(let delegation)? = opened.value(.open, NFS4OpenResOK.self)?.delegation else {
+            Issue.record("no read delegation: \(opened.statuses)"); return
+        }
+        let truncating = HostOpen(truncating: s.b + "/f")
+        let recall = try p.nextCallbackCompound()
+        guard case .recall(let args)? = recall.args.operations.last else {
+            Issue.record("no CB_RECALL: \(recall.args.operations)"); return
+        }
+        #expect(args.stateID == delegation.stateID)
+        try p.answerRecall(recall.xid, recall.args)
+        #expect(!truncating.finished(within: 0.3))
+        #expect(try p.sequenced([.putfh(fh), .delegreturn(delegation.stateID)]).status == .ok)
+        #expect(truncating.finished(within: 5) && truncating.status == 0)
+        #expect((try? FileManager.default.attributesOfItem(atPath: s.b + "/f")[.size] as? Int) == 0)
+    }
+}
