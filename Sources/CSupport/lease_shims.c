@@ -19,8 +19,9 @@ static void vsnfs_lease_handler(int signo, siginfo_t *info, void *context) {
     int saved = errno;
     int fd = info ? info->si_fd : -1;
     if (lease_pipe_write_end >= 0) {
-        // One int is atomic on a pipe (PIPE_BUF); a full pipe drops it, and the
-        // reader's sweep of every lease (F_GETLEASE) still finds the break.
+        // One int is atomic on a pipe (PIPE_BUF). A full pipe (16,384 breaks
+        // unread) drops it: that delegation is not recalled, and the kernel
+        // breaks the lease itself after /proc/sys/fs/lease-break-time.
         ssize_t ignored = write(lease_pipe_write_end, &fd, sizeof(fd));
         (void)ignored;
     }
