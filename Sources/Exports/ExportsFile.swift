@@ -516,7 +516,8 @@ struct ExportsParser {
             return nil
         }
         if let slash = characters.firstIndex(where: { $0.character == "/" }) {
-            return parseNetwork(address: characters[..<slash], prefix: characters[(slash + 1)...], whole: text)
+            return parseNetwork(address: characters[..<slash], slash: characters[slash].position,
+                                prefix: characters[(slash + 1)...], whole: text)
         }
         if let address = IPAddress(text) {
             return .address(address.unmapped)
@@ -583,13 +584,12 @@ struct ExportsParser {
         return value
     }
 
-    private mutating func parseNetwork(address addressPart: ArraySlice<SourceCharacter>,
+    /// `slash`: where the '/' is (a continued line may put the prefix on the next line).
+    private mutating func parseNetwork(address addressPart: ArraySlice<SourceCharacter>, slash: SourcePosition,
                                        prefix prefixPart: ArraySlice<SourceCharacter>,
                                        whole: String) -> ClientSpec? {
         guard let start = addressPart.first?.position else {
-            error(prefixPart.first.map { SourcePosition(line: $0.position.line, column: $0.position.column - 1) }
-                  ?? SourcePosition(line: 1, column: 1),
-                  "'\(whole)' is not a network: expected ADDRESS/PREFIX like 10.0.0.0/8 or fd00::/8")
+            error(slash, "'\(whole)' is not a network: expected ADDRESS/PREFIX like 10.0.0.0/8 or fd00::/8")
             return nil
         }
         guard let address = IPAddress(addressPart.text) else {
@@ -602,7 +602,7 @@ struct ExportsParser {
         guard isDigits(prefixText), prefixText.count <= 3, let prefix = Int(prefixText),
               prefix <= address.bitWidth else {
             let position = prefixPart.first?.position
-                ?? SourcePosition(line: start.line, column: start.column + addressPart.count + 1)
+                ?? SourcePosition(line: slash.line, column: slash.column + 1)
             error(position, "'\(prefixText)' is not a prefix length for \(family) (0-\(address.bitWidth))")
             return nil
         }

@@ -167,6 +167,11 @@ let supported = "use vsock:CID, vsock:LOW-HIGH, vsock:*, an IP address, ADDRESS/
         #expect(diagnostics("/srv 10.0.0.0/33") == ["exports:1:15: '33' is not a prefix length for IPv4 (0-32)"])
         #expect(diagnostics("/srv fd00::/129") == ["exports:1:13: '129' is not a prefix length for IPv6 (0-128)"])
         #expect(diagnostics("/srv 10.0.0.0/") == ["exports:1:15: '' is not a prefix length for IPv4 (0-32)"])
+        #expect(diagnostics("/srv /8") == ["exports:1:6: '/8' is not a network: expected ADDRESS/PREFIX like 10.0.0.0/8 or fd00::/8"])
+        // A '/' that ends a continued line: the diagnostic is at the '/', not
+        // before the next line's first column (FuzzExports found column 0).
+        #expect(diagnostics("/srv /\\\nv") == ["exports:1:6: '/v' is not a network: expected ADDRESS/PREFIX like 10.0.0.0/8 or fd00::/8"])
+        #expect(diagnostics("/srv 10.0.0.0/\\\n") == ["exports:1:15: '' is not a prefix length for IPv4 (0-32)"])
         #expect(diagnostics("/srv example.com/24") == [
             "exports:1:6: 'example.com' in 'example.com/24' is not an IP address: a network is ADDRESS/PREFIX "
             + "like 10.0.0.0/8 or fd00::/8 (host names are not supported)",
