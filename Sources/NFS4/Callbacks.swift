@@ -23,6 +23,10 @@ final class NFS4Callbacks: Sendable {
         /// The connection bound for the back channel; nil before one is.
         var connection: RPCConnection?
         var program: UInt32
+        /// The minor version of the COMPOUND that created the session: every
+        /// CB_COMPOUND carries it (a Linux client looks the session up by it
+        /// and answers BADSESSION to any other).
+        var minorVersion: UInt32
         /// nil: the client offered no flavor the server speaks (only RPCSEC_GSS).
         var credential: RPCOpaqueAuth?
         /// Slot 0's next sequence ID (§2.10.6.1: the first is 1).
@@ -59,9 +63,11 @@ final class NFS4Callbacks: Sendable {
     }
 
     /// CREATE_SESSION (§18.36): the session's callback program and csa_sec_parms.
-    func register(_ session: SessionID, program: UInt32, security: [CallbackSecParms4]) {
+    func register(_ session: SessionID, minorVersion: UInt32, program: UInt32, security: [CallbackSecParms4]) {
         let credential = Self.credential(security)
-        channels.withLockedValue { $0[session] = Channel(connection: nil, program: program, credential: credential) }
+        channels.withLockedValue {
+            $0[session] = Channel(connection: nil, program: program, minorVersion: minorVersion, credential: credential)
+        }
     }
 
     /// `connection` now carries `session`'s back channel (already recorded in
@@ -163,7 +169,7 @@ final class NFS4Callbacks: Sendable {
         }
         guard let channel = ready, let connection = channel.connection, let credential = channel.credential else { return }
         var arguments = ByteBuffer()
-        CBCompoundArgs(tag: Array("vsnfs".utf8), minorVersion: 1, operations: [
+        CBCompoundArgs(tag: Array("vsnfs".utf8), minorVersion: channel.minorVersion, operations: [
             .sequence(CBSequenceArgs(sessionID: session, sequenceID: channel.sequenceID, slotID: 0, highestSlotID: 0,
                                      cacheThis: false)),
             operation,

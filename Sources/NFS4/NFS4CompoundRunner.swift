@@ -28,6 +28,8 @@ struct NFS4CompoundRunner {
     var currentStateID: StateID?
     /// The session's client, from SEQUENCE.
     var clientID: ClientID?
+    /// This COMPOUND's minor version (1 or 2).
+    var minorVersion: UInt32 = 1
     /// The session SEQUENCE named.
     var sessionID: SessionID?
     var pseudoFS: NFS4PseudoFS?
@@ -56,6 +58,7 @@ struct NFS4CompoundRunner {
 
     /// Runs `request` and returns the COMPOUND4res bytes.
     mutating func run(_ request: NFS4CompoundRequest, arguments: ByteBuffer) -> ByteBuffer {
+        minorVersion = request.minorVersion
         state.expireLeases(now: .now)
         var results: [NFS4Result] = []
         var sequenced: (session: SessionID, slot: UInt32, cache: Bool)?

@@ -16,7 +16,8 @@ extension NFS4CompoundRunner {
     /// After CREATE_SESSION: the session's callback program and credential,
     /// and, with CREATE_SESSION4_FLAG_CONN_BACK_CHAN, this connection as its back channel.
     func sessionCreated(_ session: SessionID, args: NFS4CreateSessionArgs, backChannel: Bool) {
-        state.callbacks.register(session, program: args.callbackProgram, security: args.securityParameters)
+        state.callbacks.register(session, minorVersion: minorVersion, program: args.callbackProgram,
+                                 security: args.securityParameters)
         if backChannel, let rpcConnection { state.callbacks.bind(session, connection: rpcConnection) }
     }
 

@@ -20,16 +20,19 @@ final class CallbackPeer {
     private var xid: UInt32 = 0x7000_0000
     static let program: UInt32 = 0x4000_0000
     static let callbackUID: UInt32 = 1234
+    /// The minor version of every COMPOUND this peer sends (the session's).
+    let minorVersion: UInt32
 
-    init(_ client: NFS4TestClient) {
+    init(_ client: NFS4TestClient, minorVersion: UInt32 = 1) {
         self.client = client
+        self.minorVersion = minorVersion
     }
 
     /// EXCHANGE_ID, then CREATE_SESSION asking (or not) for this connection as the back channel.
     func establish(backChannel: Bool) throws {
         let exchange = try send(NFS4TestClient.arguments([.exchangeID(NFS4ExchangeIDArgs(
             clientOwner: ClientOwner4(verifier: Verifier4(7), ownerID: NFS4Opaque(client.owner)), flags: 0,
-            stateProtect: .none, clientImplID: nil))]))
+            stateProtect: .none, clientImplID: nil))], minorVersion: minorVersion))
         let ok = try #require(exchange.value(.exchangeID, NFS4ExchangeIDResOK.self))
         client.clientID = ok.clientID
         let attrs = ChannelAttrs(maxRequestSize: 1 << 20, maxResponseSize: 1 << 20, maxResponseSizeCached: 64 << 10,
@@ -40,7 +43,7 @@ final class CallbackPeer {
             clientID: ok.clientID, sequence: ok.sequenceID,
             flags: backChannel ? NFS4Constants.createSessionFlagConnBackChan : 0,
             foreChannelAttrs: attrs, backChannelAttrs: attrs, callbackProgram: Self.program,
-            securityParameters: [security]))]))
+            securityParameters: [security]))], minorVersion: minorVersion))
         let session = try #require(created.value(.createSession, NFS4CreateSessionResOK.self), "\(created.statuses)")
         #expect((session.flags & NFS4Constants.createSessionFlagConnBackChan != 0) == backChannel)
         client.sessionID = session.sessionID
@@ -66,7 +69,7 @@ final class CallbackPeer {
     }
 
     func sequenced(_ operations: [NFS4Operation]) throws -> NFS4TestReply {
-        try send(client.sequencedArguments(operations))
+        try send(client.sequencedArguments(operations, minorVersion: minorVersion))
     }
 
     /// The next call the server made on this connection (waits for it).
@@ -185,13 +188,13 @@ final class HostOpen: Sendable {
 
         deinit { server.stop() }
 
-        func peer() throws -> CallbackPeer {
-            CallbackPeer(NFS4TestClient(try RawRPCClient(tcpPort: server.port, from: "127.0.0.1")))
+        func peer(minorVersion: UInt32 = 1) throws -> CallbackPeer {
+            CallbackPeer(NFS4TestClient(try RawRPCClient(tcpPort: server.port, from: "127.0.0.1")), minorVersion: minorVersion)
         }
 
         /// A peer with a session whose back channel is its connection, probe answered.
-        func peerWithBackChannel() throws -> CallbackPeer {
-            let p = try peer()
+        func peerWithBackChannel(minorVersion: UInt32 = 1) throws -> CallbackPeer {
+            let p = try peer(minorVersion: minorVersion)
             try p.establish(backChannel: true)
             try p.answerProbe()
             return p
@@ -409,7 +412,9 @@ final class HostOpen: Sendable {
     func recallOnHostTruncate() throws {
         let s = try Setup()
         try "v1".write(toFile: s.b + "/f", atomically: false, encoding: .utf8)
-        let p = try s.peerWithBackChannel()
+        // An NFSv4.2 client: its callbacks carry minor version 2, or a Linux
+        // client finds no session for them (NFS4ERR_BADSESSION; e2e-host saw it).
+        let p = try s.peerWithBackChannel(minorVersion: 2)
         let dir = try p.handle(s.base + ["b"])
         let opened = try p.openForReading(dir, "f")
         let fh = try #require(opened.value(.getfh, NFS4FileHandle.self))
@@ -418,6 +423,7 @@ final class HostOpen: Sendable {
         }
         let truncating = HostOpen(truncating: s.b + "/f")
         let recall = try p.nextCallbackCompound()
+        #expect(recall.args.minorVersion == 2)
         guard case .recall(let args)? = recall.args.operations.last else {
             Issue.record("no CB_RECALL: \(recall.args.operations)"); return
         }
