@@ -406,6 +406,14 @@ final class HostOpen: Sendable {
             seqid: 0, shareAccess: NFS4ServerTests.read, shareDeny: 0, owner: owner, openHow: .noCreate,
             claim: .delegCurFH(delegateStateID: bogus)))])
         #expect(refused.statuses.last == .badStateid, "\(refused.statuses)")
+        // CLAIM_DELEGATE_PREV / CLAIM_DELEG_PREV_FH (delegations kept across a
+        // client's restart) are not offered: NOTSUPP (§18.16.3).
+        for claim in [OpenClaim4.delegatePrev(NFS4Name("f")), .delegPrevFH] {
+            let previous = try p.sequenced([.putfh(claim == .delegPrevFH ? fh : dir), .open(NFS4OpenArgs(
+                seqid: 0, shareAccess: NFS4ServerTests.read, shareDeny: 0, owner: owner, openHow: .noCreate,
+                claim: claim))])
+            #expect(previous.statuses.last == .notsupp, "\(claim): \(previous.statuses)")
+        }
     }
 
     @Test("RFC 8881 10.4: a host truncate(2) recalls the read delegation and waits for DELEGRETURN")
