@@ -57,7 +57,7 @@ run() { # run N SOURCE
     TMPDIR=$work/tmp timeout -k 10 "$timeout_s" "$vsnfs" share --state-dir "$work/state" "$share:/mnt/share" "$second" -- \
         qemu-system-x86_64 -accel tcg -M q35 -m 512 -smp 2 -nographic -no-reboot -nic none \
         -device isa-debug-exit,iobase=0xf4,iosize=0x04 \
-        -kernel "$images/vmlinuz" -initrd "$work/initrd-$n.gz" -append "console=ttyS0 quiet panic=-1 no_timer_check" \
+        -kernel "$images/vmlinuz" -initrd "$work/initrd-$n.gz" -append "console=ttyS0 quiet panic=-1 no_timer_check tsc=reliable" \
         < /dev/null > "$work/console-$n.log" 2>&1
     rc=$?
     set -e

@@ -15,9 +15,14 @@ if [ $# -gt 0 ]; then
 fi
 mkdir -p "$(dirname "$log")"
 # /dev/kvm exists on these machines but hangs guests: TCG only.
+# tsc=reliable: a 6.12 guest died once here with "Oops: int3" at
+# sched_clock_cpu, a static branch being live-patched (int3) while the other
+# vCPU ran it under multi-threaded TCG. That branch flips when the TSC is
+# marked unstable, which the clocksource watchdog does on a busy emulated
+# host; tsc=reliable turns the watchdog off for the TSC.
 # shellcheck disable=SC2086
 timeout --foreground -k 5 "$timeout_s" qemu-system-x86_64 -accel tcg -M q35 \
     -m "${QEMU_MEM:-1024}" -smp "${QEMU_SMP:-2}" -nographic -no-reboot -nic none \
     -kernel "$kernel" -initrd "$initrd_all" \
-    -append "console=ttyS0 quiet panic=-1 ${GUEST_APPEND:-}" ${QEMU_EXTRA:-} \
+    -append "console=ttyS0 quiet panic=-1 tsc=reliable ${GUEST_APPEND:-}" ${QEMU_EXTRA:-} \
     < /dev/null > "$log" 2>&1
