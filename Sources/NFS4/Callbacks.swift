@@ -210,13 +210,21 @@ final class NFS4Callbacks: Sendable {
                 return
             case .answered(let status, let connection):
                 guard stillRecalled() else { return }
-                if let delay = Self.recallRetryDelay(status, attempt: attempt),
-                   let loop = self.channels.withLockedValue({ $0[session]?.connection?.channel.eventLoop }) {
+                if let delay = Self.recallRetryDelay(status, attempt: attempt) {
+                    guard let loop = self.channels.withLockedValue({ $0[session]?.connection?.channel.eventLoop }) else {
+                        failed("no back channel")
+                        return
+                    }
                     self.logger.debug("session \(session): CB_RECALL of \(delegation.stateID): \(status.rfcName); again in \(delay)")
                     loop.scheduleTask(in: delay) {
                         guard stillRecalled() else { return }
                         self.recall(delegation, attempt: attempt + 1, stillRecalled: stillRecalled, failed: failed)
                     }
+                    return
+                }
+                if status == .delay {
+                    // Alive but busy: no path down; the lease timer decides.
+                    self.logger.info("session \(session): CB_RECALL of \(delegation.stateID): still NFS4ERR_DELAY; revoked one lease after the recall unless returned")
                     return
                 }
                 self.logger.info("session \(session): CB_RECALL of \(delegation.stateID): \(status.rfcName); callback path down")

@@ -548,6 +548,40 @@ final class HostOpen: Sendable {
         #expect(writer.finished(within: 5) && writer.status >= 0)
     }
 
+    @Test("RFC 8881 10.4.6, 18.46.3: no callback path when the host breaks the lease: the delegation is revoked at once, the writer goes on")
+    func recallWithoutPathRevokes() throws {
+        let s = try Setup()
+        try "v1".write(toFile: s.b + "/f", atomically: false, encoding: .utf8)
+        let second = try NFS4TestClient(RawRPCClient(tcpPort: s.server.port, from: "127.0.0.1"))
+        var stateID: StateID?
+        do {
+            let p = try s.peerWithBackChannel()
+            let dir = try p.handle(s.base + ["b"])
+            let opened = try p.openForReading(dir, "f")
+            guard case .read(let delegation)? = opened.value(.open, NFS4OpenResOK.self)?.delegation else {
+                Issue.record("no read delegation: \(opened.statuses)"); return
+            }
+            stateID = delegation.stateID
+            second.clientID = p.client.clientID
+            second.sessionID = p.client.sessionID
+            second.sequenceID = p.client.sequenceID
+        }  // the back channel's connection closes here
+        var flags: UInt32 = 0
+        let deadline = Date().addingTimeInterval(5)
+        while flags & Self.pathDown == 0 && Date() < deadline {
+            Thread.sleep(forTimeInterval: 0.1)
+            flags = try #require(try second.sequenced([]).value(.sequence, NFS4SequenceResOK.self)).statusFlags
+        }
+        #expect(flags & Self.pathDown != 0, "SEQ4_STATUS_CB_PATH_DOWN never set")
+        let writer = HostOpen(s.b + "/f", flags: O_WRONLY)
+        #expect(writer.finished(within: 2), "the host writer still waits on the lease")
+        #expect(writer.status >= 0)
+        let after = try #require(try second.sequenced([]).value(.sequence, NFS4SequenceResOK.self))
+        #expect(after.statusFlags & Self.revoked != 0, "no SEQ4_STATUS_RECALLABLE_STATE_REVOKED: \(after.statusFlags)")
+        let tested = try second.sequenced([.testStateid([try #require(stateID)])])
+        #expect(tested.value(.testStateid, [UInt32].self) == [NFS4Status.delegRevoked.rawValue])
+    }
+
     @Test("RFC 8881 10.4.6: a recalled delegation not returned is revoked one lease after the recall by the server's timer, with no COMPOUND arriving")
     func revocationWithoutCompounds() throws {
         let s = try Setup(lease: 3)
