@@ -528,6 +528,31 @@ final class HostOpen: Sendable {
         try Self.expectRevokedAtOnce(d, writer: writer, within: 3)
     }
 
+    @Test("RFC 8881 10.4.6, 20.9.3: CB_SEQUENCE answered NFS4ERR_BADSESSION: the path goes down and the delegation is revoked at once")
+    func callbackSequenceErrorRevokes() throws {
+        let s = try Setup()
+        guard let d = try Self.delegated(s) else { return }
+        let writer = HostOpen(s.b + "/f", flags: O_WRONLY)
+        let recall = try d.p.nextCallbackCompound()
+        var results = ByteBuffer()
+        CBCompoundResponse(status: .badsession, tag: recall.args.tag, results: [.sequence(.error(.badsession))])
+            .encode(xdr: &results)
+        try d.p.answer(recall.xid, results: results)
+        try Self.expectRevokedAtOnce(d, writer: writer, within: 3)
+    }
+
+    @Test("RFC 8881 10.4.6, RFC 5531 9: a CB_COMPOUND rejected at the RPC level (PROG_UNAVAIL): the path goes down and the delegation is revoked at once")
+    func rejectedRecallRevokes() throws {
+        let s = try Setup()
+        guard let d = try Self.delegated(s) else { return }
+        let writer = HostOpen(s.b + "/f", flags: O_WRONLY)
+        let recall = try d.p.nextCallbackCompound()
+        var body = ByteBuffer()
+        RPCMessage.reply(xid: recall.xid, body: .programUnavailable, verifier: .none).encode(xdr: &body)
+        try d.p.rpc.send(BlockingRPCClient.frame(body))
+        try Self.expectRevokedAtOnce(d, writer: writer, within: 3)
+    }
+
     @Test("RFC 8881 20.2.3: CB_RECALL answered NFS4ERR_DELAY is sent again; answered then, the delegation stays until DELEGRETURN")
     func recallDelayRetries() throws {
         let s = try Setup()
