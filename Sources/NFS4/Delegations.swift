@@ -112,16 +112,15 @@ final class NFS4Delegations: FileChangeGate {
             scheduleRevocation(after: leaseTime)
             let other = d.stateID.otherLow
             let table = self.table
-            let inline = NIOLockedValueBox(true)
             callbacks.recall(d, stillRecalled: { table.withLockedValue { $0.isBeingRecalled(other) } }) { [weak self] why in
                 guard let self else { return }
-                if inline.withLockedValue({ $0 }) {
+                // A callback's reply arrives on an event loop: the lease release waits for the pool there.
+                if MultiThreadedEventLoopGroup.currentEventLoop == nil {
                     self.revoke(other, because: "its recall cannot succeed (\(why))")
                 } else {
                     self.threadPool.submit { _ in self.revoke(other, because: "its recall failed (\(why))") }
                 }
             }
-            inline.withLockedValue { $0 = false }
         }
     }
 
