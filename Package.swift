@@ -65,7 +65,7 @@ let package = Package(
         .target(name: "NFS3", dependencies: ["NFSCore", "XDR", "ONCRPC", "Transport", "Exports", "HostFS", nioCore]),
         // NFSv4.1/4.2 (RFC 8881, RFC 7862): COMPOUND, sessions, the pseudo file system, file operations.
         .target(name: "NFS4", dependencies: ["NFSCore", "NFS3", "NFS4Wire", "NFS4State", "HostFS", "Exports", "ONCRPC",
-                                             "Transport", "XDR", nioCore, nioLocks, log]),
+                                             "Transport", "XDR", nioCore, nioPosix, nioLocks, log]),
         .target(name: "Mount3", dependencies: ["NFS3", "NFSCore", "XDR", "ONCRPC", "Transport", "Exports", "HostFS",
                                                nioCore, nioLocks]),
         // Layer 7: the control socket's protocol and client (`vsnfs status`, `vsnfs export ...`).

@@ -5,6 +5,8 @@ import NFS4State
 import NFS4Wire
 import NFSCore
 import NIOConcurrencyHelpers
+import NIOCore
+import NIOPosix
 import Synchronization
 
 /// Read delegations (RFC 8881 §10.2, §10.4) and the host kernel leases behind
@@ -14,9 +16,12 @@ import Synchronization
 /// while the delegation is recalled (CB_RECALL); DELEGRETURN
 /// releases the lease and the process goes on. The server's own changes
 /// (NFSv3, other NFSv4 clients) ask first (`FileChangeGate`): NFS4ERR_DELAY /
-/// NFS3ERR_JUKEBOX while the recall runs. A delegation not returned within a
-/// lease period of its recall is revoked (§10.4.6): its lease is released,
-/// and the client sees SEQ4_STATUS_RECALLABLE_STATE_REVOKED until it frees it.
+/// NFS3ERR_JUKEBOX while the recall runs. A delegation is revoked (§10.4.6)
+/// when its recall cannot succeed (no callback path, no answer, an error:
+/// see `NFS4Callbacks.recall`), or when it is not returned within a lease
+/// period of its recall (a timer on `timers` checks then, whether or not the
+/// client sends anything): its lease is released, and the client sees
+/// SEQ4_STATUS_RECALLABLE_STATE_REVOKED until it frees it.
 final class NFS4Delegations: FileChangeGate {
     private let table: NIOLockedValueBox<DelegationTable>
     /// The lease behind each live delegation, by the low half of its stateid's `other`.
@@ -28,13 +33,19 @@ final class NFS4Delegations: FileChangeGate {
     let logger: Logger
     /// Delegations are offered at all (`--nfs4-delegations off` turns them off).
     let enabled: Bool
+    /// Where the revocation timers run; their work (releasing host leases)
+    /// runs on `threadPool`, as does a revocation after a failed callback.
+    let timers: any EventLoop
+    let threadPool: NIOThreadPool
 
-    init(epoch: UInt32, callbacks: NFS4Callbacks, fs: HostFileSystem, leaseTime: Duration, enabled: Bool = true,
-         logger: Logger = Logger(label: "vsnfs.nfs4.delegation")) {
+    init(epoch: UInt32, callbacks: NFS4Callbacks, fs: HostFileSystem, leaseTime: Duration, timers: any EventLoop,
+         threadPool: NIOThreadPool, enabled: Bool = true, logger: Logger = Logger(label: "vsnfs.nfs4.delegation")) {
         self.table = NIOLockedValueBox(DelegationTable(epoch: epoch))
         self.callbacks = callbacks
         self.fs = fs
         self.leaseTime = leaseTime
+        self.timers = timers
+        self.threadPool = threadPool
         self.enabled = enabled
         self.logger = logger
     }
@@ -91,11 +102,39 @@ final class NFS4Delegations: FileChangeGate {
         recall([d])
     }
 
-    /// Sends CB_RECALL for each delegation not recalled yet.
+    /// Sends CB_RECALL for each delegation not recalled yet, and sets the
+    /// timer that revokes it if it is not returned within a lease. One whose
+    /// recall cannot succeed is revoked at once (right here when the client
+    /// has no callback path; later, on the thread pool, when the callback fails).
     private func recall(_ delegations: [Delegation]) {
         let now = ContinuousClock.now
         for d in delegations where table.withLockedValue({ $0.markRecalled(d.stateID.otherLow, now: now) }) {
-            callbacks.recall(d)
+            scheduleRevocation(after: leaseTime)
+            let other = d.stateID.otherLow
+            let table = self.table
+            callbacks.recall(d, stillRecalled: { table.withLockedValue { $0.isBeingRecalled(other) } }) { [weak self] why in
+                guard let self else { return }
+                // A callback's reply arrives on an event loop: the lease release waits for the pool there.
+                if MultiThreadedEventLoopGroup.currentEventLoop == nil {
+                    self.revoke(other, because: "its recall cannot succeed (\(why))")
+                } else {
+                    self.threadPool.submit { _ in self.revoke(other, because: "its recall failed (\(why))") }
+                }
+            }
+        }
+    }
+
+    /// Runs `revokeOverdue` on the thread pool once `delay` has passed.
+    private func scheduleRevocation(after delay: Duration) {
+        let (seconds, attoseconds) = delay.components
+        // A little past the deadline: `revokeOverdue` revokes what is strictly older.
+        let amount = TimeAmount.seconds(seconds) + .nanoseconds(attoseconds / 1_000_000_000) + .milliseconds(20)
+        timers.scheduleTask(in: amount) { [weak self] in
+            guard let self else { return }
+            self.threadPool.submit { state in
+                guard case .active = state else { return }
+                self.revokeOverdue(now: .now)
+            }
         }
     }
 
@@ -114,7 +153,8 @@ final class NFS4Delegations: FileChangeGate {
         let held = table.withLockedValue { $0.conflicting(key, except: nil) }
         guard !held.isEmpty else { return }
         recall(held)
-        throw FSError.errno(EAGAIN)
+        // Revoked at once (no callback path): nothing to wait for.
+        guard table.withLockedValue({ $0.conflicting(key, except: nil) }).isEmpty else { throw FSError.errno(EAGAIN) }
     }
 
     // MARK: Ending
@@ -155,13 +195,24 @@ final class NFS4Delegations: FileChangeGate {
         }.get()
     }
 
-    /// Revokes the delegations recalled more than a lease period ago (their
-    /// host leases go: the host process waiting goes on).
+    /// Revokes the delegations recalled more than a lease period ago.
     func revokeOverdue(now: ContinuousClock.Instant) {
         guard mayConflict else { return }
         let revoked = table.withLockedValue { $0.revokeRecalled(before: now - leaseTime) }
+        released(revoked, because: "not returned within the lease")
+    }
+
+    /// Revokes one delegation now (its recall cannot succeed).
+    private func revoke(_ other: UInt64, because why: String) {
+        let revoked = table.withLockedValue { $0.revoke(other) }
+        released(revoked.map { [$0] } ?? [], because: why)
+    }
+
+    /// After `revoked` were marked revoked (§10.4.6): their host leases go
+    /// (a host process waiting on one goes on).
+    private func released(_ revoked: [Delegation], because why: String) {
         for d in revoked {
-            logger.info("client \(d.clientID) did not return delegation \(d.stateID): revoked")
+            logger.info("delegation \(d.stateID) of client \(d.clientID) revoked: \(why)")
             leases.withLockedValue { $0.removeValue(forKey: d.stateID.otherLow) }?.release()
         }
     }

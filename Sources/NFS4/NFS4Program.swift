@@ -22,12 +22,14 @@ public struct NFS4Program: RPCProgram {
     public let server: NFSServerContext
     let state: NFS4ServerState
 
-    /// `delegations`: offer read delegations (RFC 8881 §10.2) to clients with a back channel.
+    /// `delegations`: offer read delegations (RFC 8881 §10.2) to clients with
+    /// a back channel. `timers`: the event loop that runs the server's own
+    /// timers (a recalled delegation's revocation one lease later).
     public init(server: NFSServerContext, limits: ServerChannelLimits = .standard, leaseTime: Duration = .seconds(90),
-                delegations: Bool = true) {
+                delegations: Bool = true, timers: any EventLoop) {
         self.server = server
         self.state = NFS4ServerState(fs: server.hostFS, limits: limits, leaseTime: leaseTime, logger: server.logger,
-                                     delegations: delegations)
+                                     timers: timers, threadPool: server.threadPool, delegations: delegations)
         server.shareReservations.install(state)
         server.fileChanges.install(state.delegations)
     }

@@ -4,6 +4,8 @@ import Logging
 import NFS4State
 import NFS4Wire
 import NIOConcurrencyHelpers
+import NIOCore
+import NIOPosix
 import Transport
 
 /// Every NFSv4.1 table of one server, under one lock: client records and
@@ -59,8 +61,9 @@ final class NFS4ServerState: Sendable {
     let callbacks: NFS4Callbacks
     let delegations: NFS4Delegations
 
+    /// `timers`: where the delegations' revocation timers run (their work goes to `threadPool`).
     init(fs: HostFileSystem, limits: ServerChannelLimits, leaseTime: Duration, logger: Logger,
-         delegations enabled: Bool = true) {
+         timers: any EventLoop, threadPool: NIOThreadPool, delegations enabled: Bool = true) {
         let epoch = UInt32.random(in: 1...UInt32.max)
         self.epoch = epoch
         self.logger = logger
@@ -77,9 +80,9 @@ final class NFS4ServerState: Sendable {
         let host = ProcessInfo.processInfo.hostName
         self.serverOwner = Array("vsnfs:\(host)".utf8)
         self.leaseSeconds = UInt32(leaseTime.components.seconds)
-        self.callbacks = NFS4Callbacks(tables: tables)
+        self.callbacks = NFS4Callbacks(tables: tables, timeout: NFS4Callbacks.timeout(leaseTime: leaseTime))
         self.delegations = NFS4Delegations(epoch: epoch, callbacks: callbacks, fs: fs, leaseTime: leaseTime,
-                                           enabled: enabled)
+                                           timers: timers, threadPool: threadPool, enabled: enabled)
     }
 
     /// Ends the leases that ran out (RFC 8881 §8.3) and releases their state.

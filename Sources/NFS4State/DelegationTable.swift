@@ -108,14 +108,24 @@ public struct DelegationTable: Sendable {
     /// Revokes the delegations recalled before `deadline` that were not
     /// returned (§10.4.6, after a lease period) and returns them.
     public mutating func revokeRecalled(before deadline: ContinuousClock.Instant) -> [Delegation] {
-        var revoked: [Delegation] = []
-        for (other, var d) in delegations where !d.revoked {
-            guard let at = d.recalledAt, at < deadline else { continue }
-            d.revoked = true
-            delegations[other] = d
-            revoked.append(d)
-        }
-        return revoked.sorted { $0.stateID.otherLow < $1.stateID.otherLow }
+        let overdue = delegations.values.filter { d in !d.revoked && d.recalledAt.map { $0 < deadline } == true }
+        return overdue.map(\.stateID.otherLow).sorted().compactMap { revoke($0) }
+    }
+
+    /// Revokes one live delegation (§10.4.6: its recall cannot succeed, or
+    /// it was not returned in time) and returns it; nil if it is gone or
+    /// revoked already. Kept, revoked, until the client frees it.
+    public mutating func revoke(_ other: UInt64) -> Delegation? {
+        guard var d = delegations[other], !d.revoked else { return nil }
+        d.revoked = true
+        delegations[other] = d
+        return d
+    }
+
+    /// Whether the delegation is recalled and neither returned nor revoked yet.
+    public func isBeingRecalled(_ other: UInt64) -> Bool {
+        guard let d = delegations[other] else { return false }
+        return d.recalledAt != nil && !d.revoked
     }
 
     /// Whether `clientID` has a revoked delegation it has not freed yet

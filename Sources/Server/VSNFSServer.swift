@@ -111,7 +111,7 @@ public final class VSNFSServer: Sendable {
         let group = MultiThreadedEventLoopGroup(numberOfThreads: System.coreCount)
         let context = NFSServerContext(hostFS: hostFS, threadPool: threadPool, logger: Logger(label: "vsnfs.nfs"))
         let nfs4 = NFS4Program(server: context, leaseTime: configuration.nfs4LeaseTime,
-                               delegations: configuration.nfs4Delegations)
+                               delegations: configuration.nfs4Delegations, timers: group.next())
         let programs: [any RPCProgram] = [MountProgram(server: context), NFS3Program(server: context), nfs4]
         let rpcServer = RPCServer(
             configuration: configuration.rpc,

@@ -90,7 +90,7 @@ struct Serve: AsyncParsableCommand {
     @Flag(name: .long, help: "Serve without a control socket.")
     var noControl = false
 
-    @Option(name: .customLong("nfs4-lease"), help: ArgumentHelp("NFSv4.1 lease period in seconds: clients renew within it, and a recalled delegation not returned within it is revoked.", valueName: "seconds"))
+    @Option(name: .customLong("nfs4-lease"), help: ArgumentHelp("NFSv4.1 lease period in seconds: clients renew within it, a recalled delegation not returned within it is revoked, and callbacks wait a tenth of it (at least 1 s) for a reply.", valueName: "seconds"))
     var nfs4Lease: Int = 90
 
     @Flag(name: .customLong("no-nfs4-delegations"), help: "Give NFSv4.1 clients no read delegations.")

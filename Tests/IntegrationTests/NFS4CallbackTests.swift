@@ -103,16 +103,17 @@ final class CallbackPeer {
         return (call.xid, try CBCompoundArgs(xdr: &arguments), call.credential)
     }
 
-    /// Answers a CB_COMPOUND of CB_SEQUENCE and CB_RECALL with success.
-    func answerRecall(_ xid: UInt32, _ args: CBCompoundArgs) throws {
+    /// Answers a CB_COMPOUND of CB_SEQUENCE and CB_RECALL: CB_SEQUENCE
+    /// succeeds, CB_RECALL answers `status` (success by default).
+    func answerRecall(_ xid: UInt32, _ args: CBCompoundArgs, status: NFS4Status = .ok) throws {
         guard case .sequence(let sequence)? = args.operations.first else {
             throw NFS4TestDecodeError.unexpected("CB_COMPOUND without CB_SEQUENCE first")
         }
         var results = ByteBuffer()
-        CBCompoundResponse(status: .ok, tag: args.tag, results: [
+        CBCompoundResponse(status: status, tag: args.tag, results: [
             .sequence(.ok(CBSequenceResOK(sessionID: sequence.sessionID, sequenceID: sequence.sequenceID,
                                           slotID: sequence.slotID, highestSlotID: 0, targetHighestSlotID: 0))),
-            .recall(.ok),
+            .recall(status),
         ]).encode(xdr: &results)
         try answer(xid, results: results)
     }
@@ -441,5 +442,185 @@ final class HostOpen: Sendable {
         #expect(try p.sequenced([.putfh(fh), .delegreturn(delegation.stateID)]).status == .ok)
         #expect(truncating.finished(within: 5) && truncating.status == 0)
         #expect((try? FileManager.default.attributesOfItem(atPath: s.b + "/f")[.size] as? Int) == 0)
+    }
+
+    /// A peer with a back channel holding a read delegation of b/f (and a
+    /// file b/g besides), for the failed-recall tests.
+    struct Delegated {
+        let p: CallbackPeer
+        let dir: NFS4FileHandle
+        let fh: NFS4FileHandle
+        let stateID: StateID
+    }
+
+    static func delegated(_ s: Setup) throws -> Delegated? {
+        try "v1".write(toFile: s.b + "/f", atomically: false, encoding: .utf8)
+        try "g1".write(toFile: s.b + "/g", atomically: false, encoding: .utf8)
+        let p = try s.peerWithBackChannel()
+        let dir = try p.handle(s.base + ["b"])
+        let opened = try p.openForReading(dir, "f")
+        let fh = try #require(opened.value(.getfh, NFS4FileHandle.self))
+        guard case .read(let delegation)? = opened.value(.open, NFS4OpenResOK.self)?.delegation else {
+            Issue.record("no read delegation: \(opened.statuses)"); return nil
+        }
+        return Delegated(p: p, dir: dir, fh: fh, stateID: delegation.stateID)
+    }
+
+    /// After a recall that could not succeed: the host writer got through at
+    /// once (not after a lease, nor the kernel's 45 s lease break time), the
+    /// next SEQUENCE says CB_PATH_DOWN and RECALLABLE_STATE_REVOKED, the
+    /// stateid answers NFS4ERR_DELEG_REVOKED, and no delegation is given while
+    /// the path is down.
+    static func expectRevokedAtOnce(_ d: Delegated, writer: HostOpen, within seconds: Double) throws {
+        #expect(writer.finished(within: seconds), "the host writer still waits on the lease")
+        #expect(writer.status >= 0)
+        let sequence = try #require(try d.p.sequenced([]).value(.sequence, NFS4SequenceResOK.self))
+        #expect(sequence.statusFlags & pathDown != 0, "no SEQ4_STATUS_CB_PATH_DOWN: \(sequence.statusFlags)")
+        #expect(sequence.statusFlags & revoked != 0, "no SEQ4_STATUS_RECALLABLE_STATE_REVOKED: \(sequence.statusFlags)")
+        let tested = try d.p.sequenced([.testStateid([d.stateID])])
+        #expect(tested.value(.testStateid, [UInt32].self) == [NFS4Status.delegRevoked.rawValue])
+        let read = try d.p.sequenced([.putfh(d.fh), .read(NFS4ReadArgs(stateID: d.stateID, offset: 0, count: 10))])
+        #expect(read.statuses.last == .delegRevoked, "\(read.statuses)")
+        let returned = try d.p.sequenced([.putfh(d.fh), .delegreturn(d.stateID)])
+        #expect(returned.statuses.last == .delegRevoked, "\(returned.statuses)")
+        let other = try d.p.openForReading(d.dir, "g", owner: "after-revoke")
+        #expect(other.status == .ok, "\(other.statuses)")
+        #expect(other.value(.open, NFS4OpenResOK.self)?.delegation == OpenDelegation4.none,
+                "a delegation while the callback path is down")
+        #expect(try d.p.sequenced([.freeStateid(d.stateID)]).status == .ok)
+    }
+
+    @Test("RFC 8881 10.4.6, 20.2.3: CB_RECALL answered NFS4ERR_BADHANDLE (again on the one retry): the path goes down and the delegation is revoked at once")
+    func recallErrorRevokes() throws {
+        let s = try Setup()
+        guard let d = try Self.delegated(s) else { return }
+        let writer = HostOpen(s.b + "/f", flags: O_WRONLY)
+        let first = try d.p.nextCallbackCompound()
+        try d.p.answerRecall(first.xid, first.args, status: .badhandle)
+        // Retried once (the client may not have read the OPEN reply yet), on the next sequence ID.
+        let again = try d.p.nextCallbackCompound()
+        guard case .sequence(let sequence)? = again.args.operations.first, case .recall(let args)? = again.args.operations.last else {
+            Issue.record("not CB_SEQUENCE + CB_RECALL: \(again.args.operations)"); return
+        }
+        #expect(sequence.sequenceID == 2 && args.stateID == d.stateID)
+        try d.p.answerRecall(again.xid, again.args, status: .badhandle)
+        try Self.expectRevokedAtOnce(d, writer: writer, within: 3)
+    }
+
+    @Test("RFC 8881 10.4.6, 2.10.3.1: a CB_COMPOUND reply that cannot be read: the path goes down and the delegation is revoked at once")
+    func unreadableRecallReplyRevokes() throws {
+        let s = try Setup()
+        guard let d = try Self.delegated(s) else { return }
+        let writer = HostOpen(s.b + "/f", flags: O_WRONLY)
+        let recall = try d.p.nextCallbackCompound()
+        // An accepted RPC reply whose CB_COMPOUND4res stops inside the tag.
+        try d.p.answer(recall.xid, results: ByteBuffer(bytes: [0, 0, 0, 0, 0, 0]))
+        try Self.expectRevokedAtOnce(d, writer: writer, within: 3)
+    }
+
+    @Test("RFC 8881 10.4.6, 2.10.3.1: a CB_COMPOUND never answered (callback timeout: a tenth of the lease, at least 1 s): the path goes down and the delegation is revoked at once")
+    func unansweredRecallRevokes() throws {
+        let s = try Setup(lease: 10)
+        guard let d = try Self.delegated(s) else { return }
+        let writer = HostOpen(s.b + "/f", flags: O_WRONLY)
+        _ = try d.p.nextCallbackCompound()
+        #expect(!writer.finished(within: 0.5), "the writer went on before the callback timed out")
+        try Self.expectRevokedAtOnce(d, writer: writer, within: 3)
+    }
+
+    @Test("RFC 8881 10.4.6, 20.9.3: CB_SEQUENCE answered NFS4ERR_BADSESSION: the path goes down and the delegation is revoked at once")
+    func callbackSequenceErrorRevokes() throws {
+        let s = try Setup()
+        guard let d = try Self.delegated(s) else { return }
+        let writer = HostOpen(s.b + "/f", flags: O_WRONLY)
+        let recall = try d.p.nextCallbackCompound()
+        var results = ByteBuffer()
+        CBCompoundResponse(status: .badsession, tag: recall.args.tag, results: [.sequence(.error(.badsession))])
+            .encode(xdr: &results)
+        try d.p.answer(recall.xid, results: results)
+        try Self.expectRevokedAtOnce(d, writer: writer, within: 3)
+    }
+
+    @Test("RFC 8881 10.4.6, RFC 5531 9: a CB_COMPOUND rejected at the RPC level (PROG_UNAVAIL): the path goes down and the delegation is revoked at once")
+    func rejectedRecallRevokes() throws {
+        let s = try Setup()
+        guard let d = try Self.delegated(s) else { return }
+        let writer = HostOpen(s.b + "/f", flags: O_WRONLY)
+        let recall = try d.p.nextCallbackCompound()
+        var body = ByteBuffer()
+        RPCMessage.reply(xid: recall.xid, body: .programUnavailable, verifier: .none).encode(xdr: &body)
+        try d.p.rpc.send(BlockingRPCClient.frame(body))
+        try Self.expectRevokedAtOnce(d, writer: writer, within: 3)
+    }
+
+    @Test("RFC 8881 20.2.3: CB_RECALL answered NFS4ERR_DELAY is sent again; answered then, the delegation stays until DELEGRETURN")
+    func recallDelayRetries() throws {
+        let s = try Setup()
+        guard let d = try Self.delegated(s) else { return }
+        let writer = HostOpen(s.b + "/f", flags: O_WRONLY)
+        let first = try d.p.nextCallbackCompound()
+        try d.p.answerRecall(first.xid, first.args, status: .delay)
+        let again = try d.p.nextCallbackCompound()
+        guard case .recall(let args)? = again.args.operations.last else {
+            Issue.record("no CB_RECALL: \(again.args.operations)"); return
+        }
+        #expect(args.stateID == d.stateID)
+        try d.p.answerRecall(again.xid, again.args)
+        #expect(!writer.finished(within: 0.3))
+        let sequence = try #require(try d.p.sequenced([]).value(.sequence, NFS4SequenceResOK.self))
+        #expect(sequence.statusFlags & (Self.pathDown | Self.revoked) == 0, "\(sequence.statusFlags)")
+        #expect(try d.p.sequenced([.putfh(d.fh), .delegreturn(d.stateID)]).status == .ok)
+        #expect(writer.finished(within: 5) && writer.status >= 0)
+    }
+
+    @Test("RFC 8881 10.4.6, 18.46.3: no callback path when the host breaks the lease: the delegation is revoked at once, the writer goes on")
+    func recallWithoutPathRevokes() throws {
+        let s = try Setup()
+        try "v1".write(toFile: s.b + "/f", atomically: false, encoding: .utf8)
+        let second = try NFS4TestClient(RawRPCClient(tcpPort: s.server.port, from: "127.0.0.1"))
+        var stateID: StateID?
+        do {
+            let p = try s.peerWithBackChannel()
+            let dir = try p.handle(s.base + ["b"])
+            let opened = try p.openForReading(dir, "f")
+            guard case .read(let delegation)? = opened.value(.open, NFS4OpenResOK.self)?.delegation else {
+                Issue.record("no read delegation: \(opened.statuses)"); return
+            }
+            stateID = delegation.stateID
+            second.clientID = p.client.clientID
+            second.sessionID = p.client.sessionID
+            second.sequenceID = p.client.sequenceID
+        }  // the back channel's connection closes here
+        var flags: UInt32 = 0
+        let deadline = Date().addingTimeInterval(5)
+        while flags & Self.pathDown == 0 && Date() < deadline {
+            Thread.sleep(forTimeInterval: 0.1)
+            flags = try #require(try second.sequenced([]).value(.sequence, NFS4SequenceResOK.self)).statusFlags
+        }
+        #expect(flags & Self.pathDown != 0, "SEQ4_STATUS_CB_PATH_DOWN never set")
+        let writer = HostOpen(s.b + "/f", flags: O_WRONLY)
+        #expect(writer.finished(within: 2), "the host writer still waits on the lease")
+        #expect(writer.status >= 0)
+        let after = try #require(try second.sequenced([]).value(.sequence, NFS4SequenceResOK.self))
+        #expect(after.statusFlags & Self.revoked != 0, "no SEQ4_STATUS_RECALLABLE_STATE_REVOKED: \(after.statusFlags)")
+        let tested = try second.sequenced([.testStateid([try #require(stateID)])])
+        #expect(tested.value(.testStateid, [UInt32].self) == [NFS4Status.delegRevoked.rawValue])
+    }
+
+    @Test("RFC 8881 10.4.6: a recalled delegation not returned is revoked one lease after the recall by the server's timer, with no COMPOUND arriving")
+    func revocationWithoutCompounds() throws {
+        let s = try Setup(lease: 3)
+        guard let d = try Self.delegated(s) else { return }
+        let writer = HostOpen(s.b + "/f", flags: O_WRONLY)
+        let recall = try d.p.nextCallbackCompound()
+        let recalled = Date()
+        try d.p.answerRecall(recall.xid, recall.args)
+        // Nothing more is sent: only the timer can end the wait before the
+        // kernel's lease break time (45 s).
+        #expect(!writer.finished(within: 2), "the writer went on before the lease ran out")
+        #expect(writer.finished(within: 4), "the delegation was not revoked by a timer")
+        let waited = Date().timeIntervalSince(recalled)
+        #expect(waited >= 2.9 && waited < 6, "revoked \(waited) s after the recall, not one lease (3 s)")
+        #expect(writer.status >= 0)
     }
 }

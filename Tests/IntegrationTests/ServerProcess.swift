@@ -31,7 +31,8 @@ final class ServerProcess: Sendable {
     }
 
     /// Starts `vsnfs serve ARGS --state-dir STATE` and waits until it has
-    /// logged one "listening on" line per `--listen` given. Without
+    /// logged one "listening on" line per `--listen` given (and made the
+    /// control socket ServerProcess gave it). Without
     /// `stateDirectory`, a fresh one is made and removed with the process.
     /// With `fileLimit`, the server runs under `ulimit -n fileLimit` (soft and hard
     /// limit); with `softFileLimit`, under `ulimit -Sn softFileLimit` only. With `user`,
@@ -65,7 +66,9 @@ final class ServerProcess: Sendable {
         }
         try process.run()
         let deadline = Date().addingTimeInterval(30)
-        while listening.count < expectListeners {
+        // The control socket is made after the listeners: a test that talks
+        // to it at once failed on a loaded machine (ENOENT).
+        while listening.count < expectListeners || controlPath.map({ !FileManager.default.fileExists(atPath: $0) }) == true {
             guard process.isRunning else {
                 throw ServerProcessError.exited(status: process.terminationStatus, log: log)
             }

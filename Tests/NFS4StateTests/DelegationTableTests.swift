@@ -71,4 +71,23 @@ import Testing
         #expect(t.releaseClient(1).map(\.stateID) == [d.stateID])
         #expect(t.count == 1)
     }
+
+    @Test("RFC 8881 10.4.6: a delegation whose recall cannot succeed is revoked at once, once; recalled-and-live is what a retry checks")
+    func revokeOne() throws {
+        var t = DelegationTable(epoch: 7)
+        let d = t.grant(file, fileHandle: [1], to: 1)
+        #expect(!t.isBeingRecalled(d.stateID.otherLow))
+        _ = t.markRecalled(d.stateID.otherLow, now: .now)
+        #expect(t.isBeingRecalled(d.stateID.otherLow))
+        #expect(t.revoke(d.stateID.otherLow)?.stateID == d.stateID)
+        #expect(t.revoke(d.stateID.otherLow) == nil)
+        #expect(!t.isBeingRecalled(d.stateID.otherLow))
+        #expect(t.revokeRecalled(before: .now + .seconds(100)).isEmpty)
+        #expect(t.hasRevoked(1))
+        #expect(throws: NFS4Status.delegRevoked) { try t.validate(d.stateID, clientID: 1) }
+        #expect(!t.mayGrant(file, to: 2))
+        try t.free(d.stateID, clientID: 1)
+        #expect(t.revoke(d.stateID.otherLow) == nil)
+        #expect(t.mayGrant(file, to: 2))
+    }
 }
