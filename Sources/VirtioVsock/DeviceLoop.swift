@@ -17,15 +17,6 @@ final class DeviceLoop {
     static let maximumQueuedControl = 4096
     /// Chains taken from the tx queue per turn, so rx and sockets get a turn too.
     static let txBatch = 256
-    /// How long a tx interrupt may wait for more used chains to share it.
-    ///
-    /// The guest's driver only frees sent buffers on a tx interrupt (Linux:
-    /// virtio_transport_tx_work, on a workqueue); nothing waits for it unless
-    /// the ring fills. One interrupt per packet cost the guest an interrupt
-    /// and a kworker switch per RPC; so a tx interrupt goes out once half the
-    /// ring is used (a driver never finds the ring full while we keep up) or
-    /// after this delay (the guest frees its buffers soon when idle).
-    static let txNotifyDelay = 0.002
 
     let configuration: VhostUserVsockConfiguration
     var logger: Logger
@@ -55,10 +46,6 @@ final class DeviceLoop {
     var loggedControlOverflow = false
     /// The last turn stopped with chains still available in tx.
     var moreWork = false
-    /// tx chains given back (used ring) since the guest's last tx interrupt.
-    var txUnnotified = 0
-    /// When the deferred tx interrupt is due (monotonic ns), if one is pending.
-    var txNotifyDue: UInt64?
 
     init(parts: LoopParts) {
         configuration = parts.configuration
@@ -197,8 +184,6 @@ final class DeviceLoop {
 
     private func resetDevice() {
         backend.reset()
-        txUnnotified = 0
-        txNotifyDue = nil
         resetStreams()
         status.brokenReason = nil
     }
@@ -321,12 +306,8 @@ final class DeviceLoop {
 
     private func serviceQueues() {
         moreWork = false
-        guard status.brokenReason == nil else {
-            txNotifyDue = nil
-            return
-        }
+        guard status.brokenReason == nil else { return }
         do {
-            if backend.activeQueue(Self.txQueue) == nil { txNotifyDue = nil }
             if let tx = backend.activeQueue(Self.txQueue) {
                 var handled = 0
                 while handled < Self.txBatch, let chain = try tx.pop() {
@@ -334,15 +315,7 @@ final class DeviceLoop {
                     tx.push(head: chain.head, length: 0)
                     handled += 1
                 }
-                if handled > 0 {
-                    txUnnotified += handled
-                    if txUnnotified >= max(1, Int(tx.size) / 2) {
-                        notifyTx(tx)
-                    } else if txNotifyDue == nil {
-                        txNotifyDue = Self.deadline(after: Self.txNotifyDelay)
-                    }
-                }
-                if let due = txNotifyDue, due <= Self.monotonicNanoseconds() { notifyTx(tx) }
+                if handled > 0 { notify(Self.txQueue, tx) }
                 if handled == Self.txBatch { moreWork = try tx.pendingCount() > 0 }
             }
             if let rx = backend.activeQueue(Self.rxQueue) {
@@ -351,12 +324,6 @@ final class DeviceLoop {
         } catch {
             markBroken(error)
         }
-    }
-
-    private func notifyTx(_ tx: SplitVirtqueue) {
-        txUnnotified = 0
-        txNotifyDue = nil
-        notify(Self.txQueue, tx)
     }
 
     private func notify(_ index: Int, _ queue: SplitVirtqueue) {
@@ -376,9 +343,9 @@ final class DeviceLoop {
         monotonicNanoseconds() + UInt64(max(0, seconds) * 1e9)
     }
 
-    /// Milliseconds until the nearest stream deadline or deferred tx interrupt, or -1 (none).
+    /// Milliseconds until the nearest stream deadline, or -1 (none).
     private func pollTimeout() -> Int32 {
-        guard let nearest = (streams.values.compactMap(\.deadline) + [txNotifyDue].compactMap { $0 }).min() else { return -1 }
+        guard let nearest = streams.values.compactMap(\.deadline).min() else { return -1 }
         let now = Self.monotonicNanoseconds()
         guard nearest > now else { return 0 }
         return Int32(min((nearest - now + 999_999) / 1_000_000, 60_000))

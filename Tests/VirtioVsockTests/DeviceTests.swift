@@ -456,46 +456,6 @@ func littleEndian64(_ bytes: [UInt8]) -> UInt64 {
         #expect(eventually { guest.tx.usedIndex == 600 })
     }
 
-    @Test func aBatchOfTransmittedPacketsSharesOneTxInterruptThatAlwaysComes() throws {
-        let d = try DeviceUnderTest()
-        let guest = try GuestVsock(path: d.path, cid: 3, queueSize: 128)   // at once from 64 used
-        try guest.start()
-        usleep(50_000)   // the device idle, so the one kick below is its only turn
-        func interrupts() -> UInt64 {
-            var v: UInt64 = 0
-            return read(guest.txFDs.call, &v, 8) == 8 ? v : 0
-        }
-        _ = interrupts()
-        // 31 packets (under the half-ring mark), each kicked and taken in a turn
-        // of its own: one interrupt per turn was 31; they share a few (one per
-        // 2 ms), and the last one always comes.
-        for i in 0..<31 {
-            guest.send(guest.packet(op: .readWrite, srcPort: UInt32(20_000 + i)))
-            #expect(guest.waitForTransmitted())
-        }
-        var shared: UInt64 = 0
-        #expect(eventually(2) { shared += interrupts(); return shared >= 1 })
-        usleep(50_000)
-        shared += interrupts()
-        #expect(shared >= 1 && shared <= 15)
-        // Ten packets in one turn: one interrupt, after a short delay.
-        for i in 0..<10 { guest.send(guest.packet(op: .readWrite, srcPort: UInt32(20_100 + i)), kick: i == 9) }
-        #expect(guest.waitForTransmitted())
-        var batch: UInt64 = 0
-        #expect(eventually(2) { batch += interrupts(); return batch >= 1 })
-        usleep(50_000)
-        batch += interrupts()
-        #expect(batch == 1)
-        // Half the ring used in one turn: one interrupt, without waiting for the delay.
-        for i in 0..<64 { guest.send(guest.packet(op: .readWrite, srcPort: UInt32(21_000 + i)), kick: i == 63) }
-        #expect(guest.waitForTransmitted())
-        var total: UInt64 = 0
-        #expect(eventually(2) { total += interrupts(); return total >= 1 })
-        usleep(50_000)
-        total += interrupts()
-        #expect(total == 1)
-    }
-
     @Test func hostDataBeyondOneReadFillsPostedBuffersWithoutAnotherKick() throws {
         let d = try DeviceUnderTest()
         let guest = try GuestVsock(path: d.path, cid: 3, queueSize: 64)
