@@ -92,9 +92,17 @@ mkdir -p "$stage/workload"
 (cd "$stage/tree" && tar cf "$stage/workload/tree.tar" --owner=0 --group=0 --numeric-owner .)
 rm -rf "$stage/tree"
 cp "$top/bench/share-workload.sh" "$stage/workload/run"; chmod 755 "$stage/workload/run"
-# A free host TCP port for vsnfs's second listener (nfs-net).
-NETPORT=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])') \
-    || die "no free TCP port"
+# A free host TCP port for vsnfs's second listener (nfs-net): one that no socket
+# in /proc/net/tcp{,6} has as its local port (vsnfs fails loudly if it lost a race).
+free_port() {
+    local p
+    for _ in $(seq 1 100); do
+        p=$(( 20000 + RANDOM % 40000 ))
+        grep -qi ":$(printf '%04X' "$p") " /proc/net/tcp /proc/net/tcp6 2>/dev/null || { echo "$p"; return 0; }
+    done
+    return 1
+}
+NETPORT=$(free_port) || die "no free TCP port"
 printf 'ROUNDS=%s\nRUNTIME=%s\nSIZE=%s\nNFILES=%s\nHOSTDIR=%s\nNETPORT=%s\n' "$ROUNDS" "$RUNTIME" "$SIZE" "$NFILES" "$D" "$NETPORT" > "$stage/workload/env"
 (cd "$stage" && find workload | cpio -o -H newc -R 0:0 --quiet | gzip -1) > "$S/workload.cpio.gz"
 cat "$S/initramfs.cpio.gz" "$S/workload.cpio.gz" > "$S/initrd-all"
