@@ -273,7 +273,7 @@ fi
 
 # ---------- one host directory into one guest: vsnfs, virtio-fs, 9p ----------
 if has_part share; then
-    log "share: one host directory into one guest three ways (vsnfs, virtio-fs, 9p), A B C C B A"
+    log "share: one host directory into one guest four ways (vsnfs, nfs-net, virtio-fs, 9p), A B C D D C B A"
     bash "$top/bench/share.sh" "$B" "$TABLE" || die "share benchmark"
 fi
 
@@ -306,8 +306,9 @@ echo
 echo
 echo "peer: nfs-ganesha $(dpkg-query -W -f '${Version}' nfs-ganesha 2>/dev/null) (VFS FSAL) for wire/memory rows; the guest kernel's nfsd for guest rows; none for micro rows."
 if has_part share; then
-    echo "share rows: one host directory, one guest boot (TCG), three mounts; peers virtio-fs (virtiofsd $(dpkg-query -W -f '${Version}' qemu-system-common 2>/dev/null), cache=auto)"
-    echo "  and 9p (-virtfs, security_model=none, msize=512000, cache=none); ratios vsnfs/virtio-fs / vsnfs/9p (times: peer/vsnfs),"
-    echo "  medians of per-round ratios over ${SHARE_ROUNDS:-2} rounds of A B C C B A; per-op costs in \$BENCH_DIR/share/limits.txt."
+    echo "share rows: one host directory, one guest boot (TCG), four mounts; peers nfs-net (the same vsnfs over TCP, the guest's"
+    echo "  kernel NFSv3 client over virtio-net-pci and QEMU user networking, no relay), virtio-fs (virtiofsd $(dpkg-query -W -f '${Version}' qemu-system-common 2>/dev/null), cache=auto)"
+    echo "  and 9p (-virtfs, security_model=none, msize=512000, cache=none); ratios vsnfs/nfs-net / vsnfs/virtio-fs / vsnfs/9p"
+    echo "  (times: peer/vsnfs), medians of per-round ratios over ${SHARE_ROUNDS:-2} rounds of A B C D D C B A; per-op costs in \$BENCH_DIR/share/limits.txt."
 fi
 log "done in $(( $(date +%s) - T0 ))s"

@@ -1,33 +1,46 @@
 #!/bin/sh
 # Runs inside the test guest as /workload/run (bench/share.sh boots it).
-# One host directory, shared into this guest three ways, each mounted here:
+# One host directory, shared into this guest four ways, each mounted here:
 #   vsnfs     /mnt/vsnfs     the guest kernel's NFSv3 client, mount.vsnfs's relay, virtio-vsock
 #                            (vhost-user-vsock-pci) to vsnfs on the host
+#   nfs-net   /mnt/nfs-net   the same kernel client and the same vsnfs, over virtio-net-pci and
+#                            QEMU user-mode networking (host 10.0.2.2, TCP port NETPORT): no relay
 #   virtiofs  /mnt/virtiofs  vhost-user-fs-pci to the host's virtiofsd (cache=auto)
 #   9p        /mnt/9p        -virtfs (QEMU's own 9p server), trans=virtio, 9p2000.L, msize=512000
-# Every row visits the targets A B C C B A per round. Prints, per run:
+# Every row visits the targets A B C D D C B A per round. Prints, per run:
 #   MARK begin|end TARGET ROW ROUND          (the host samples its processes' CPU on these)
 #   RES TARGET ROW ROUND VALUE UNIT OPS CTXT BUSY RELAY
 # VALUE: IOPS, MiB/s or seconds; OPS: operations in the run (fio I/Os, files);
 # CTXT, BUSY: the guest's context switches and busy jiffies (user+nice+system+irq+softirq) in the run;
 # RELAY: CPU ticks of mount.vsnfs's relay process(es) in the run.
 export PATH=/workload:/usr/sbin:/usr/bin:/sbin:/bin
-. /workload/env     # ROUNDS RUNTIME SIZE NFILES HOSTDIR
+. /workload/env     # ROUNDS RUNTIME SIZE NFILES HOSTDIR NETPORT
 say() { echo "SHAREBENCH $*"; }
 fail() { say "FAIL $*"; echo "SUMMARY 0 passed, 1 failed"; exit 1; }
-TARGETS="vsnfs virtiofs 9p"
-ORDER="vsnfs virtiofs 9p 9p virtiofs vsnfs"
+TARGETS="vsnfs nfs-net virtiofs 9p"
+ORDER="vsnfs nfs-net virtiofs 9p 9p virtiofs nfs-net vsnfs"
 
-mkdir -p /mnt/vsnfs /mnt/virtiofs /mnt/9p
+mkdir -p /mnt/vsnfs /mnt/nfs-net /mnt/virtiofs /mnt/9p
+# slirp's fixed addresses (its DHCP would hand out the same 10.0.2.15).
+ip link set eth0 up && ip addr add 10.0.2.15/24 dev eth0 && ip route add default via 10.0.2.2 \
+    || fail "eth0: $(ip link 2>&1 | tr '\n' ' ')"
 i=0
 until mount.vsnfs "2:$HOSTDIR" /mnt/vsnfs -o vers=3 2>/tmp/mount-v.err; do
     i=$((i + 1)); [ $i -gt 50 ] && fail "mount.vsnfs: $(cat /tmp/mount-v.err)"
     sleep 0.2
 done
+# The options mount.vsnfs gives the kernel for vers=3, at slirp's host address instead of the relay's.
+i=0
+until mount-nfs "10.0.2.2:$HOSTDIR" /mnt/nfs-net \
+    "vers=3,proto=tcp,addr=10.0.2.2,port=$NETPORT,mountport=$NETPORT,mountproto=tcp,mountaddr=10.0.2.2,mountvers=3,nolock" \
+    2>/tmp/mount-n.err; do
+    i=$((i + 1)); [ $i -gt 20 ] && fail "mount nfs-net: $(cat /tmp/mount-n.err; dmesg | tail -3)"
+    sleep 0.5
+done
 mount -t virtiofs hostshare /mnt/virtiofs 2>/tmp/mount-f.err || fail "mount virtiofs: $(cat /tmp/mount-f.err; dmesg | tail -3)"
 mount -t 9p -o trans=virtio,version=9p2000.L,msize=512000 host9p /mnt/9p 2>/tmp/mount-9.err \
     || fail "mount 9p: $(cat /tmp/mount-9.err; dmesg | tail -3)"
-say "mounts: $(grep -E ' /mnt/(vsnfs|virtiofs|9p) ' /proc/mounts | tr '\n' ';')"
+say "mounts: $(grep -E ' /mnt/(vsnfs|nfs-net|virtiofs|9p) ' /proc/mounts | tr '\n' ';')"
 for t in $TARGETS; do
     [ -s /mnt/$t/read.dat ] || fail "$t: read.dat is not visible through the share"
 done
@@ -109,5 +122,5 @@ while [ $round -le "$ROUNDS" ]; do
     for t in $ORDER; do meta_run "$t" $round; done
     round=$((round + 1))
 done
-umount /mnt/vsnfs /mnt/virtiofs /mnt/9p
+umount /mnt/vsnfs /mnt/nfs-net /mnt/virtiofs /mnt/9p
 echo "SUMMARY 1 passed, 0 failed"

@@ -1,13 +1,17 @@
 #!/bin/bash
 # The share rows of `make bench`: one host directory shared into one guest
-# (one QEMU boot, TCG) three ways at once, and the same workload through each:
+# (one QEMU boot, TCG) four ways at once, and the same workload through each:
 #   vsnfs     vsnfs serve on the host behind vhost-user-vsock-pci; the guest mounts it with mount.vsnfs
+#   nfs-net   the same vsnfs process, also listening on host TCP 127.0.0.1:PORT, reached by the
+#             guest's kernel NFSv3 client over virtio-net-pci and QEMU user-mode networking
+#             (slirp: the guest is 10.0.2.15, the host 10.0.2.2; vsnfs sees the peer 127.0.0.1):
+#             NFS over a virtio-net network, what people use today, with no relay and no vsock
 #   virtiofs  Debian's /usr/lib/qemu/virtiofsd (cache=auto) behind vhost-user-fs-pci
 #   9p        -virtfs local (QEMU's 9p server, security_model=none), 9p2000.L, msize=512000
 # bench/share-workload.sh runs in the guest: fio rows and a tree of small
 # files (tar x, find | xargs stat, du -s, find | xargs cat, rm -rf), every row
-# A B C C B A per round. Appends rows to TABLE with two ratios each:
-# vsnfs/virtio-fs and vsnfs/9p (for times: peer/vsnfs; above 1 means vsnfs did better).
+# A B C D D C B A per round. Appends rows to TABLE with three ratios each:
+# vsnfs/nfs-net, vsnfs/virtio-fs and vsnfs/9p (for times: peer/vsnfs; above 1 means vsnfs did better).
 #   bench/share.sh BENCH_DIR TABLE
 # Environment: SHARE_ROUNDS (2), SHARE_RUNTIME (2 s per fio run), SHARE_SIZE (64m fio file),
 #   SHARE_FILES (250 files in the tree: 9p takes about 10 ms per request here, so 10,000 files
@@ -48,15 +52,17 @@ else
         || die "swift build of vsnfs and vsnfs-mount (see $B/build.log)"
     VSNFS=$SCRATCH/release/vsnfs MOUNT_BIN=$SCRATCH/release/vsnfs-mount
 fi
+# mount(2) with text options for the nfs-net mount (busybox's mount -t nfs uses the legacy binary data).
+gcc -O2 -static -o "$S/mount-nfs" "$top/bench/mount-nfs.c" || die "gcc bench/mount-nfs.c"
 sh "$top/vm-images/scripts/build-initramfs.sh" "$S/initramfs.cpio.gz" "$cache" "$top/vm-images/init" \
-    "virtio_pci vsock vmw_vsock_virtio_transport_common vmw_vsock_virtio_transport nfs nfsv3 virtiofs 9p 9pnet_virtio" \
-    "$MOUNT_BIN" "/usr/bin/fio" || die "build-initramfs"
+    "virtio_pci vsock vmw_vsock_virtio_transport_common vmw_vsock_virtio_transport nfs nfsv3 virtiofs 9p 9pnet_virtio virtio_net" \
+    "$MOUNT_BIN" "/usr/bin/fio $S/mount-nfs" || die "build-initramfs"
 
 # ---------- the shared directory and the tree to unpack ----------
 D=$S/dir
 rm -rf "$D"; mkdir -p "$D"; chmod 777 "$D"
 head -c "$(numfmt --from=iec "${SIZE^^}")" /dev/urandom > "$D/read.dat"
-for t in vsnfs virtiofs 9p; do cp "$D/read.dat" "$D/w-$t.dat"; done
+for t in vsnfs nfs-net virtiofs 9p; do cp "$D/read.dat" "$D/w-$t.dat"; done
 chmod 666 "$D"/*.dat
 cat "$D"/*.dat > /dev/null
 stage=$(mktemp -d)
@@ -86,14 +92,28 @@ mkdir -p "$stage/workload"
 (cd "$stage/tree" && tar cf "$stage/workload/tree.tar" --owner=0 --group=0 --numeric-owner .)
 rm -rf "$stage/tree"
 cp "$top/bench/share-workload.sh" "$stage/workload/run"; chmod 755 "$stage/workload/run"
-printf 'ROUNDS=%s\nRUNTIME=%s\nSIZE=%s\nNFILES=%s\nHOSTDIR=%s\n' "$ROUNDS" "$RUNTIME" "$SIZE" "$NFILES" "$D" > "$stage/workload/env"
+# A free host TCP port for vsnfs's second listener (nfs-net): one that no socket
+# in /proc/net/tcp{,6} has as its local port (vsnfs fails loudly if it lost a race).
+free_port() {
+    local p
+    for _ in $(seq 1 100); do
+        p=$(( 20000 + RANDOM % 40000 ))
+        grep -qi ":$(printf '%04X' "$p") " /proc/net/tcp /proc/net/tcp6 2>/dev/null || { echo "$p"; return 0; }
+    done
+    return 1
+}
+NETPORT=$(free_port) || die "no free TCP port"
+printf 'ROUNDS=%s\nRUNTIME=%s\nSIZE=%s\nNFILES=%s\nHOSTDIR=%s\nNETPORT=%s\n' "$ROUNDS" "$RUNTIME" "$SIZE" "$NFILES" "$D" "$NETPORT" > "$stage/workload/env"
 (cd "$stage" && find workload | cpio -o -H newc -R 0:0 --quiet | gzip -1) > "$S/workload.cpio.gz"
 cat "$S/initramfs.cpio.gz" "$S/workload.cpio.gz" > "$S/initrd-all"
 
-# ---------- the three servers ----------
+# ---------- the servers ----------
+# One vsnfs for vsnfs and nfs-net. slirp connects to 127.0.0.1:NETPORT from the host's
+# loopback, so the nfs-net guest is the peer 127.0.0.1 to vsnfs (its own exports rule).
 rm -rf "$S/state" "$S"/*.sock; mkdir -p "$S/state"
-printf '%s vsock:3(rw,no_root_squash)\n' "$D" > "$S/exports"
-"$VSNFS" serve --exports "$S/exports" --listen "vhost-user:$S/vsock.sock:cid=3" --state-dir "$S/state" \
+printf '%s vsock:3(rw,no_root_squash) 127.0.0.1(rw,no_root_squash)\n' "$D" > "$S/exports"
+"$VSNFS" serve --exports "$S/exports" --listen "vhost-user:$S/vsock.sock:cid=3" --listen "tcp:127.0.0.1:$NETPORT" \
+    --state-dir "$S/state" \
     --control "$S/control" --log-level warning > "$S/vsnfs.log" 2>&1 &
 VPID=$!; pids+=($VPID)
 # sandbox=chroot: namespaces are not available in every container this runs in.
@@ -104,10 +124,11 @@ for _ in $(seq 1 100); do [ -S "$S/vsock.sock" ] && [ -S "$S/virtiofs.sock" ] &&
 [ -S "$S/vsock.sock" ] || die "vsnfs did not create its vhost-user socket ($S/vsnfs.log: $(tail -2 "$S/vsnfs.log"))"
 [ -S "$S/virtiofs.sock" ] || die "virtiofsd did not create its socket ($S/virtiofsd.log: $(tail -2 "$S/virtiofsd.log"))"
 
-log "booting the guest: ${ROUNDS} rounds of A B C C B A, fio ${RUNTIME}s on a ${SIZE} file, tree of ${NFILES} files"
+log "booting the guest: ${ROUNDS} rounds of A B C D D C B A, fio ${RUNTIME}s on a ${SIZE} file, tree of ${NFILES} files"
 console=$S/console.log
 : > "$console"
 qemu-system-x86_64 -accel tcg -M q35 -m 1024 -smp 2 -nographic -no-reboot -nic none \
+    -netdev user,id=n0 -device virtio-net-pci,netdev=n0 \
     -object memory-backend-memfd,id=mem,size=1024M,share=on -machine memory-backend=mem \
     -chardev socket,id=vu,path="$S/vsock.sock" -device vhost-user-vsock-pci,chardev=vu \
     -chardev socket,id=vfs,path="$S/virtiofs.sock" -device vhost-user-fs-pci,chardev=vfs,tag=hostshare \
@@ -177,17 +198,18 @@ FNR == NR {   # hostcpu.txt
     ops[t, row] += $7; ctxt[t, row] += $8; busy[t, row] += $9; relay[t, row] += $10
 }
 END {
-    split("vsnfs virtiofs 9p", T, " ")
-    # host CPU of the server process behind each target: vsnfs, virtiofsd, QEMU non-vCPU threads
+    split("vsnfs nfs-net virtiofs 9p", T, " ")
+    # host CPU of the server process behind each target: vsnfs (also for nfs-net), virtiofsd,
+    # QEMU non-vCPU threads (9p, and slirp for nfs-net)
     for (k in he) { split(k, p, SUBSEP); key = p[1] SUBSEP p[2] SUBSEP p[3]; who = p[4]
-        if ((p[1] == "vsnfs" && who == 1) || (p[1] == "virtiofs" && who == 2) || (p[1] == "9p" && who == 3))
+        if (((p[1] == "vsnfs" || p[1] == "nfs-net") && who == 1) || (p[1] == "virtiofs" && who == 2) || (p[1] == "9p" && who == 3))
             host[p[1], p[2]] += he[k] - hb[key, who]
         if (who == 3) qother[p[1], p[2]] += he[k] - hb[key, who]
     }
     printf "row\ttarget\tmedian\tctxt/op\tguest CPU us/op\tof which relay us/op\tserver host CPU us/op\tQEMU non-vCPU host CPU us/op\n" > limits
     for (i = 1; i <= nrows; i++) {
         row = rows[i]; u = unit[row]; better = (u == "s") ? "low" : "high"
-        for (j = 1; j <= 3; j++) {
+        for (j = 1; j <= 4; j++) {
             t = T[j]; n = nall[t, row]
             for (m = 1; m <= n; m++) tmp[m] = all[t, row, m]
             med[t] = median(tmp, n)
@@ -195,7 +217,7 @@ END {
             printf "%s\t%s\t%.2f %s\t%.1f\t%.0f\t%.0f\t%.0f\t%.0f\n", row, t, med[t], u, ctxt[t, row] / o,
                 busy[t, row] * 1e6 / clk / o, relay[t, row] * 1e6 / clk / o, host[t, row] * 1e6 / clk / o, qother[t, row] * 1e6 / clk / o > limits
         }
-        for (j = 2; j <= 3; j++) {
+        for (j = 2; j <= 4; j++) {
             peer = T[j]; nr = 0
             for (r = 1; r <= rounds; r++) {
                 a = val["vsnfs", row, r]; b = val[peer, row, r]
@@ -228,10 +250,11 @@ END {
             cmd = cmd " (busybox; " nfiles " files of 64 B-16 KiB in 100 directories; bench/share-workload.sh)"
         }
         fmt = (u == "s") ? "%.1f" : "%.1f"
-        printf "share: %s\t" fmt " %s\tvirtio-fs " fmt " / 9p " fmt " %s\t%.2f / %.2f\t%s\n", label, med["vsnfs"], u,
-            med["virtiofs"], med["9p"], u, ratio["virtiofs"], ratio["9p"], cmd >> table
-        printf "bench/share: %s: vsnfs %.2f virtiofs %.2f 9p %.2f %s; ratios %.2f / %.2f (rounds vs virtio-fs:%s; vs 9p:%s)\n",
-            row, med["vsnfs"], med["virtiofs"], med["9p"], u, ratio["virtiofs"], ratio["9p"], roundq["virtiofs"], roundq["9p"] > "/dev/stderr"
+        printf "share: %s\t" fmt " %s\tnfs-net " fmt " / virtio-fs " fmt " / 9p " fmt " %s\t%.2f / %.2f / %.2f\t%s\n", label, med["vsnfs"], u,
+            med["nfs-net"], med["virtiofs"], med["9p"], u, ratio["nfs-net"], ratio["virtiofs"], ratio["9p"], cmd >> table
+        printf "bench/share: %s: vsnfs %.2f nfs-net %.2f virtiofs %.2f 9p %.2f %s; ratios %.2f / %.2f / %.2f (rounds vs nfs-net:%s; vs virtio-fs:%s; vs 9p:%s)\n",
+            row, med["vsnfs"], med["nfs-net"], med["virtiofs"], med["9p"], u, ratio["nfs-net"], ratio["virtiofs"], ratio["9p"],
+            roundq["nfs-net"], roundq["virtiofs"], roundq["9p"] > "/dev/stderr"
         delete roundq
     }
 }' "$S/hostcpu.txt" "$S/results.txt" || die "summarising results"
