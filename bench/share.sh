@@ -133,7 +133,7 @@ qemu-system-x86_64 -accel tcg -M q35 -m 1024 -smp 2 -nographic -no-reboot -nic n
     -chardev socket,id=vu,path="$S/vsock.sock" -device vhost-user-vsock-pci,chardev=vu \
     -chardev socket,id=vfs,path="$S/virtiofs.sock" -device vhost-user-fs-pci,chardev=vfs,tag=hostshare \
     -virtfs local,path="$D",mount_tag=host9p,security_model=none,id=p9 \
-    -kernel "$kernel" -initrd "$S/initrd-all" -append "console=ttyS0 quiet panic=-1" \
+    -kernel "$kernel" -initrd "$S/initrd-all" -append "console=ttyS0 quiet panic=-1 tsc=reliable" \
     < /dev/null > "$console" 2>&1 &
 QPID=$!; pids+=($QPID)
 
