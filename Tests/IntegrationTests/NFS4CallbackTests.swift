@@ -541,6 +541,25 @@ final class HostOpen: Sendable {
         try Self.expectRevokedAtOnce(d, writer: writer, within: 3)
     }
 
+    @Test("RFC 8881 20.9.3, 2.10.6.1: a CB_SEQUENCE reply for another sequence ID than the call's: the path goes down and the delegation is revoked at once")
+    func callbackSequenceMismatchRevokes() throws {
+        let s = try Setup()
+        guard let d = try Self.delegated(s) else { return }
+        let writer = HostOpen(s.b + "/f", flags: O_WRONLY)
+        let recall = try d.p.nextCallbackCompound()
+        guard case .sequence(let sequence)? = recall.args.operations.first else {
+            Issue.record("no CB_SEQUENCE: \(recall.args.operations)"); return
+        }
+        var results = ByteBuffer()
+        CBCompoundResponse(status: .ok, tag: recall.args.tag, results: [
+            .sequence(.ok(CBSequenceResOK(sessionID: sequence.sessionID, sequenceID: sequence.sequenceID &+ 7,
+                                          slotID: sequence.slotID, highestSlotID: 0, targetHighestSlotID: 0))),
+            .recall(.ok),
+        ]).encode(xdr: &results)
+        try d.p.answer(recall.xid, results: results)
+        try Self.expectRevokedAtOnce(d, writer: writer, within: 3)
+    }
+
     @Test("RFC 8881 10.4.6, RFC 5531 9: a CB_COMPOUND rejected at the RPC level (PROG_UNAVAIL): the path goes down and the delegation is revoked at once")
     func rejectedRecallRevokes() throws {
         let s = try Setup()
