@@ -3,7 +3,7 @@ import NFSCore
 
 // The NFSv4 share reservations NFSv3 meets (RFC 8881 §9.7), through NFSCore's ShareReservations.
 extension NFS4ServerState: ShareDenials {
-    var anyDenial: Bool { tables.withLockedValue { $0.opens.denyingOpens > 0 } }
+    var anyDenial: Bool { denyingOpens.anyDenial }
 
     func denies(fsid: UInt64, fileid: UInt64, write: Bool) -> Bool {
         let file = FileKey(fsid: fsid, fileid: fileid)

@@ -49,6 +49,8 @@ struct NFS4Tables: Sendable {
 final class NFS4ServerState: Sendable {
     /// Contended by every COMPOUND: a pthread lock (NIOLockedValueBox), not a Mutex.
     let tables: NIOLockedValueBox<NFS4Tables>
+    /// The open table's count of denying opens, readable without `tables`' lock.
+    let denyingOpens = DenyingOpensGauge()
     let rangeLocks: ByteRangeLocks
     /// The high half of client, session and stateid IDs: differs per start.
     let epoch: UInt32
@@ -74,7 +76,7 @@ final class NFS4ServerState: Sendable {
         }
         self.tables = NIOLockedValueBox(NFS4Tables(
             clients: ClientTable(limits: limits, leaseTime: leaseTime, epoch: epoch),
-            opens: OpenTable(epoch: epoch), locks: LockStateTable(epoch: epoch),
+            opens: OpenTable(epoch: epoch, publishingTo: denyingOpens), locks: LockStateTable(epoch: epoch),
             grace: GraceTable(previous: previous, start: .now, graceTime: leaseTime)))
         self.rangeLocks = ByteRangeLocks(fs: fs)
         let host = ProcessInfo.processInfo.hostName

@@ -1,5 +1,4 @@
 import HostFS
-import NIOConcurrencyHelpers
 
 /// Who is about to change a file: an NFSv3 call (no client state), or an
 /// NFSv4.1 client (whose own delegations do not stand in its way).
@@ -24,24 +23,26 @@ public protocol FileChangeGate: Sendable {
 /// The server's one gate, installed by the NFSv4 program when it starts;
 /// empty (every change allowed) without one.
 public final class FileChangeGates: Sendable {
-    private let gate = NIOLockedValueBox<(any FileChangeGate)?>(nil)
+    /// Set once, when the NFSv4 program starts (every NFSv3 WRITE asks `mayConflict`).
+    private let installed = InstalledOnce<any FileChangeGate>("file change gate")
 
     public init() {}
 
+    /// Installs the NFSv4 program's gate; a server has one, installed once.
     public func install(_ gate: any FileChangeGate) {
-        self.gate.withLockedValue { $0 = gate }
+        installed.install(gate)
     }
 
-    private var current: (any FileChangeGate)? { gate.withLockedValue { $0 } }
+    private var current: (any FileChangeGate)? { installed.value }
 
     /// Whether the changes below can be refused at all (the event-loop paths
     /// that must not call the filesystem fall back to the thread pool then).
-    public var mayConflict: Bool { current?.mayConflict ?? false }
+    public var mayConflict: Bool { installed.read { $0.mayConflict } ?? false }
 
     /// Before writing to, truncating or setting attributes of `file`.
     public func willChange(_ file: ObjectHandle, by changer: FileChanger, as credentials: Credentials,
                            fs: HostFileSystem) throws {
-        guard let gate = current, gate.mayConflict else { return }
+        guard mayConflict, let gate = current else { return }
         try gate.willChange(file, by: changer, as: credentials)
     }
 
@@ -49,7 +50,7 @@ public final class FileChangeGates: Sendable {
     /// the object the name names, if there is one.
     public func willChange(_ directory: ObjectHandle, _ name: [UInt8], by changer: FileChanger,
                            as credentials: Credentials, fs: HostFileSystem) throws {
-        guard let gate = current, gate.mayConflict else { return }
+        guard mayConflict, let gate = current else { return }
         guard let node = try? fs.lookup(directory, name, as: credentials) else { return }
         try gate.willChange(node.handle, by: changer, as: credentials)
     }

@@ -1,5 +1,4 @@
 import HostFS
-import NIOConcurrencyHelpers
 
 /// NFSv4 share reservations as the other protocols meet them (RFC 8881 §9.7):
 /// an NFSv3 READ is refused while an NFSv4 open denies reading the file, a
@@ -8,25 +7,30 @@ import NIOConcurrencyHelpers
 /// table it keeps; NFSv3 asks through this, without knowing NFSv4.
 public protocol ShareDenials: Sendable {
     /// Whether any open denies anything: while none does, NFSv3 skips the
-    /// check (and the getattr it needs). Takes a lock, makes no system call.
+    /// check (and the getattr it needs). Asked by every NFSv3 READ and WRITE:
+    /// takes no lock, makes no system call.
     var anyDenial: Bool { get }
     /// Whether an open denies reading (`write` false) or writing the file.
     func denies(fsid: UInt64, fileid: UInt64, write: Bool) -> Bool
 }
 
 public final class ShareReservations: Sendable {
-    private let installed = NIOLockedValueBox<(any ShareDenials)?>(nil)
+    /// Set once, when the NFSv4 program starts.
+    private let installed = InstalledOnce<any ShareDenials>("share reservations")
 
     public init() {}
 
+    /// Installs the NFSv4 program's table; a server has one, installed once.
     public func install(_ denials: any ShareDenials) {
-        installed.withLockedValue { $0 = denials }
+        installed.install(denials)
     }
+
+    /// Whether any NFSv4 open denies anything: the per-call question.
+    public var anyDenial: Bool { installed.read { $0.anyDenial } ?? false }
 
     /// The installed denials when any open denies anything (nil: nothing to check).
     public var active: (any ShareDenials)? {
-        guard let denials = installed.withLockedValue({ $0 }), denials.anyDenial else { return nil }
-        return denials
+        anyDenial ? installed.value : nil
     }
 
     /// Whether an NFSv4 open denies this access to the file `attributes` describe.

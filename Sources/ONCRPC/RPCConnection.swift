@@ -154,7 +154,8 @@ public final class RPCConnectionHandler: ChannelDuplexHandler {
     private var inReadBurst = false
     private var flushPending = false
 
-    /// Calls received, by program, version and procedure: this connection's own
+    /// Calls dispatched (a call still waiting when the connection closes is not
+    /// counted), by program, version and procedure: this connection's own
     /// counts, touched only on its event loop (no lock on the call path);
     /// `RPCServer`'s status reads them there.
     public private(set) var operationCounts = RPCOperationCounts()
@@ -218,8 +219,7 @@ public final class RPCConnectionHandler: ChannelDuplexHandler {
             return
         }
         switch message {
-        case .call(_, _, let program, let version, let procedure, _, _, _):
-            self.operationCounts.count(program: program, version: version, procedure: procedure)
+        case .call:
             // One socket read can hold many calls: past the limit they wait here
             // (already in memory, and no more are read meanwhile).
             if self.waitingCalls.isEmpty && self.mayDispatch(context: context) {
@@ -257,6 +257,9 @@ public final class RPCConnectionHandler: ChannelDuplexHandler {
     private func dispatch(_ message: RPCMessage, context: ChannelHandlerContext) {
         switch message {
         case .call(let xid, let rpcVersion, let program, let version, let procedure, let credential, let verifier, let arguments):
+            // Counted here, where the call's fields are already taken apart (binding
+            // them in channelRead too copied the whole call, arguments and credentials).
+            self.operationCounts.count(program: program, version: version, procedure: procedure)
             self.callsInFlight += 1
             let callContext = RPCCallContext(peer: self.peer, eventLoop: context.eventLoop,
                                              allocator: context.channel.allocator, connection: self.connection!, xid: xid)

@@ -130,7 +130,13 @@ public struct RPCDispatcher: Sendable {
         var version: UInt32
     }
 
-    private var handlers: [ProgramVersion: any RPCProgram] = [:]
+    /// In registration order. A server serves a handful of (program, version)
+    /// pairs: scanning them costs less per call than hashing a key.
+    private var handlers: [Handler] = []
+    struct Handler: Sendable {
+        var key: ProgramVersion
+        var program: any RPCProgram
+    }
     /// Per program: the lowest and highest version served (PROG_MISMATCH's answer).
     private var versionRanges: [UInt32: ClosedRange<UInt32>] = [:]
 
@@ -143,8 +149,8 @@ public struct RPCDispatcher: Sendable {
     public mutating func register(_ program: any RPCProgram) {
         for version in program.versions {
             let key = ProgramVersion(program: program.program, version: version)
-            precondition(self.handlers[key] == nil, "program \(program.program) version \(version) registered twice")
-            self.handlers[key] = program
+            precondition(self.handler(key) == nil, "program \(program.program) version \(version) registered twice")
+            self.handlers.append(Handler(key: key, program: program))
         }
         let served = self.versionRanges[program.program]
         let low = min(served?.lowerBound ?? program.versions.lowerBound, program.versions.lowerBound)
@@ -152,16 +158,21 @@ public struct RPCDispatcher: Sendable {
         self.versionRanges[program.program] = low...high
     }
 
+    private func handler(_ key: ProgramVersion) -> (any RPCProgram)? {
+        for index in self.handlers.indices where self.handlers[index].key == key { return self.handlers[index].program }
+        return nil
+    }
+
     /// Every (program, version) served, in order (for rpcbind registration).
     public var registeredVersions: [(program: UInt32, version: UInt32)] {
-        self.handlers.keys.map { ($0.program, $0.version) }.sorted { ($0.program, $0.version) < ($1.program, $1.version) }
+        self.handlers.map { ($0.key.program, $0.key.version) }.sorted { ($0.program, $0.version) < ($1.program, $1.version) }
     }
 
     /// `operation`'s program and procedure as their programs name them, else as numbers.
     public func names(of operation: RPCOperation) -> (program: String, procedure: String) {
-        guard let handler = self.handlers[ProgramVersion(program: operation.program, version: operation.version)] else {
+        guard let handler = self.handler(ProgramVersion(program: operation.program, version: operation.version)) else {
             // A version nobody serves: the program's name if another version has one.
-            let name = self.handlers.first { $0.key.program == operation.program }?.value.name
+            let name = self.handlers.first { $0.key.program == operation.program }?.program.name
             return (name ?? "\(operation.program)", "\(operation.procedure)")
         }
         return (handler.name,
@@ -190,7 +201,7 @@ public struct RPCDispatcher: Sendable {
         case .success(let c): checkedCredential = c
         case .failure(let status): return .now(.authError(status))
         }
-        guard let handler = self.handlers[ProgramVersion(program: program, version: version)] else {
+        guard let handler = self.handler(ProgramVersion(program: program, version: version)) else {
             guard let served = self.versionRanges[program] else { return .now(.programUnavailable) }
             return .now(.programMismatch(low: served.lowerBound, high: served.upperBound))
         }

@@ -37,22 +37,23 @@ import Testing
         #expect(!table.deniesWrite(Self.file))
     }
 
-    @Test("RFC 8881 9.7: an NFSv3 READ is refused while an open denies reading; denying opens are counted through upgrade, downgrade, close and release")
+    @Test("RFC 8881 9.7: an NFSv3 READ is refused while an open denies reading; denying opens are counted through upgrade, downgrade, close and release, and published to the lock-free gauge NFSv3 reads")
     func denyReadAndDenyingOpens() throws {
-        var table = OpenTable(epoch: 5)
+        let gauge = DenyingOpensGauge()
+        var table = OpenTable(epoch: 5, publishingTo: gauge)
         #expect(table.denyingOpens == 0)
         _ = try table.open(owner: Self.alice, file: Self.file, access: .read, deny: [])
-        #expect(table.denyingOpens == 0 && !table.deniesRead(Self.file))
+        #expect(table.denyingOpens == 0 && !gauge.anyDenial && !table.deniesRead(Self.file))
         // The same owner again, now denying reading: one open, one denying.
         let upgraded = try table.open(owner: Self.alice, file: Self.file, access: .read, deny: .read)
-        #expect(table.denyingOpens == 1 && table.deniesRead(Self.file) && !table.deniesWrite(Self.file))
+        #expect(table.denyingOpens == 1 && gauge.anyDenial && table.deniesRead(Self.file) && !table.deniesWrite(Self.file))
         #expect(!table.deniesRead(FileKey(fsid: 1, fileid: 101)))
         let downgraded = try table.downgrade(upgraded.stateID, clientID: 1, access: .read, deny: [])
-        #expect(table.denyingOpens == 0 && !table.deniesRead(Self.file))
+        #expect(table.denyingOpens == 0 && !gauge.anyDenial && !table.deniesRead(Self.file))
         _ = try table.open(owner: Self.bob, file: FileKey(fsid: 1, fileid: 101), access: .read, deny: .both)
-        #expect(table.denyingOpens == 1)
+        #expect(table.denyingOpens == 1 && gauge.anyDenial)
         table.releaseClient(2)
-        #expect(table.denyingOpens == 0)
+        #expect(table.denyingOpens == 0 && !gauge.anyDenial)
         try table.close(downgraded.stateID, clientID: 1)
         #expect(table.count == 0)
     }
