@@ -85,6 +85,25 @@ final class NFS4ServerState: Sendable {
         self.callbacks = NFS4Callbacks(tables: tables, timeout: NFS4Callbacks.timeout(leaseTime: leaseTime))
         self.delegations = NFS4Delegations(epoch: epoch, callbacks: callbacks, fs: fs, leaseTime: leaseTime,
                                            timers: timers, threadPool: threadPool, enabled: enabled)
+        // Leases run out whether or not a COMPOUND arrives (knfsd's laundromat):
+        // a guest that was killed must not keep its locks on host files until
+        // another client happens to call.
+        let period = Self.leaseCheckPeriod(leaseTime)
+        timers.scheduleRepeatedTask(initialDelay: period, delay: period) { [weak self] task in
+            guard let self else { task.cancel(); return }
+            threadPool.submit { poolState in
+                guard case .active = poolState else { return }
+                self.expireLeases(now: .now)
+            }
+        }
+    }
+
+    /// How often the timer looks for leases that ran out: a quarter of the
+    /// lease, at least a second (so state goes at most 1.25 leases after the
+    /// client's last renewal).
+    static func leaseCheckPeriod(_ leaseTime: Duration) -> TimeAmount {
+        let (seconds, attoseconds) = (leaseTime / 4).components
+        return max(.seconds(1), .seconds(seconds) + .nanoseconds(attoseconds / 1_000_000_000))
     }
 
     /// Ends the leases that ran out (RFC 8881 §8.3) and releases their state.

@@ -21,7 +21,7 @@ import XDR
         /// The sandbox's path as pseudo-fs components.
         let base: [String]
 
-        init() throws {
+        init(lease: Int? = nil) throws {
             mkdir(sandbox.dir + "/a", 0o755)
             x = sandbox.exportDirectory("a/x")
             y = sandbox.exportDirectory("a/y")
@@ -34,7 +34,8 @@ import XDR
                 \(b) 127.0.0.1(rw,no_root_squash) 127.0.0.2(rw,no_root_squash)
 
                 """.write(toFile: exports, atomically: false, encoding: .utf8)
-            server = try ServerProcess(["--exports", exports, "--listen", "tcp:127.0.0.1:0"], stateDirectory: sandbox.statePath)
+            server = try ServerProcess(["--exports", exports, "--listen", "tcp:127.0.0.1:0"]
+                                       + (lease.map { ["--nfs4-lease", "\($0)"] } ?? []), stateDirectory: sandbox.statePath)
         }
 
         deinit { server.stop() }
@@ -230,6 +231,44 @@ import XDR
         fl.l_len = 10
         #expect(fcntl(fd, F_SETLK, &fl) == 0)
         #expect(try lock(one, offset: 105, length: 1).statuses.last == .denied)
+    }
+
+    @Test("RFC 8881 8.3: a client that goes silent loses its lease and its locks on host files, with no COMPOUND arriving")
+    func silentClientLosesItsLocks() throws {
+        let s = try Setup(lease: 2)
+        let path = s.b + "/held"
+        try "0123456789".write(toFile: path, atomically: false, encoding: .utf8)
+        let c = try s.session()
+        let opened = try c.open(try c.handle(s.base + ["b"]), "held", access: Self.both)
+        let open = try #require(opened.value(.open, NFS4OpenResOK.self), "\(opened.statuses)")
+        let fh = try #require(opened.value(.getfh, NFS4FileHandle.self))
+        let locked = try c.sequenced([.putfh(fh), .lock(NFS4LockArgs(
+            lockType: .write, reclaim: false, offset: 0, length: 10,
+            locker: .newLockOwner(OpenToLockOwner4(openSeqid: 0, openStateID: open.stateID, lockSeqid: 0,
+                                                   lockOwner: StateOwner4(clientID: c.clientID, owner: Array("lo".utf8))))))])
+        #expect(locked.status == .ok)
+        let lockedAt = Date()
+        // The client sends nothing more (a guest that was killed). A host
+        // process tries for the same bytes until the server lets them go.
+        let fd = Glibc.open(path, O_RDWR)
+        #expect(fd >= 0)
+        defer { Glibc.close(fd) }
+        var fl = flock()
+        fl.l_type = Int16(F_WRLCK)
+        fl.l_whence = Int16(SEEK_SET)
+        fl.l_start = 0
+        fl.l_len = 10
+        #expect(fcntl(fd, F_SETLK, &fl) != 0, "the client's lock is not held on the host file")
+        var freed = false
+        while !freed && Date().timeIntervalSince(lockedAt) < 15 {
+            usleep(100_000)
+            freed = fcntl(fd, F_SETLK, &fl) == 0
+        }
+        let waited = Date().timeIntervalSince(lockedAt)
+        #expect(freed, "the lock was still held \(waited) s after the client's last call (lease 2 s)")
+        // Not before the lease ran out; the timer looks every quarter lease (the
+        // bound is loose for the sanitizer runs on a loaded machine).
+        #expect(waited >= 1.9 && waited < 8, "released \(waited) s after the last call, not after one lease (2 s)")
     }
 
     @Test("RFC 8881 15.1.1.1: garbage in a COMPOUND is NFS4ERR_BADXDR, and the server keeps serving")
