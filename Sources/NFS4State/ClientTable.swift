@@ -314,6 +314,11 @@ public struct ClientTable: Sendable {
 
     /// Removes every client whose lease ran out by `now` (§8.3) and returns
     /// them: their state must be released.
+    /// Whether `expireLeases(now:)` would end any lease (no allocation: asked per COMPOUND).
+    public func hasExpiredLease(now: ContinuousClock.Instant) -> Bool {
+        clients.values.contains { now - $0.lastRenewal > leaseTime }
+    }
+
     public mutating func expireLeases(now: ContinuousClock.Instant) -> [ClientID] {
         let expired = clients.values.filter { now - $0.lastRenewal > leaseTime }.map(\.clientID)
         for id in expired { removeClient(id) }

@@ -107,6 +107,11 @@ public struct DelegationTable: Sendable {
 
     /// Revokes the delegations recalled before `deadline` that were not
     /// returned (§10.4.6, after a lease period) and returns them.
+    /// Whether `revokeRecalled(before:)` would revoke any.
+    public func hasRecalled(before deadline: ContinuousClock.Instant) -> Bool {
+        delegations.values.contains { d in !d.revoked && d.recalledAt.map { $0 < deadline } == true }
+    }
+
     public mutating func revokeRecalled(before deadline: ContinuousClock.Instant) -> [Delegation] {
         let overdue = delegations.values.filter { d in !d.revoked && d.recalledAt.map { $0 < deadline } == true }
         return overdue.map(\.stateID.otherLow).sorted().compactMap { revoke($0) }
