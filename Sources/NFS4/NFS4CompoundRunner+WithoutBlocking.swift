@@ -28,7 +28,8 @@ extension NFS4CompoundRunner {
         case .lookup(let name):
             guard case .object(let h)? = current, (try? Self.checkLookupName(name)) != nil,
                   let call = try? authorize(h, modifies: false),
-                  case .found(let node)?? = try? fs.lookupWithoutBlocking(h, name.bytes, as: call.credentials) else {
+                  let found = (try? fs.lookupWithoutBlocking(h, name.bytes, as: call.credentials)) ?? nil,
+                  case .found(let node) = found else {
                 return nil
             }
             current = .object(node.handle)

@@ -82,7 +82,9 @@ struct NFS4CompoundRunner {
     /// results, the slot). `started` says whether `begin` ran: if not, the pool
     /// runs the whole COMPOUND with `run`.
     mutating func runWithoutBlocking(_ request: NFS4CompoundRequest, arguments: ByteBuffer) -> (reply: ByteBuffer?, started: Bool) {
-        guard state.leasesNeedNoWork(now: .now) else { return (nil, false) }
+        guard arguments.readableBytes <= EventLoopLimits.maximumCompound, state.leasesNeedNoWork(now: .now) else {
+            return (nil, false)
+        }
         if let reply = begin(request, arguments: arguments) { return (reply, true) }
         return (proceed(request, blocking: false), true)
     }

@@ -142,6 +142,12 @@ import Transport
         #expect(inline[1].as(NFS4ReadResOK.self) == pool[1].as(NFS4ReadResOK.self))
         #expect(inline[2].as(NFS4Fattr.self) == pool[2].as(NFS4Fattr.self))
         #expect(s.count(.read) == 2)
+        // LOOKUP of a cached name in a cached directory (kernel handles: as root), then GETFH.
+        let root = NFS4FileHandle(try s.program.server.hostFS.rootHandle(exportID: s.program.server.authTable.ids[0]).bytes)
+        let lookup: [NFS4Operation] = [.putfh(root), .lookup(NFS4Name("r")), .getfh]
+        let looked = try #require(try s.onEventLoop(s.sequenced(lookup)).reply, "LOOKUP of a cached name went to the pool")
+        #expect(try Self.afterSequence(looked).map(\.status) == [.ok, .ok, .ok])
+        #expect(try decodeCompoundReply(looked).value(.getfh, NFS4FileHandle.self) == fh)
     }
 
     @Test("WRITE to tmpfs, then GETATTR: on the event loop, the pool's reply", .enabled(if: geteuid() == 0, "mount(2) needs root"))
@@ -236,5 +242,20 @@ import Transport
         #expect(answered.statuses == [.ok, .ok, .staleStateid])
         let pool = try decodeCompoundReply(try s.onPool(s.sequenced([.putfh(fh), .read(NFS4ReadArgs(stateID: bogus, offset: 0, count: 1))])))
         #expect(pool.statuses == answered.statuses)
+    }
+
+    @Test("A COMPOUND larger than any event-loop WRITE goes to the pool whole, before SEQUENCE")
+    func largeCompoundGoesToThePoolWhole() throws {
+        let s = try Setup(tmpfs: false)
+        try "".write(toFile: s.file("big"), atomically: false, encoding: .utf8)
+        let fh = try s.handle("big")
+        let data = ByteBuffer(repeating: 0x61, count: EventLoopLimits.maximumCompound + 1)
+        let arguments = s.sequenced([.putfh(fh), .write(NFS4WriteArgs(stateID: Self.anonymous, offset: 0, stable: .unstable,
+                                                                       data: data))])
+        let (reply, runner, started) = try s.onEventLoop(arguments)
+        #expect(reply == nil && !started && runner.next == 0 && runner.results.isEmpty)
+        let written = try decodeCompoundReply(try s.onPool(arguments))
+        #expect(written.statuses == [.ok, .ok, .ok])
+        #expect(written.value(.write, NFS4WriteResOK.self)?.count == UInt32(EventLoopLimits.maximumCompound + 1))
     }
 }
