@@ -104,7 +104,7 @@ let package = Package(
         .testTarget(name: "HostFSTests", dependencies: ["HostFS", "CSupport", nioCore, nioLocks]),
         // Drives the vsnfs executable (which `swift test` builds with the package) and the layers beneath.
         .testTarget(name: "IntegrationTests", dependencies: ["ONCRPC", "XDR", "Transport", "Exports", "NFSCore", "NFS3", "Mount3", "Control",
-                                                             "NFS4Wire",
+                                                             "NFS4Wire", "NFS4", "NFS4State",
                                                              "HostFS", "CSupport", log, nioCore, nioPosix, nioLocks]),
     ],
     swiftLanguageModes: [.v6]

@@ -105,7 +105,7 @@ public struct NFS3Program: RPCProgram {
             // Small writes to memory-backed files (tmpfs) on the event loop: no thread hops.
             // Without a tmpfs export, WRITE goes straight to the pool.
             if server.hostFS.servesMemoryBackedExport, !server.fileChanges.mayConflict, let reply = serveWithoutBlocking(call, context, NFS3WriteArgs.self, handle: \.file, modifies: true, { args, h, env -> NFS3WriteResult? in
-                guard args.count <= Self.maximumWriteWithoutBlocking, !shares.anyDenial else { return nil }
+                guard args.count <= EventLoopLimits.maximumWrite, !shares.anyDenial else { return nil }
                 return try Self.write(args, env) { data, stability in
                     try env.fs.writeWithoutBlocking(h, offset: args.offset, data: data, stability: stability, as: env.cred)
                 }
@@ -355,13 +355,6 @@ public struct NFS3Program: RPCProgram {
         if denials.denies(fsid: attributes.fsid, fileid: attributes.fileid, write: write) { throw NFS3Status.acces }
     }
 
-    /// READs up to this size whose data is in the page cache are answered on
-    /// the event loop; larger ones go to the thread pool, where several copy at once.
-    static let maximumReadWithoutBlocking: UInt32 = 64 * 1024
-    /// WRITEs up to this size to memory-backed files are done on the event loop (a
-    /// bounded copy, like an inline READ); larger ones go to the thread pool.
-    static let maximumWriteWithoutBlocking: UInt32 = 64 * 1024
-
     /// READ writes the reply header, then has HostFS append the file data
     /// straight into the reply buffer (no second copy of up to 1 MiB).
     private func read(_ call: RPCCall, _ context: RPCCallContext) -> RPCAnswer {
@@ -373,7 +366,7 @@ public struct NFS3Program: RPCProgram {
         let peer = context.peer
         let credential = call.credential
         let allocator = context.allocator
-        if args.count <= Self.maximumReadWithoutBlocking,
+        if args.count <= EventLoopLimits.maximumRead,
            var out = Self.readReply(args, server: server, peer: peer, credential: credential, allocator: allocator,
                                     withoutBlocking: true) {
             return context.successRecord(&out)

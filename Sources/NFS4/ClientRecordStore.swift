@@ -1,6 +1,7 @@
 import Glibc
 import NFS4State
 import NIOConcurrencyHelpers
+import Synchronization
 
 /// The stable client records on disk: `nfs4-clients` in the state directory
 /// (RFC 8881 §8.4.2.1). Read once at start; rewritten (temporary file, fsync,
@@ -10,6 +11,8 @@ import NIOConcurrencyHelpers
 final class ClientRecordStore: Sendable {
     let path: String
     private let written = NIOLockedValueBox<UInt64>(0)
+    /// `written`'s value, read without its lock (which a pool thread holds across fsync).
+    private let stored = Atomic<UInt64>(0)
 
     init(stateDirectory: String) {
         self.path = stateDirectory + "/nfs4-clients"
@@ -28,6 +31,11 @@ final class ClientRecordStore: Sendable {
             if bytes.count > 16 << 20 { break }   // bounded: a runaway file costs reclaims, not memory
         }
         return ClientRecordsFile.decode(String(decoding: bytes, as: UTF8.self))
+    }
+
+    /// Whether the records of `generation` are on disk already (`store` would not write).
+    func isStored(_ generation: UInt64) -> Bool {
+        generation <= stored.load(ordering: .acquiring)
     }
 
     /// Writes `records` if `generation` is newer than what is on disk.
@@ -49,6 +57,7 @@ final class ClientRecordStore: Sendable {
             close(fd)
             guard rename(tmp, path) == 0 else { let e = errno; unlink(tmp); throw StoreError(path: path, errno: e) }
             last = generation
+            stored.store(generation, ordering: .releasing)
         }
     }
 

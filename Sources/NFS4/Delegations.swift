@@ -195,6 +195,16 @@ final class NFS4Delegations: FileChangeGate {
         }.get()
     }
 
+    /// Whether `revokeOverdue(now:)` has any to revoke.
+    func hasOverdue(now: ContinuousClock.Instant) -> Bool {
+        mayConflict && table.withLockedValue { $0.hasRecalled(before: now - leaseTime) }
+    }
+
+    /// Whether a change of `key` would recall a delegation (`willChange` would do more than look).
+    func conflicts(_ key: FileKey) -> Bool {
+        mayConflict && !table.withLockedValue { $0.conflicting(key, except: nil) }.isEmpty
+    }
+
     /// Revokes the delegations recalled more than a lease period ago.
     func revokeOverdue(now: ContinuousClock.Instant) {
         guard mayConflict else { return }

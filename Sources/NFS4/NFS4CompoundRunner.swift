@@ -10,8 +10,10 @@ import XDR
 
 /// One COMPOUND's run (RFC 8881 §16.2.3): the operations in order, each
 /// with the current and saved filehandles the ones before it left, until one
-/// fails. Runs on the thread pool; the state tables are locked only around
-/// their own reads and changes.
+/// fails. Runs on the event loop while each operation can complete without
+/// blocking, then on the thread pool from the first that cannot (see
+/// `runWithoutBlocking`); the state tables are locked only around their own
+/// reads and changes.
 struct NFS4CompoundRunner {
     let server: NFSServerContext
     let state: NFS4ServerState
@@ -33,6 +35,16 @@ struct NFS4CompoundRunner {
     /// The session SEQUENCE named.
     var sessionID: SessionID?
     var pseudoFS: NFS4PseudoFS?
+
+    // Progress, kept here so that a COMPOUND begun on the event loop goes on on the pool.
+    /// The results of the operations run so far (SEQUENCE's first).
+    var results: [NFS4Result] = []
+    /// The index of the next operation to run (1 after SEQUENCE).
+    var next = 0
+    /// The slot SEQUENCE took, to complete with the reply.
+    var sequenced: (session: SessionID, slot: UInt32, cache: Bool)?
+    /// The session's ca_maxresponsesize_cached.
+    var cacheLimit = 0
 
     init(server: NFSServerContext, state: NFS4ServerState, peer: PeerIdentity, credential: RPCCredential,
          connection: ConnectionID, allocator: ByteBufferAllocator) {
@@ -56,78 +68,112 @@ struct NFS4CompoundRunner {
     static let sessionless: Set<NFS4Opcode> = [.exchangeID, .createSession, .destroySession, .destroyClientid,
                                                .bindConnToSession]
 
-    /// Runs `request` and returns the COMPOUND4res bytes.
+    /// Runs `request` and returns the COMPOUND4res bytes (on the thread pool).
     mutating func run(_ request: NFS4CompoundRequest, arguments: ByteBuffer) -> ByteBuffer {
-        minorVersion = request.minorVersion
         state.expireLeases(now: .now)
-        var results: [NFS4Result] = []
-        var sequenced: (session: SessionID, slot: UInt32, cache: Bool)?
-        var cacheLimit = 0
-        let operations = request.operations
+        if let reply = begin(request, arguments: arguments) { return reply }
+        return proceed(request, blocking: true)!
+    }
 
-        // The first operation decides whether the COMPOUND runs in a session.
-        if let first = operations.first {
-            if case .sequence(let args) = first {
-                let totalOps = Int(request.declaredOperationCount)
-                let size = arguments.readableBytes + NFS4Program.estimatedCallHeaderSize
-                let digest = requestDigest(arguments.readableBytesView)
-                let now = ContinuousClock.now
-                let connection = self.connection
-                let host = peer.host
-                let outcome: Result<(ClientTable.Sequenced, cacheLimit: Int), NFS4Status> = state.tables.withLockedValue { t in
-                    guard let session = t.clients.sessions[args.sessionID], t.owns(session.clientID, host: host) else {
-                        return .failure(.badsession)
-                    }
-                    if totalOps > Int(session.foreChannel.maxOperations) { return .failure(.tooManyOps) }
-                    if size > Int(session.foreChannel.maxRequestSize) { return .failure(.reqTooBig) }
-                    do {
-                        return .success((try t.clients.sequence(sessionID: args.sessionID, slotID: args.slotID,
-                                                                sequenceID: args.sequenceID,
-                                                                highestSlotID: args.highestSlotID, requestDigest: digest,
-                                                                connection: connection, now: now),
-                                         Int(session.foreChannel.maxResponseSizeCached)))
-                    } catch {
-                        return .failure(error as? NFS4Status ?? .serverfault)
-                    }
-                }
-                switch outcome {
-                case .failure(let status):
-                    return encode(NFS4CompoundResponse(tag: request.tag, results: [.sequence(.error(status))]))
-                case .success(let (s, limit)):
-                    cacheLimit = limit
-                    switch s.verdict {
-                    case .replay(let reply):
-                        return reply
-                    case .error(let status):
-                        return encode(NFS4CompoundResponse(tag: request.tag, results: [.sequence(.error(status))]))
-                    case .execute:
-                        clientID = s.clientID
-                        sessionID = args.sessionID
-                        sequenced = (args.sessionID, args.slotID, args.cacheThis)
-                        results.append(.sequence(.ok(NFS4SequenceResOK(
-                            sessionID: args.sessionID, sequenceID: args.sequenceID, slotID: args.slotID,
-                            highestSlotID: s.highestSlotID, targetHighestSlotID: s.targetHighestSlotID,
-                            statusFlags: s.statusFlags.rawValue | delegationStatusFlags(s.clientID)))))
-                    }
-                }
-            } else if Self.sessionless.contains(first.opcode) {
-                if operations.count > 1 || request.failure != nil {
-                    return encode(NFS4CompoundResponse(tag: request.tag, results: [.failed(first.opcode, .notOnlyOp)]))
-                }
-            } else {
-                return encode(NFS4CompoundResponse(tag: request.tag, results: [.failed(first.opcode, .opNotInSession)]))
-            }
+    /// Runs `request` on the event loop as far as it can without blocking: the
+    /// reply, or nil when an operation would block (or leases need work first);
+    /// then `proceed(request, blocking: true)` on the pool runs the rest from
+    /// `next`, with what the operations before left (filehandles, stateid,
+    /// results, the slot). `started` says whether `begin` ran: if not, the pool
+    /// runs the whole COMPOUND with `run`.
+    mutating func runWithoutBlocking(_ request: NFS4CompoundRequest, arguments: ByteBuffer) -> (reply: ByteBuffer?, started: Bool) {
+        guard arguments.readableBytes <= EventLoopLimits.maximumCompound, state.leasesNeedNoWork(now: .now) else {
+            return (nil, false)
         }
+        if let reply = begin(request, arguments: arguments) { return (reply, true) }
+        return (proceed(request, blocking: false), true)
+    }
 
+    /// The first operation decides whether the COMPOUND runs in a session:
+    /// SEQUENCE against its slot (only tables, no system calls). Returns the
+    /// reply when the COMPOUND ends here (a replay from the cache, an error);
+    /// otherwise the operations from `next` are to run.
+    mutating func begin(_ request: NFS4CompoundRequest, arguments: ByteBuffer) -> ByteBuffer? {
+        minorVersion = request.minorVersion
+        let operations = request.operations
+        guard let first = operations.first else { return nil }
+        if case .sequence(let args) = first {
+            let totalOps = Int(request.declaredOperationCount)
+            let size = arguments.readableBytes + NFS4Program.estimatedCallHeaderSize
+            let digest = requestDigest(arguments.readableBytesView)
+            let now = ContinuousClock.now
+            let connection = self.connection
+            let host = peer.host
+            let outcome: Result<(ClientTable.Sequenced, cacheLimit: Int), NFS4Status> = state.tables.withLockedValue { t in
+                guard let session = t.clients.sessions[args.sessionID], t.owns(session.clientID, host: host) else {
+                    return .failure(.badsession)
+                }
+                if totalOps > Int(session.foreChannel.maxOperations) { return .failure(.tooManyOps) }
+                if size > Int(session.foreChannel.maxRequestSize) { return .failure(.reqTooBig) }
+                do {
+                    return .success((try t.clients.sequence(sessionID: args.sessionID, slotID: args.slotID,
+                                                            sequenceID: args.sequenceID,
+                                                            highestSlotID: args.highestSlotID, requestDigest: digest,
+                                                            connection: connection, now: now),
+                                     Int(session.foreChannel.maxResponseSizeCached)))
+                } catch {
+                    return .failure(error as? NFS4Status ?? .serverfault)
+                }
+            }
+            switch outcome {
+            case .failure(let status):
+                return encode(NFS4CompoundResponse(tag: request.tag, results: [.sequence(.error(status))]))
+            case .success(let (s, limit)):
+                cacheLimit = limit
+                switch s.verdict {
+                case .replay(let reply):
+                    return reply
+                case .error(let status):
+                    return encode(NFS4CompoundResponse(tag: request.tag, results: [.sequence(.error(status))]))
+                case .execute:
+                    clientID = s.clientID
+                    sessionID = args.sessionID
+                    sequenced = (args.sessionID, args.slotID, args.cacheThis)
+                    results.append(.sequence(.ok(NFS4SequenceResOK(
+                        sessionID: args.sessionID, sequenceID: args.sequenceID, slotID: args.slotID,
+                        highestSlotID: s.highestSlotID, targetHighestSlotID: s.targetHighestSlotID,
+                        statusFlags: s.statusFlags.rawValue | delegationStatusFlags(s.clientID)))))
+                    next = 1
+                }
+            }
+        } else if Self.sessionless.contains(first.opcode) {
+            if operations.count > 1 || request.failure != nil {
+                return encode(NFS4CompoundResponse(tag: request.tag, results: [.failed(first.opcode, .notOnlyOp)]))
+            }
+        } else {
+            return encode(NFS4CompoundResponse(tag: request.tag, results: [.failed(first.opcode, .opNotInSession)]))
+        }
+        return nil
+    }
+
+    /// Runs the operations from `next` until one fails, then encodes the reply
+    /// and completes the slot. `blocking` false (the event loop): each operation
+    /// only as `performWithoutBlocking` can; at the first it declines, returns
+    /// nil with `next` at that operation and nothing of it done.
+    mutating func proceed(_ request: NFS4CompoundRequest, blocking: Bool) -> ByteBuffer? {
+        let operations = request.operations
         var failed = false
-        for (index, operation) in operations.enumerated() where index > 0 || sequenced == nil {
+        while next < operations.count {
+            let operation = operations[next]
             if case .sequence = operation {
                 results.append(.failed(.sequence, .sequencePos))
                 failed = true
                 break
             }
-            let result = perform(operation)
+            let result: NFS4Result
+            if blocking {
+                result = perform(operation)
+            } else {
+                guard let r = performWithoutBlocking(operation) else { return nil }
+                result = r
+            }
             results.append(result)
+            next += 1
             if result.status != .ok {
                 failed = true
                 break
@@ -143,6 +189,7 @@ struct NFS4CompoundRunner {
             // RETRY_UNCACHED_REP): the cache holds at most that much per slot.
             let cache = sequenced.cache && reply.readableBytes <= cacheLimit
             let client = clientID
+            let results = self.results
             state.tables.withLockedValue { t in
                 t.clients.complete(sessionID: sequenced.session, slotID: sequenced.slot, reply: reply, cache: cache)
                 if let client, t.clients.clients[client] != nil {

@@ -192,27 +192,66 @@ extension NFS4CompoundRunner {
     }
 
     mutating func read(_ args: NFS4ReadArgs) throws -> NFS4Result {
+        try read(args, withoutBlocking: false)!
+    }
+
+    /// READ; `withoutBlocking`: through HostFS's `readWithoutBlocking`, nil (nothing
+    /// read, nothing changed) when that would block.
+    func read(_ args: NFS4ReadArgs, withoutBlocking: Bool) throws -> NFS4Result? {
         let (h, call) = try object()
         let stateID = try resolve(args.stateID)
         let count = min(args.count, UInt32(NFS4AttributeMapping.maxIOSize))
         var data = allocator.buffer(capacity: Int(count))
-        let (_, eof, attributes) = try fs.read(h, offset: args.offset, count: count, appendingTo: &data, as: call.credentials)
+        let read = withoutBlocking
+            ? try fs.readWithoutBlocking(h, offset: args.offset, count: count, appendingTo: &data, as: call.credentials)
+            : try fs.read(h, offset: args.offset, count: count, appendingTo: &data, as: call.credentials)
+        guard let (_, eof, attributes) = read else { return nil }
         guard attributes.type == .regular else { throw attributes.type == .directory ? NFS4Status.isdir : NFS4Status.inval }
         try checkStateID(stateID, file: Self.fileKey(attributes), write: false)
         return .read(.ok(NFS4ReadResOK(eof: eof, data: data)))
     }
 
     mutating func write(_ args: NFS4WriteArgs) throws -> NFS4Result {
+        try write(args, withoutBlocking: false)!
+    }
+
+    /// WRITE; `withoutBlocking`: through HostFS's `getattrWithoutBlocking` and
+    /// `writeWithoutBlocking`, nil when either would block or a delegation is to be
+    /// recalled first; nothing is written then. (An error of the write itself is
+    /// thrown after it; the pool's WRITE then repeats it, same data, same offset.)
+    func write(_ args: NFS4WriteArgs, withoutBlocking: Bool) throws -> NFS4Result? {
         let (h, call) = try object(modifies: true)
         let stateID = try resolve(args.stateID)
-        let before = try fs.getattr(h, as: call.credentials)
+        let before: FileAttributes
+        if withoutBlocking {
+            guard let attributes = try fs.getattrWithoutBlocking(h) else { return nil }
+            before = attributes
+        } else {
+            before = try fs.getattr(h, as: call.credentials)
+        }
         guard before.type == .regular else { throw before.type == .directory ? NFS4Status.isdir : NFS4Status.inval }
-        try checkStateID(stateID, file: Self.fileKey(before), write: true)
-        try state.delegations.willChange(Self.fileKey(before))
-        // `async` exports answer as asked without syncing, as NFSv3 WRITE does.
+        let key = Self.fileKey(before)
+        try checkStateID(stateID, file: key, write: true)
+        if withoutBlocking {
+            if state.delegations.conflicts(key) { return nil }
+        } else {
+            try state.delegations.willChange(key)
+        }
+        return try Self.write(args, call) { stability in
+            withoutBlocking
+                ? try fs.writeWithoutBlocking(h, offset: args.offset, data: args.data, stability: stability, as: call.credentials)
+                : try fs.write(h, offset: args.offset, data: args.data, stability: stability, as: call.credentials)
+        }
+    }
+
+    /// WRITE's result from one of HostFS's writes (`perform`, given the stability to
+    /// sync with; nil when it would block): the one place WRITE's stability becomes a
+    /// reply. `async` exports answer as asked without syncing, as NFSv3 WRITE does.
+    static func write(_ args: NFS4WriteArgs, _ call: CallAuthorization,
+                      _ perform: (WriteStability) throws -> WriteResult?) throws -> NFS4Result? {
         let asked = WriteStability(rawValue: args.stable.rawValue) ?? .fileSync
         let stability: WriteStability = call.access.sync ? asked : .unstable
-        let result = try fs.write(h, offset: args.offset, data: args.data, stability: stability, as: call.credentials)
+        guard let result = try perform(stability) else { return nil }
         let committed = call.access.sync ? StableHow4(rawValue: result.committed.rawValue) ?? .fileSync : args.stable
         return .write(.ok(NFS4WriteResOK(count: result.count, committed: committed, verifier: Verifier4(result.verifier))))
     }

@@ -112,11 +112,16 @@ extension NFS4CompoundRunner {
 
     // MARK: Names
 
-    mutating func lookupNode(_ name: NFS4Name) throws -> NFS4Node {
+    /// LOOKUP's refusals of a name before any filesystem call.
+    static func checkLookupName(_ name: NFS4Name) throws {
         guard !name.bytes.isEmpty else { throw NFS4Status.inval }
         guard name.bytes != [0x2E], name.bytes != [0x2E, 0x2E], !name.bytes.contains(0x2F), !name.bytes.contains(0) else {
             throw NFS4Status.badname
         }
+    }
+
+    mutating func lookupNode(_ name: NFS4Name) throws -> NFS4Node {
+        try Self.checkLookupName(name)
         switch try currentNode() {
         case .pseudo(let path):
             do {
@@ -155,6 +160,13 @@ extension NFS4CompoundRunner {
     // MARK: Attributes
 
     mutating func attributes(of node: NFS4Node, requested: Bitmap4) throws -> NFS4Fattr {
+        try attributes(of: node, requested: requested, withoutBlocking: false)!
+    }
+
+    /// `withoutBlocking`: an object's attributes only from HostFS's
+    /// `getattrWithoutBlocking`, and nil when that would block or the file
+    /// system's counts (statfs) are asked for.
+    mutating func attributes(of node: NFS4Node, requested: Bitmap4, withoutBlocking: Bool) throws -> NFS4Fattr? {
         switch node {
         case .pseudo(let path):
             var a = pseudo().attributes(path, epoch: state.epoch)
@@ -175,9 +187,15 @@ extension NFS4CompoundRunner {
             return a.encode(requested: requested, allocator: allocator)
         case .object(let h):
             let call = try authorize(h, modifies: false)
-            let attributes = try fs.getattr(h, as: call.credentials)
-            let stat = requested.intersection(NFS4AttributeMapping.fsStatAttributes).isEmpty
-                ? nil : try fs.fsstat(h, as: call.credentials)
+            let needStat = !requested.intersection(NFS4AttributeMapping.fsStatAttributes).isEmpty
+            let attributes: FileAttributes
+            if withoutBlocking {
+                guard !needStat, let a = try fs.getattrWithoutBlocking(h) else { return nil }
+                attributes = a
+            } else {
+                attributes = try fs.getattr(h, as: call.credentials)
+            }
+            let stat = needStat ? try fs.fsstat(h, as: call.credentials) : nil
             return NFS4AttributeMapping.attributes(attributes, handle: h.bytes, stat: stat, leaseSeconds: state.leaseSeconds,
                                                  for: call.access.options)
                 .encode(requested: requested, allocator: allocator)

@@ -13,9 +13,11 @@ import XDR
 /// answered NFS4ERR_MINOR_VERS_MISMATCH.
 ///
 /// Each COMPOUND is decoded on the event loop (an unreadable header:
-/// GARBAGE_ARGS), then run as one task on the thread pool: SEQUENCE against
-/// the session's slot (a retry is answered from the reply cache without
-/// running again), then the operations in order until one fails.
+/// GARBAGE_ARGS), then run: SEQUENCE against the session's slot (a retry is
+/// answered from the reply cache without running again), then the operations
+/// in order until one fails. It runs on the event loop as long as each
+/// operation can complete without blocking, and from the first that cannot,
+/// on the thread pool (NFS4CompoundRunner's `runWithoutBlocking`).
 public struct NFS4Program: RPCProgram {
     public let program: UInt32 = NFSProgramNumber.nfs
     public let versions: ClosedRange<UInt32> = 4...4
@@ -67,19 +69,20 @@ public struct NFS4Program: RPCProgram {
             NFS4CompoundResponse.minorVersionMismatch(tag: request.tag).encode(xdr: &out)
             return .now(.success(results: out))
         }
-        let server = self.server
-        let state = self.state
-        let peer = context.peer
-        let credential = call.credential
-        let allocator = context.allocator
-        let connection = context.connection.id
-        let rpcConnection = context.connection
         let arguments = call.arguments
+        var runner = NFS4CompoundRunner(server: server, state: state, peer: context.peer, credential: call.credential,
+                                        connection: context.connection.id, allocator: context.allocator)
+        runner.rpcConnection = context.connection
+        // On the event loop while every operation can complete without blocking
+        // (no thread hop: a READ from the page cache, a WRITE to tmpfs, ...).
+        let (reply, started) = runner.runWithoutBlocking(request, arguments: arguments)
+        if let reply { return .now(.success(results: reply)) }
+        // The rest on the pool, from the operation that would block: what ran
+        // before (SEQUENCE's slot, filehandles, results) is kept, not run again.
+        let begun = runner
         return .later(server.threadPool.runIfActive(eventLoop: context.eventLoop) {
-            var runner = NFS4CompoundRunner(server: server, state: state, peer: peer, credential: credential,
-                                            connection: connection, allocator: allocator)
-            runner.rpcConnection = rpcConnection
-            return .success(results: runner.run(request, arguments: arguments))
+            var runner = begun
+            return .success(results: started ? runner.proceed(request, blocking: true)! : runner.run(request, arguments: arguments))
         })
     }
 }

@@ -130,6 +130,18 @@ final class NFS4ServerState: Sendable {
         persistClientRecords()
     }
 
+    /// Whether `expireLeases(now:)` has nothing to do: no lease ran out, no
+    /// recall is overdue, the client records on disk are current. Asked on the
+    /// event loop, which then skips it; otherwise the COMPOUND goes to the pool,
+    /// which runs it (it may release kernel locks and fsync the records).
+    func leasesNeedNoWork(now: ContinuousClock.Instant) -> Bool {
+        let (expired, generation) = tables.withLockedValue { t in
+            _ = t.grace.inGrace(now: now)   // as persistClientRecords: a grace period whose time is up ends
+            return (t.clients.hasExpiredLease(now: now), t.grace.generation)
+        }
+        return !expired && (generation == 0 || clientRecords.isStored(generation)) && !delegations.hasOverdue(now: now)
+    }
+
     /// Releases the state of replaced or destroyed clients (their kernel locks too).
     func release(_ clientIDs: [ClientID]) {
         guard !clientIDs.isEmpty else { return }

@@ -312,6 +312,11 @@ public struct ClientTable: Sendable {
         for id in record.sessions { sessions.removeValue(forKey: id) }
     }
 
+    /// Whether `expireLeases(now:)` would end any lease (no allocation: asked per COMPOUND).
+    public func hasExpiredLease(now: ContinuousClock.Instant) -> Bool {
+        clients.values.contains { now - $0.lastRenewal > leaseTime }
+    }
+
     /// Removes every client whose lease ran out by `now` (§8.3) and returns
     /// them: their state must be released.
     public mutating func expireLeases(now: ContinuousClock.Instant) -> [ClientID] {

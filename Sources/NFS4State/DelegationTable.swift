@@ -105,6 +105,11 @@ public struct DelegationTable: Sendable {
         remove(d)
     }
 
+    /// Whether `revokeRecalled(before:)` would revoke any.
+    public func hasRecalled(before deadline: ContinuousClock.Instant) -> Bool {
+        delegations.values.contains { d in !d.revoked && d.recalledAt.map { $0 < deadline } == true }
+    }
+
     /// Revokes the delegations recalled before `deadline` that were not
     /// returned (§10.4.6, after a lease period) and returns them.
     public mutating func revokeRecalled(before deadline: ContinuousClock.Instant) -> [Delegation] {

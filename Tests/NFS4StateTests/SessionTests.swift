@@ -242,4 +242,24 @@ import Transport
         try table.destroyClient(session.clientID)
         #expect(throws: NFS4Status.staleClientid) { try table.destroyClient(session.clientID) }
     }
+
+    @Test("RFC 8881 2.10.6.1.3: the request digest tells a changed request from a retransmission, in any byte")
+    func requestDigestSeesEveryByte() {
+        var bytes: [UInt8] = (0..<4099).map { UInt8(truncatingIfNeeded: $0 &* 31) }
+        let original = requestDigest(ByteBuffer(bytes: bytes).readableBytesView)
+        #expect(requestDigest(ByteBuffer(bytes: bytes).readableBytesView) == original)
+        // One byte in a whole word, in the tail, and a byte more or less.
+        for index in [0, 7, 8, 2048, 4095, 4096, 4098] {
+            var changed = bytes
+            changed[index] ^= 0x40
+            #expect(requestDigest(ByteBuffer(bytes: changed).readableBytesView) != original)
+        }
+        #expect(requestDigest(ByteBuffer(bytes: bytes.dropLast()).readableBytesView) != original)
+        bytes.append(0)
+        #expect(requestDigest(ByteBuffer(bytes: bytes).readableBytesView) != original)
+        // A slice is digested as its own bytes.
+        var buffer = ByteBuffer(bytes: [9, 9, 9] + bytes.dropLast())
+        buffer.moveReaderIndex(forwardBy: 3)
+        #expect(requestDigest(buffer.readableBytesView) == original)
+    }
 }
