@@ -57,6 +57,34 @@ host_sparse() {   # ROOT PATH MAX_KIB
     used=$(du -k "$1/$2" | cut -f1)
     [ "$used" -lt "$3" ] || fail "host file $2 is not sparse: ${used} KiB used"
 }
+# NFSv4.1+: as t_deleg_recall, but the host chmods the file and renames it
+# within the directory: neither breaks the kernel lease (no open for
+# writing); the server's inotify watch of the delegated file recalls the
+# delegation, and the guest sees the new mode and the new name within 1 s
+# (not after the attribute timeout, actimeo=2).
+t_deleg_recall_meta() {
+    need_mount
+    on_host host_write dm "meta"
+    on_host host_chmod dm 644
+    before=$(deleg_returns)
+    exec 3< "$MNT/dm"
+    [ "$(cat "$MNT/dm")" = "meta" ] || fail "guest reads '$(cat "$MNT/dm")'"
+    [ "$(stat -c %a "$MNT/dm")" = 644 ] || fail "guest sees mode $(stat -c %a "$MNT/dm"), not 644"
+    on_host host_chmod dm 600
+    on_host host_mv dm dm-moved
+    i=0
+    while [ "$(stat -c %a "$MNT/dm-moved" 2>/dev/null)" != 600 ] || [ -e "$MNT/dm" ]; do
+        i=$((i + 1))
+        [ $i -lt 10 ] || fail "1 s after the host's chmod and mv the guest sees dm: $(stat -c %a "$MNT/dm" 2>&1), dm-moved: $(stat -c %a "$MNT/dm-moved" 2>&1)"
+        sleep 0.1
+    done
+    exec 3<&-
+    after=$(deleg_returns)
+    [ "$after" -gt "$before" ] || fail "no DELEGRETURN ($before before, $after after): no delegation was recalled"
+    echo "seen after $((i * 100)) ms; DELEGRETURN $before -> $after"
+}
+host_chmod() { chmod "$3" "$1/$2" || fail "host chmod $3 $2 failed"; }
+host_mv() { mv "$1/$2" "$1/$3" || fail "host mv $2 $3 failed"; }
 host_mode() { [ "$(stat -c %a "$1/$2")" = "$3" ] || fail "host sees mode $(stat -c %a "$1/$2") on $2, not $3"; }
 host_uid() { [ "$(stat -c %u "$1/$2")" = "$3" ] || fail "host: owner of $2 is uid $(stat -c %u "$1/$2"), not $3"; }
 host_gid() { [ "$(stat -c %g "$1/$2")" = "$3" ] || fail "host: group of $2 is gid $(stat -c %g "$1/$2"), not $3"; }
@@ -384,7 +412,8 @@ fs_checks() {
     check "unlink of an open file" t_unlink_open
     check "host-side view both ways (after attribute timeout)" t_host_view
     case ${VERS:-3} in
-        4*) check "read delegation recalled when a host process writes the file; the guest sees it within 1 s" t_deleg_recall ;;
+        4*) check "read delegation recalled when a host process writes the file; the guest sees it within 1 s" t_deleg_recall
+            check "read delegation recalled when a host process chmods and renames the file; the guest sees both within 1 s" t_deleg_recall_meta ;;
     esac
 }
 
