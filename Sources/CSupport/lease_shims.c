@@ -75,3 +75,29 @@ int vsnfs_get_lease(int fd) {
 int vsnfs_release_lease(int fd) {
     return fcntl(fd, F_SETLEASE, F_UNLCK) == 0 ? 0 : -errno;
 }
+
+#include <stdio.h>
+#include <sys/inotify.h>
+
+int vsnfs_watch_init(void) {
+    int fd = inotify_init1(IN_CLOEXEC);
+    return fd < 0 ? -errno : fd;
+}
+
+uint32_t vsnfs_watch_mask(void) { return IN_ATTRIB | IN_MOVE_SELF | IN_DELETE_SELF; }
+
+int vsnfs_watch_add(int inotify_fd, int fd) {
+    // The descriptor's /proc link names the file it has open, whatever its
+    // path is now: no path a client could swap is followed.
+    char path[32];
+    snprintf(path, sizeof(path), "/proc/self/fd/%d", fd);
+    int wd = inotify_add_watch(inotify_fd, path, vsnfs_watch_mask());
+    return wd < 0 ? -errno : wd;
+}
+
+int vsnfs_watch_remove(int inotify_fd, int wd) {
+    return inotify_rm_watch(inotify_fd, wd) == 0 ? 0 : -errno;
+}
+
+uint32_t vsnfs_watch_overflow(void) { return IN_Q_OVERFLOW; }
+uint32_t vsnfs_watch_ignored(void) { return IN_IGNORED; }

@@ -14,7 +14,9 @@ import Synchronization
 /// and the client's callback path is up; a host lease (`HostLease`) on the
 /// file makes a host process that opens it for writing or truncates it wait
 /// while the delegation is recalled (CB_RECALL); DELEGRETURN
-/// releases the lease and the process goes on. The server's own changes
+/// releases the lease and the process goes on. The lease's inotify watch
+/// recalls it the same way, after the fact, when a host process renames,
+/// unlinks, links, chmods, chowns or touches the file. The server's own changes
 /// (NFSv3, other NFSv4 clients) ask first (`FileChangeGate`): NFS4ERR_DELAY /
 /// NFS3ERR_JUKEBOX while the recall runs. A delegation is revoked (§10.4.6)
 /// when its recall cannot succeed (no callback path, no answer, an error:
@@ -61,7 +63,8 @@ final class NFS4Delegations: FileChangeGate {
     /// A read delegation of `file` for `clientID`, or nil: the callback path
     /// is down, the client holds one, another client's is being recalled, or
     /// the host lease cannot be had (the file is open for writing somewhere,
-    /// the server neither owns it nor has CAP_LEASE, the filesystem has no leases).
+    /// the server neither owns it nor has CAP_LEASE, the filesystem has no
+    /// leases, no inotify watch is left).
     func grant(_ file: FileKey, handle: ObjectHandle, fileHandle: [UInt8], to clientID: ClientID) -> Delegation? {
         guard enabled, callbacks.pathUp(for: clientID),
               table.withLockedValue({ $0.mayGrant(file, to: clientID) }) else { return nil }
@@ -95,10 +98,11 @@ final class NFS4Delegations: FileChangeGate {
 
     // MARK: Recalling
 
-    /// The host is breaking the lease behind delegation `other`.
+    /// The host is breaking the lease behind delegation `other`, or changed
+    /// the file's metadata or name (its watch). Again while the recall runs: nothing.
     private func leaseBroken(_ other: UInt64) {
         guard let d = table.withLockedValue({ $0.delegation(other: other) }) else { return }
-        logger.debug("host lease broken: recalling \(d.stateID) from client \(d.clientID)")
+        logger.debug("host lease broken or file changed on the host: recalling \(d.stateID) from client \(d.clientID)")
         recall([d])
     }
 

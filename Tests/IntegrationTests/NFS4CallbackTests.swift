@@ -444,6 +444,109 @@ final class HostOpen: Sendable {
         #expect((try? FileManager.default.attributesOfItem(atPath: s.b + "/f")[.size] as? Int) == 0)
     }
 
+    // MARK: Host metadata changes (the lease's inotify watch)
+
+    /// A read delegation of `name` in b for `p`: its file handle and stateid.
+    static func delegate(_ p: CallbackPeer, _ s: Setup, _ name: String = "f",
+                         owner: String = "cb-owner") throws -> (fh: NFS4FileHandle, stateID: StateID)? {
+        let dir = try p.handle(s.base + ["b"])
+        let opened = try p.openForReading(dir, name, owner: owner)
+        let fh = try #require(opened.value(.getfh, NFS4FileHandle.self), "\(opened.statuses)")
+        guard case .read(let delegation)? = opened.value(.open, NFS4OpenResOK.self)?.delegation else {
+            Issue.record("no read delegation: \(opened.statuses)"); return nil
+        }
+        return (fh, delegation.stateID)
+    }
+
+    /// Takes the next CB_COMPOUND (the 10 s receive timeout throws when none
+    /// comes), expects it to recall `stateID`, answers it and returns the delegation.
+    static func expectRecalled(_ p: CallbackPeer, _ fh: NFS4FileHandle, _ stateID: StateID) throws {
+        let recall = try p.nextCallbackCompound()
+        guard case .recall(let args)? = recall.args.operations.last else {
+            Issue.record("no CB_RECALL: \(recall.args.operations)"); return
+        }
+        #expect(args.stateID == stateID && args.fileHandle == fh)
+        try p.answerRecall(recall.xid, recall.args)
+        let returned = try p.sequenced([.putfh(fh), .delegreturn(stateID)])
+        #expect(returned.status == .ok, "\(returned.statuses)")
+    }
+
+    /// The inotify watches the server holds now: the "inotify wd:" lines of
+    /// its /proc/PID/fdinfo.
+    static func serverWatches(_ s: Setup) -> Int {
+        let dir = "/proc/\(s.server.process.processIdentifier)/fdinfo"
+        let fds = (try? FileManager.default.contentsOfDirectory(atPath: dir)) ?? []
+        return fds.reduce(0) { count, fd in
+            let info = (try? String(contentsOfFile: dir + "/" + fd, encoding: .utf8)) ?? ""
+            return count + info.split(separator: "\n").filter { $0.hasPrefix("inotify wd:") }.count
+        }
+    }
+
+    /// A delegation of b/f, then `change` on the host (a process other than
+    /// a writer, which the lease alone does not see): CB_RECALL of it.
+    static func expectRecall(after change: (String) -> Int32) throws {
+        let s = try Setup()
+        try "v1".write(toFile: s.b + "/f", atomically: false, encoding: .utf8)
+        let p = try s.peerWithBackChannel()
+        guard let d = try delegate(p, s) else { return }
+        #expect(change(s.b) == 0, "the host change failed: \(errno)")
+        try expectRecalled(p, d.fh, d.stateID)
+        #expect(serverWatches(s) == 0, "the returned delegation's watch is still there")
+    }
+
+    @Test("RFC 8881 10.4.1, 10.2: a host chmod of the delegated file recalls the read delegation")
+    func recallOnHostChmod() throws {
+        try Self.expectRecall { chmod($0 + "/f", 0o600) }
+    }
+
+    @Test("RFC 8881 10.4.1, 10.2: a host rename of the delegated file recalls the read delegation")
+    func recallOnHostRename() throws {
+        try Self.expectRecall { rename($0 + "/f", $0 + "/f2") }
+    }
+
+    @Test("RFC 8881 10.4.1, 10.2: a host unlink of the delegated file recalls the read delegation")
+    func recallOnHostUnlink() throws {
+        try Self.expectRecall { unlink($0 + "/f") }
+    }
+
+    @Test("RFC 8881 10.4.1, 10.2: a host hard link to the delegated file recalls the read delegation")
+    func recallOnHostLink() throws {
+        try Self.expectRecall { link($0 + "/f", $0 + "/f-link") }
+    }
+
+    @Test("RFC 8881 10.4.1, 10.2: two clients' delegations of one file share one watch: a host chmod recalls both")
+    func hostChmodRecallsBoth() throws {
+        let s = try Setup()
+        try "v1".write(toFile: s.b + "/f", atomically: false, encoding: .utf8)
+        let p = try s.peerWithBackChannel(), q = try s.peerWithBackChannel()
+        guard let dp = try Self.delegate(p, s), let dq = try Self.delegate(q, s, owner: "other-owner") else { return }
+        #expect(Self.serverWatches(s) == 1)
+        #expect(chmod(s.b + "/f", 0o600) == 0)
+        try Self.expectRecalled(p, dp.fh, dp.stateID)
+        try Self.expectRecalled(q, dq.fh, dq.stateID)
+        #expect(Self.serverWatches(s) == 0)
+    }
+
+    @Test("RFC 8881 10.4.1, 18.6: one of two clients returns its delegation of a file: the other's watch still works; once both are returned the watch is gone and a host chmod recalls nothing")
+    func returnKeepsOthersWatch() throws {
+        let s = try Setup()
+        try "v1".write(toFile: s.b + "/f", atomically: false, encoding: .utf8)
+        try "g1".write(toFile: s.b + "/g", atomically: false, encoding: .utf8)
+        let p = try s.peerWithBackChannel(), q = try s.peerWithBackChannel()
+        guard let dp = try Self.delegate(p, s), let dq = try Self.delegate(q, s, owner: "other-owner") else { return }
+        #expect(try p.sequenced([.putfh(dp.fh), .delegreturn(dp.stateID)]).status == .ok)
+        #expect(Self.serverWatches(s) == 1, "the other client's watch went with the returned delegation")
+        #expect(chmod(s.b + "/f", 0o600) == 0)
+        try Self.expectRecalled(q, dq.fh, dq.stateID)
+        #expect(Self.serverWatches(s) == 0, "a watch outlives every delegation of its file")
+        // Nothing of f is watched: a chmod of f recalls nothing, so the
+        // first recall p sees after it (inotify reports in order) is g's.
+        #expect(chmod(s.b + "/f", 0o644) == 0)
+        guard let dg = try Self.delegate(p, s, "g", owner: "g-owner") else { return }
+        #expect(chmod(s.b + "/g", 0o600) == 0)
+        try Self.expectRecalled(p, dg.fh, dg.stateID)
+    }
+
     /// A peer with a back channel holding a read delegation of b/f (and a
     /// file b/g besides), for the failed-recall tests.
     struct Delegated {
