@@ -57,43 +57,6 @@ host_sparse() {   # ROOT PATH MAX_KIB
     used=$(du -k "$1/$2" | cut -f1)
     [ "$used" -lt "$3" ] || fail "host file $2 is not sparse: ${used} KiB used"
 }
-# NFSv4.1+: as t_deleg_recall, but the host chmods the file and renames it
-# within the directory: neither breaks the kernel lease (no open for
-# writing); the server's inotify watch of the delegated file recalls the
-# delegation. The guest sees the new mode of the file it has open within 3 s
-# (once returned, its cached attributes last the attribute timeout, actimeo=2,
-# from their last refresh; without the recall, never while it holds the
-# delegation) and finds it under its new name. The old name is
-# a directory entry (directories are not delegated): the guest drops it when
-# its attributes of the directory time out, within 3 s (while the delegation
-# stood it trusted the entry without asking).
-t_deleg_recall_meta() {
-    need_mount
-    on_host host_write dm "meta"
-    on_host host_chmod dm 644
-    before=$(deleg_returns)
-    exec 3< "$MNT/dm"
-    [ "$(cat "$MNT/dm")" = "meta" ] || fail "guest reads '$(cat "$MNT/dm")'"
-    [ "$(stat -L -c %a /proc/self/fd/3)" = 644 ] || fail "guest sees mode $(stat -L -c %a /proc/self/fd/3), not 644"
-    on_host host_chmod dm 600
-    on_host host_mv dm dm-moved
-    i=0
-    while [ "$(stat -L -c %a /proc/self/fd/3)" != 600 ]; do
-        i=$((i + 1))
-        [ $i -lt 30 ] || fail "3 s after the host's chmod the guest sees mode $(stat -L -c %a /proc/self/fd/3) on the open file, not 600 (DELEGRETURN $before -> $(deleg_returns))"
-        sleep 0.1
-    done
-    [ "$(stat -c %a "$MNT/dm-moved")" = 600 ] || fail "guest does not see dm-moved (mode 600) after the host's mv"
-    j=0
-    while [ -e "$MNT/dm" ]; do
-        j=$((j + 1)); [ $j -lt 30 ] || fail "3 s after the host's mv the guest still sees the old name dm"
-        sleep 0.1
-    done
-    exec 3<&-
-    after=$(deleg_returns)
-    [ "$after" -gt "$before" ] || fail "no DELEGRETURN ($before before, $after after): no delegation was recalled"
-    echo "mode seen after $((i * 100)) ms, old name gone $((j * 100)) ms later; DELEGRETURN $before -> $after"
-}
 host_chmod() { chmod "$3" "$1/$2" || fail "host chmod $3 $2 failed"; }
 host_mv() { mv "$1/$2" "$1/$3" || fail "host mv $2 $3 failed"; }
 host_mode() { [ "$(stat -c %a "$1/$2")" = "$3" ] || fail "host sees mode $(stat -c %a "$1/$2") on $2, not $3"; }
@@ -406,6 +369,43 @@ t_deleg_recall() {
     after=$(deleg_returns)
     [ "$after" -gt "$before" ] || fail "no DELEGRETURN ($before before, $after after): no delegation was recalled"
     echo "seen after $((i * 100)) ms; DELEGRETURN $before -> $after"
+}
+# NFSv4.1+: as t_deleg_recall, but the host chmods the file and renames it
+# within the directory: neither breaks the kernel lease (no open for
+# writing); the server's inotify watch of the delegated file recalls the
+# delegation. The guest sees the new mode of the file it has open within 3 s
+# (once returned, its cached attributes last the attribute timeout, actimeo=2,
+# from their last refresh; without the recall, never while it holds the
+# delegation) and finds it under its new name. The old name is
+# a directory entry (directories are not delegated): the guest drops it when
+# its attributes of the directory time out, within 3 s (while the delegation
+# stood it trusted the entry without asking).
+t_deleg_recall_meta() {
+    need_mount
+    on_host host_write dm "meta"
+    on_host host_chmod dm 644
+    before=$(deleg_returns)
+    exec 3< "$MNT/dm"
+    [ "$(cat "$MNT/dm")" = "meta" ] || fail "guest reads '$(cat "$MNT/dm")'"
+    [ "$(stat -L -c %a /proc/self/fd/3)" = 644 ] || fail "guest sees mode $(stat -L -c %a /proc/self/fd/3), not 644"
+    on_host host_chmod dm 600
+    on_host host_mv dm dm-moved
+    i=0
+    while [ "$(stat -L -c %a /proc/self/fd/3)" != 600 ]; do
+        i=$((i + 1))
+        [ $i -lt 30 ] || fail "3 s after the host's chmod the guest sees mode $(stat -L -c %a /proc/self/fd/3) on the open file, not 600 (DELEGRETURN $before -> $(deleg_returns))"
+        sleep 0.1
+    done
+    [ "$(stat -c %a "$MNT/dm-moved")" = 600 ] || fail "guest does not see dm-moved (mode 600) after the host's mv"
+    j=0
+    while [ -e "$MNT/dm" ]; do
+        j=$((j + 1)); [ $j -lt 30 ] || fail "3 s after the host's mv the guest still sees the old name dm"
+        sleep 0.1
+    done
+    exec 3<&-
+    after=$(deleg_returns)
+    [ "$after" -gt "$before" ] || fail "no DELEGRETURN ($before before, $after after): no delegation was recalled"
+    echo "mode seen after $((i * 100)) ms, old name gone $((j * 100)) ms later; DELEGRETURN $before -> $after"
 }
 fs_checks() {
     check "files of $(echo $FILE_SIZES | tr ' ' ,) bytes written and read back (sha256, host copy too)" t_files
