@@ -40,7 +40,7 @@ for bin in "${bins[@]}"; do
     cp "$bin" "$copy" && strip --strip-debug "$copy"
     d=/dev/shm/vsnfs-instructions-$n
     rm -rf "$d"; mkdir -p "$d/data/meta" "$d/state"; chmod 777 "$d/data" "$d/data/meta"
-    truncate -s 64M "$d/data/write-rand.dat"; chmod 666 "$d/data/write-rand.dat"
+    truncate -s 64M "$d/data/write-rand.dat" "$d/data/write-seq.dat"; chmod 666 "$d/data/write-rand.dat" "$d/data/write-seq.dat"
     head -c 64M /dev/urandom > "$d/data/read.dat"; chmod 644 "$d/data/read.dat"
     (cd "$d/data/meta" && seq 0 999 | sed 's/^/f/' | xargs touch)
     port=$(( 30000 + RANDOM % 20000 ))
