@@ -1,6 +1,13 @@
 import NFS4Wire
 import Synchronization
 
+/// An `OpenTable`'s count of denying opens, read with one atomic load.
+public final class DenyingOpensGauge: Sendable {
+    fileprivate let value = Atomic<Int>(0)
+    public init() {}
+    public var anyDenial: Bool { value.load(ordering: .acquiring) > 0 }
+}
+
 /// A file as the state layer knows it (the export's fsid and the file's id).
 public struct FileKey: Hashable, Sendable {
     public var fsid: UInt64
@@ -47,13 +54,6 @@ public struct OpenState: Sendable, Hashable {
 /// §18.18, §18.2). Share reservations are the server's: Linux has none, so
 /// this table is what makes OPEN's deny modes mean anything, also against
 /// NFSv3 READs, WRITEs and truncations (`deniesRead`, `deniesWrite`).
-/// An `OpenTable`'s count of denying opens, read with one atomic load.
-public final class DenyingOpensGauge: Sendable {
-    fileprivate let value = Atomic<Int>(0)
-    public init() {}
-    public var anyDenial: Bool { value.load(ordering: .relaxed) > 0 }
-}
-
 public struct OpenTable: Sendable {
     /// The high 4 bytes of every stateid's `other`: differs per server start,
     /// so a stateid from before a restart is STALE_STATEID, not another open.
@@ -64,7 +64,7 @@ public struct OpenTable: Sendable {
     private var byOwnerAndFile: [OpenOwnerFile: UInt64] = [:]
     /// How many opens deny anything: while none does, other protocols need not look.
     public private(set) var denyingOpens = 0 {
-        didSet { denyingOpensGauge?.value.store(denyingOpens, ordering: .relaxed) }
+        didSet { denyingOpensGauge?.value.store(denyingOpens, ordering: .releasing) }
     }
     /// Where `denyingOpens` is published, for readers that do not take the lock
     /// the table lives under (NFSv3 asks on every READ and WRITE).
