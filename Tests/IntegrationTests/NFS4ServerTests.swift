@@ -200,6 +200,16 @@ import XDR
         #expect(try two.open(dirTwo, "locked", access: Self.read).status == .ok)
     }
 
+    /// A host process's POSIX write lock on `fd`'s file (F_SETLK: no waiting); whether it was granted.
+    static func hostTryLock(_ fd: Int32, start: Int, length: Int) -> Bool {
+        var fl = flock()
+        fl.l_type = Int16(F_WRLCK)
+        fl.l_whence = Int16(SEEK_SET)
+        fl.l_start = start
+        fl.l_len = length
+        return fcntl(fd, F_SETLK, &fl) == 0
+    }
+
     @Test("RFC 8881 18.10: LOCK conflicts between two clients and with a host process's fcntl lock")
     func lockConflicts() throws {
         let s = try Setup()
@@ -224,12 +234,7 @@ import XDR
         let fd = Glibc.open(path, O_RDWR)
         #expect(fd >= 0)
         defer { Glibc.close(fd) }
-        var fl = flock()
-        fl.l_type = Int16(F_WRLCK)
-        fl.l_whence = Int16(SEEK_SET)
-        fl.l_start = 100
-        fl.l_len = 10
-        #expect(fcntl(fd, F_SETLK, &fl) == 0)
+        #expect(Self.hostTryLock(fd, start: 100, length: 10))
         #expect(try lock(one, offset: 105, length: 1).statuses.last == .denied)
     }
 
@@ -253,16 +258,11 @@ import XDR
         let fd = Glibc.open(path, O_RDWR)
         #expect(fd >= 0)
         defer { Glibc.close(fd) }
-        var fl = flock()
-        fl.l_type = Int16(F_WRLCK)
-        fl.l_whence = Int16(SEEK_SET)
-        fl.l_start = 0
-        fl.l_len = 10
-        #expect(fcntl(fd, F_SETLK, &fl) != 0, "the client's lock is not held on the host file")
+        #expect(!Self.hostTryLock(fd, start: 0, length: 10), "the client's lock is not held on the host file")
         var freed = false
         while !freed && Date().timeIntervalSince(lockedAt) < 15 {
             usleep(100_000)
-            freed = fcntl(fd, F_SETLK, &fl) == 0
+            freed = Self.hostTryLock(fd, start: 0, length: 10)
         }
         let waited = Date().timeIntervalSince(lockedAt)
         #expect(freed, "the lock was still held \(waited) s after the client's last call (lease 2 s)")
