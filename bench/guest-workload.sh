@@ -5,34 +5,49 @@
 # VERSIONS ("3 4.1"):
 #   vsnfs  : vsnfs serve over vsock (CID 1), mounted with mount.vsnfs (relay loopback TCP -> vsock)
 #   knfsd  : the kernel's own nfsd over TCP loopback (rpc.nfsd, rpc.mountd, exportfs, rpcbind)
+# or, with PEER=vsnfs-peer (bench/guest.sh's GUEST_PEER_BIN), in place of knfsd:
+#   peer   : another vsnfs build (vsnfs-peer) over vsock port 2050, mounted the same way
 # Both versions' mounts of a server use the same files (laid out once through
 # the first). Rows alternate A B B A per round and version. Prints
 # "FIO <target> <test> <round> <terse v3 line>"; the target is vsnfs or knfsd
-# for NFSv3, vsnfs-4.1 or knfsd-4.1 for NFSv4.1.
+# (peer) for NFSv3, vsnfs-4.1 or knfsd-4.1 (peer-4.1) for NFSv4.1.
 export PATH=/workload:/usr/sbin:/usr/bin:/sbin:/bin
-. /workload/env     # ROUNDS RUNTIME SIZE VERSIONS
+. /workload/env     # ROUNDS RUNTIME SIZE VERSIONS TESTS PEER
 ROUNDS=${ROUNDS:-2} RUNTIME=${RUNTIME:-5} SIZE=${SIZE:-64m} VERSIONS=${VERSIONS:-3 4.1}
+TESTS=${TESTS:-randread randwrite seqread seqwrite} PEER=${PEER:-}
+other=knfsd; [ -n "$PEER" ] && other=peer   # the second server's target name
 say() { echo "GUESTBENCH $*"; }
 fail() { say "FAIL $*"; echo "SUMMARY 0 passed, 1 failed"; exit 1; }
 
 # mount point of a target: /mnt/v (vsnfs, NFSv3), /mnt/k (knfsd), /mnt/v-4.1, /mnt/k-4.1
-mnt() { case $1 in vsnfs*) echo "/mnt/v${1#vsnfs}";; knfsd*) echo "/mnt/k${1#knfsd}";; esac; }
+mnt() { case $1 in vsnfs*) echo "/mnt/v${1#vsnfs}";; knfsd*) echo "/mnt/k${1#knfsd}";; peer*) echo "/mnt/p${1#peer}";; esac; }
 target() { if [ "$2" = 3 ]; then echo "$1"; else echo "$1-$2"; fi; }   # SERVER VERS
 mkdir -p /export /knfs /var/lib/nfs/v4recovery /run/rpcbind /var/lib/vsnfs /etc
-for v in $VERSIONS; do mkdir -p "$(mnt "$(target vsnfs "$v")")" "$(mnt "$(target knfsd "$v")")"; done
+for v in $VERSIONS; do mkdir -p "$(mnt "$(target vsnfs "$v")")" "$(mnt "$(target $other "$v")")"; done
 mount -t tmpfs -o size=700m,mode=0777 tmpfs /export
 mount -t tmpfs -o size=700m,mode=0777 tmpfs /knfs
 
 # ---- vsnfs over vsock, through the relay ----
-vsnfs serve /export --listen vsock:2049 --log-level warning >/tmp/vsnfs.log 2>&1 &
-for v in $VERSIONS; do
-    i=0
-    until mount.vsnfs 1:/ "$(mnt "$(target vsnfs "$v")")" -o vers="$v" 2>/tmp/mount-v.err; do
-        i=$((i + 1)); [ $i -gt 100 ] && fail "mount.vsnfs vers=$v: $(cat /tmp/mount-v.err; tail -3 /tmp/vsnfs.log)"
-        sleep 0.2
+serve_vsnfs() {  # BINARY EXPORT PORT TARGET [SERVE-OPTIONS...]
+    b=$1 e=$2 p=$3 n=$4; shift 4
+    "$b" serve "$e" --listen vsock:"$p" --log-level warning "$@" >/tmp/"$n".log 2>&1 &
+    for v in $VERSIONS; do
+        i=0
+        until mount.vsnfs 1:/ "$(mnt "$(target "$n" "$v")")" -o vers="$v",port="$p" 2>/tmp/mount-"$n".err; do
+            i=$((i + 1)); [ $i -gt 100 ] && fail "mount.vsnfs $n vers=$v: $(cat /tmp/mount-"$n".err; tail -3 /tmp/"$n".log)"
+            sleep 0.2
+        done
     done
-done
+}
+serve_vsnfs vsnfs /export 2049 vsnfs
 
+if [ -n "$PEER" ]; then
+    # its own state; no control socket (the first server has the default one),
+    # if the build has one at all
+    peer_opts="--state-dir /var/lib/vsnfs-peer"
+    "$PEER" serve --help 2>&1 | grep -q -- --no-control && peer_opts="$peer_opts --no-control"
+    serve_vsnfs "$PEER" /knfs 2050 peer $peer_opts
+else
 # ---- the kernel's nfsd over TCP loopback ----
 grep -q '^_rpc:' /etc/passwd || echo "_rpc:x:108:65534::/run/rpcbind:/bin/false" >> /etc/passwd
 # libtirpc needs /etc/netconfig; getservbyname and getprotobyname need these two.
@@ -59,7 +74,8 @@ for v in $VERSIONS; do
     [ "$v" = 3 ] && opts="$opts,mountport=20048,mountproto=tcp,nolock"
     mount -t nfs -o "$opts" 127.0.0.1:/knfs "$(mnt "$(target knfsd "$v")")" || fail "mount knfsd vers=$v: $(dmesg | tail -3)"
 done
-say "mounts: $(grep -E ' /mnt/(v|k)[-0-9.]* ' /proc/mounts | tr '\n' ';')"
+fi
+say "mounts: $(grep -E ' /mnt/(v|k|p)[-0-9.]* ' /proc/mounts | tr '\n' ';')"
 
 # ---- fio ----
 fio_run() {  # target test rw bs iodepth
@@ -71,9 +87,9 @@ fio_run() {  # target test rw bs iodepth
 }
 # Lay out the files first (not timed).
 first=$(echo $VERSIONS | cut -d' ' -f1)
-for t in $(target vsnfs "$first") $(target knfsd "$first"); do
+for t in $(target vsnfs "$first") $(target $other "$first"); do
     dir=$(mnt "$t")
-    for n in randread randwrite seqread seqwrite; do
+    for n in $TESTS; do
         fio --name=layout --directory="$dir" --filename=fio-$n.dat --rw=write --bs=1m --size="$SIZE" \
             --direct=1 --ioengine=libaio --iodepth=4 >/dev/null 2>/tmp/fio.err || fail "layout $t $n: $(tail -3 /tmp/fio.err)"
     done
@@ -82,11 +98,12 @@ round=1
 while [ $round -le "$ROUNDS" ]; do
     for spec in "randread randread 4k 16" "randwrite randwrite 4k 16" "seqread read 128k 8" "seqwrite write 128k 8"; do
         set -- $spec
+        case " $TESTS " in *" $1 "*) ;; *) continue;; esac
         for v in $VERSIONS; do
-            for s in vsnfs knfsd knfsd vsnfs; do fio_run "$(target $s "$v")" "$1" "$2" "$3" "$4"; done
+            for s in vsnfs $other $other vsnfs; do fio_run "$(target $s "$v")" "$1" "$2" "$3" "$4"; done
         done
     done
     round=$((round + 1))
 done
-for v in $VERSIONS; do umount "$(mnt "$(target vsnfs "$v")")" "$(mnt "$(target knfsd "$v")")"; done
+for v in $VERSIONS; do umount "$(mnt "$(target vsnfs "$v")")" "$(mnt "$(target $other "$v")")"; done
 echo "SUMMARY 1 passed, 0 failed"

@@ -8,7 +8,11 @@
 # Environment: GUEST_ROUNDS (2), GUEST_RUNTIME (5 s per fio run), GUEST_SIZE (64m),
 #   GUEST_VERS ("3 4.1": the NFS versions, each against the same version of knfsd),
 #   GUEST_KERNEL (6.1 or 6.12: the guest's kernel, vm-images/scripts/guest-kernel.sh),
-#   GUEST_BINS ("vsnfs vsnfs-mount" paths to use instead of this tree's release build).
+#   GUEST_BINS ("vsnfs vsnfs-mount" paths to use instead of this tree's release build),
+#   GUEST_PEER_BIN (a second vsnfs build to measure against instead of knfsd, in the
+#     same boot and the same A B B A order: a before/after of two builds with the
+#     boot-to-boot spread taken out; the rows' ratios are then vsnfs/peer),
+#   GUEST_TESTS ("randread randwrite seqread seqwrite": the rows to run).
 # Uses the release binaries bench/run.sh built in .build-bench-rel and its own
 # initramfs under BENCH_DIR (vm-images/out is left alone).
 set -euo pipefail
@@ -39,6 +43,13 @@ else
         >>"$B/build.log" 2>&1) || die "swift build of vsnfs-mount"
     bins="$SCRATCH/release/vsnfs $SCRATCH/release/vsnfs-mount"
 fi
+peer=knfsd
+if [ -n "${GUEST_PEER_BIN:-}" ]; then
+    [ -x "$GUEST_PEER_BIN" ] || die "GUEST_PEER_BIN=$GUEST_PEER_BIN is not an executable"
+    mkdir -p "$G/bins"; cp "$GUEST_PEER_BIN" "$G/bins/vsnfs-peer"
+    bins="$bins $G/bins/vsnfs-peer" peer=peer
+fi
+tests=${GUEST_TESTS:-randread randwrite seqread seqwrite}
 if [ ! -x "$G/knfsd/usr/sbin/rpc.mountd" ]; then
     (cd "$G" && rm -f nfs-kernel-server_*.deb && apt-get download -q -o APT::Sandbox::User=root nfs-kernel-server >/dev/null \
         && dpkg -x nfs-kernel-server_*.deb knfsd) || die "apt-get download nfs-kernel-server"
@@ -65,8 +76,8 @@ for f in netconfig services protocols; do
     cp /etc/$f "$stage/workload/etc/"
 done
 vers_list=${GUEST_VERS:-3 4.1}
-printf 'ROUNDS=%s\nRUNTIME=%s\nSIZE=%s\nVERSIONS="%s"\n' "${GUEST_ROUNDS:-2}" "${GUEST_RUNTIME:-5}" "${GUEST_SIZE:-64m}" \
-    "$vers_list" > "$stage/workload/env"
+printf 'ROUNDS=%s\nRUNTIME=%s\nSIZE=%s\nVERSIONS="%s"\nTESTS="%s"\nPEER=%s\n' "${GUEST_ROUNDS:-2}" "${GUEST_RUNTIME:-5}" \
+    "${GUEST_SIZE:-64m}" "$vers_list" "$tests" "$( [ $peer = knfsd ] || echo vsnfs-peer)" > "$stage/workload/env"
 (cd "$stage" && find workload | cpio -o -H newc -R 0:0 --quiet | gzip -1) > "$G/workload.cpio.gz"
 
 log=$G/console.log
@@ -90,6 +101,7 @@ awk '
 median() { sort -g | awk '{ a[NR] = $1 } END { if (NR % 2) print a[(NR + 1) / 2]; else printf "%.6g\n", (a[NR / 2] + a[NR / 2 + 1]) / 2 }'; }
 label() {   # TEST VERS: the NFSv3 rows keep their names of before NFSv4.1 rows were added
     suffix=; [ "$2" = 3 ] || suffix=", NFSv$2"
+    [ $peer = knfsd ] || suffix="$suffix, vs another vsnfs build ($GUEST_PEER_BIN)"
     case $1 in
     randread) echo "guest fio 4k randread, iodepth 16, direct$suffix";;
     randwrite) echo "guest fio 4k randwrite, iodepth 16, direct$suffix";;
@@ -99,8 +111,8 @@ label() {   # TEST VERS: the NFSv3 rows keep their names of before NFSv4.1 rows 
 }
 for vers in $vers_list; do
     # the workload's target names: vsnfs/knfsd for NFSv3, vsnfs-4.1/knfsd-4.1 for NFSv4.1
-    tv=vsnfs tk=knfsd; [ "$vers" = 3 ] || { tv=vsnfs-$vers tk=knfsd-$vers; }
-    for t in randread randwrite seqread seqwrite; do
+    tv=vsnfs tk=$peer; [ "$vers" = 3 ] || { tv=vsnfs-$vers tk=$peer-$vers; }
+    for t in $tests; do
         unit=IOPS; [ "${t#seq}" != "$t" ] && unit=MiB/s
         v=$(awk -v t=$t -v n=$tv '$1 == t && $3 == n { print $4 }' "$G/results.txt" | median)
         k=$(awk -v t=$t -v n=$tk '$1 == t && $3 == n { print $4 }' "$G/results.txt" | median)
@@ -109,6 +121,6 @@ for vers in $vers_list; do
         rw=$t; case $t in seqread) rw=read;; seqwrite) rw=write;; esac
         cmd="fio --rw=$rw --bs=$( [ $unit = IOPS ] && echo 4k || echo 128k) --iodepth=$( [ $unit = IOPS ] && echo 16 || echo 8) --direct=1 --ioengine=libaio$( [ "$vers" = 3 ] || echo ", NFSv$vers") (bench/guest-workload.sh)"
         printf '%s\t%s\t%s\t%s\t%s\n' "$(label $t "$vers")" "$(printf '%.1f' "$v") $unit" "$(printf '%.1f' "$k") $unit" "$(printf '%.2f' "$q")" "$cmd" >> "$TABLE"
-        echo "bench/guest: NFSv$vers $t vsnfs $v knfsd $k ratio $q" >&2
+        echo "bench/guest: NFSv$vers $t vsnfs $v $peer $k ratio $q" >&2
     done
 done

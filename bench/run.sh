@@ -12,6 +12,7 @@
 #   BENCH_ONLY=REGEX  run only the wire rows whose name matches (e.g. READDIRPLUS)
 #   BENCH_DIR=/var/tmp/vsnfs-bench          data, configs, logs (same filesystem for both servers)
 #   VSNFS_BIN=path    measure this vsnfs binary instead of building one (wire and memory parts)
+#   GUEST_PEER_BIN=path  guest rows against this other vsnfs build instead of knfsd (bench/guest.sh)
 # Needs root (apt-get, ganesha's open_by_handle_at); network: loopback only.
 set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
@@ -304,7 +305,8 @@ echo
         }
     }'
 echo
-echo "peer: nfs-ganesha $(dpkg-query -W -f '${Version}' nfs-ganesha 2>/dev/null) (VFS FSAL) for wire/memory rows; the guest kernel's nfsd for guest rows; none for micro rows."
+guest_peer="the guest kernel's nfsd"; [ -z "${GUEST_PEER_BIN:-}" ] || guest_peer="another vsnfs build ($GUEST_PEER_BIN)"
+echo "peer: nfs-ganesha $(dpkg-query -W -f '${Version}' nfs-ganesha 2>/dev/null) (VFS FSAL) for wire/memory rows; $guest_peer for guest rows; none for micro rows."
 if has_part share; then
     echo "share rows: one host directory, one guest boot (TCG), four mounts; peers nfs-net (the same vsnfs over TCP, the guest's"
     echo "  kernel NFSv3 client over virtio-net-pci and QEMU user networking, no relay), virtio-fs (virtiofsd $(dpkg-query -W -f '${Version}' qemu-system-common 2>/dev/null), cache=auto)"
