@@ -7,12 +7,31 @@ import NFSCore
 // calls NFSv3 uses (`readWithoutBlocking` and the rest) and the same limits
 // (`EventLoopLimits`). Every other operation goes to the thread pool.
 extension NFS4CompoundRunner {
+    /// Whether `performWithoutBlocking` could run `operation` at all: false for
+    /// the operations and sizes it always declines. A COMPOUND holding one goes
+    /// to the pool whole, SEQUENCE included: beginning it on the event loop
+    /// would only move work there (the slot, the digest, the filehandles) that
+    /// the pool does beside it, with the same one hop.
+    static func mayRunWithoutBlocking(_ operation: NFS4Operation) -> Bool {
+        switch operation {
+        case .sequence, .getfh, .savefh, .restorefh, .putfh, .getattr, .lookup:
+            return true
+        case .read(let args):
+            return args.count <= EventLoopLimits.maximumRead
+        case .write(let args):
+            return args.data.readableBytes <= Int(EventLoopLimits.maximumWrite)
+        default:
+            return false
+        }
+    }
+
     /// One operation on the event loop: the result `perform` would give, or nil
     /// when it could block or fails. Nil leaves nothing done and nothing changed
     /// (filehandles, stateids, files); the pool then runs the operation with
     /// `perform`, the one place errors become results. Operations that only
     /// move filehandles run as `perform` runs them: they make no system call.
     mutating func performWithoutBlocking(_ operation: NFS4Operation) -> NFS4Result? {
+        guard Self.mayRunWithoutBlocking(operation) else { return nil }
         switch operation {
         case .getfh, .savefh, .restorefh:
             return perform(operation)
@@ -35,10 +54,9 @@ extension NFS4CompoundRunner {
             current = .object(node.handle)
             return .status(.lookup, .ok)
         case .read(let args):
-            guard args.count <= EventLoopLimits.maximumRead else { return nil }
             return (try? read(args, withoutBlocking: true)) ?? nil
         case .write(let args):
-            guard fs.servesMemoryBackedExport, args.data.readableBytes <= Int(EventLoopLimits.maximumWrite) else { return nil }
+            guard fs.servesMemoryBackedExport else { return nil }
             return (try? write(args, withoutBlocking: true)) ?? nil
         default:
             return nil

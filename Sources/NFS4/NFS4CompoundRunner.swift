@@ -79,10 +79,13 @@ struct NFS4CompoundRunner {
     /// reply, or nil when an operation would block (or leases need work first);
     /// then `proceed(request, blocking: true)` on the pool runs the rest from
     /// `next`, with what the operations before left (filehandles, stateid,
-    /// results, the slot). `started` says whether `begin` ran: if not, the pool
-    /// runs the whole COMPOUND with `run`.
+    /// results, the slot). `started` says whether `begin` ran: if not (the
+    /// COMPOUND is too large, holds an operation the event loop never runs, or
+    /// leases need work), the pool runs the whole COMPOUND with `run`.
     mutating func runWithoutBlocking(_ request: NFS4CompoundRequest, arguments: ByteBuffer) -> (reply: ByteBuffer?, started: Bool) {
-        guard arguments.readableBytes <= EventLoopLimits.maximumCompound, state.leasesNeedNoWork(now: .now) else {
+        guard arguments.readableBytes <= EventLoopLimits.maximumCompound,
+              request.operations.allSatisfy(Self.mayRunWithoutBlocking),
+              state.leasesNeedNoWork(now: .now) else {
             return (nil, false)
         }
         if let reply = begin(request, arguments: arguments) { return (reply, true) }

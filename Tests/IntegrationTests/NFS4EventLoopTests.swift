@@ -108,6 +108,12 @@ import Transport
             return try #require(reply.value(.getfh, NFS4FileHandle.self))
         }
 
+        /// The pseudo filesystem's root handle (the export is a directory below it).
+        func pseudoRoot() throws -> NFS4FileHandle {
+            let reply = try decodeCompoundReply(try onPool(sequenced([.putrootfh, .getfh])))
+            return try #require(reply.value(.getfh, NFS4FileHandle.self))
+        }
+
         func file(_ name: String) -> String { export + "/" + name }
 
         /// How many of `opcode` this client's sessions ran (what `vsnfs status` shows).
@@ -180,13 +186,14 @@ import Transport
         try #require(s.mounted)
         try "0123456789".write(toFile: s.file("m"), atomically: false, encoding: .utf8)
         let fh = try s.handle("m")
+        let root = try s.pseudoRoot()
         let writesBefore = s.count(.write)
         var data = ByteBuffer()
         data.writeString("ab")
-        // ACCESS asks the kernel (faccessat): never on the event loop.
+        // PUTFH of a pseudo directory's handle is the pool's: declined on the event loop when it comes to it.
         let arguments = s.sequenced([.putfh(fh),
                                      .write(NFS4WriteArgs(stateID: Self.anonymous, offset: 10, stable: .unstable, data: data)),
-                                     .access(AccessMask.read.rawValue), .getattr(Self.attributes)])
+                                     .putfh(root), .putfh(fh), .getattr(Self.attributes)])
         let request = try Setup.request(arguments)
         var (reply, runner, started) = try s.onEventLoop(arguments)
         #expect(reply == nil && started)
@@ -199,13 +206,31 @@ import Transport
         #expect(busy.statuses == [.delay])
         let proceeded = runner.proceed(request, blocking: true)
         let rest = try decodeCompoundReply(try #require(proceeded))
-        #expect(rest.statuses == [.ok, .ok, .ok, .ok, .ok])
+        #expect(rest.statuses == [.ok, .ok, .ok, .ok, .ok, .ok])
         let size = try NFS4Attributes(decoding: try #require(rest.value(.getattr, NFS4Fattr.self)), for: .verify).size
         #expect(size == 12)
-        #expect(s.count(.write) == writesBefore + 1 && s.count(.access) == 1)
+        #expect(s.count(.write) == writesBefore + 1)
         // The slot is free again: the next sequence ID runs.
         let next = try s.onEventLoop(s.sequenced([.putfh(fh), .getattr(Self.attributes)])).reply
         #expect(try decodeCompoundReply(try #require(next)).status == .ok)
+    }
+
+    @Test("A COMPOUND holding an operation the event loop never runs goes to the pool whole, before SEQUENCE",
+          arguments: ["ACCESS", "READ past the event loop's limit"])
+    func neverOnTheEventLoopGoesToThePoolWhole(_ which: String) throws {
+        let s = try Setup(tmpfs: false)
+        try String(repeating: "r", count: Int(EventLoopLimits.maximumRead) + 1)
+            .write(toFile: s.file("n"), atomically: false, encoding: .utf8)
+        let fh = try s.handle("n")
+        let operation: NFS4Operation = which == "ACCESS"
+            ? .access(AccessMask.read.rawValue)
+            : .read(NFS4ReadArgs(stateID: Self.anonymous, offset: 0, count: EventLoopLimits.maximumRead + 1))
+        let arguments = s.sequenced([.putfh(fh), .getattr(Self.attributes), operation])
+        let (reply, runner, started) = try s.onEventLoop(arguments)
+        #expect(reply == nil && !started && runner.next == 0 && runner.results.isEmpty)
+        // The slot was not taken: the pool runs the COMPOUND (a busy slot would answer DELAY).
+        let answered = try decodeCompoundReply(try s.onPool(arguments))
+        #expect(answered.statuses == [.ok, .ok, .ok, .ok])
     }
 
     @Test("RFC 8881 2.10.6.1.3: a COMPOUND run on the event loop is replayed from the reply cache, not run again")
