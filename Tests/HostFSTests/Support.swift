@@ -52,10 +52,13 @@ let kernelIfRoot: HandleMode = geteuid() == 0 ? .kernel : .inode
 func isError(_ expected: FSError, _ body: () throws -> Void) -> Bool {
     do {
         try body()
+        print("isError: expected \(expected), the call succeeded")
         return false
     } catch let e as FSError {
+        if e != expected { print("isError: expected \(expected), got \(e)") }
         return e == expected
     } catch {
+        print("isError: expected \(expected), got \(error)")
         return false
     }
 }
