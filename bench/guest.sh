@@ -50,6 +50,9 @@ if [ -n "${GUEST_PEER_BIN:-}" ]; then
     bins="$bins $G/bins/vsnfs-peer" peer=peer
 fi
 tests=${GUEST_TESTS:-randread randwrite seqread seqwrite}
+for t in $tests; do
+    case $t in randread|randwrite|seqread|seqwrite) ;; *) die "GUEST_TESTS: no row $t (randread randwrite seqread seqwrite)";; esac
+done
 if [ ! -x "$G/knfsd/usr/sbin/rpc.mountd" ]; then
     (cd "$G" && rm -f nfs-kernel-server_*.deb && apt-get download -q -o APT::Sandbox::User=root nfs-kernel-server >/dev/null \
         && dpkg -x nfs-kernel-server_*.deb knfsd) || die "apt-get download nfs-kernel-server"
