@@ -19,7 +19,7 @@ other=knfsd; [ -n "$PEER" ] && other=peer   # the second server's target name
 say() { echo "GUESTBENCH $*"; }
 fail() { say "FAIL $*"; echo "SUMMARY 0 passed, 1 failed"; exit 1; }
 
-# mount point of a target: /mnt/v (vsnfs, NFSv3), /mnt/k (knfsd), /mnt/v-4.1, /mnt/k-4.1
+# mount point of a target: /mnt/v (vsnfs, NFSv3), /mnt/k (knfsd), /mnt/p (peer), /mnt/v-4.1, /mnt/k-4.1, /mnt/p-4.1
 mnt() { case $1 in vsnfs*) echo "/mnt/v${1#vsnfs}";; knfsd*) echo "/mnt/k${1#knfsd}";; peer*) echo "/mnt/p${1#peer}";; esac; }
 target() { if [ "$2" = 3 ]; then echo "$1"; else echo "$1-$2"; fi; }   # SERVER VERS
 mkdir -p /export /knfs /var/lib/nfs/v4recovery /run/rpcbind /var/lib/vsnfs /etc
